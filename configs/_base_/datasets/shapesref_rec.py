@@ -1,0 +1,21 @@
+# ShapesRef REC, generated into data_root on first use (RefCOCO on-disk format).
+data_root = "data/shapesref"
+shapesref = dict(type="ShapesRefDataset", data_root=data_root, seed=0, n_train=3000, n_val=200)
+pipeline = [dict(type="PackGroundingSample", image_size=64)]
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=0,
+    sampler=dict(type="InfiniteSampler", shuffle=True),
+    collate_fn=dict(type="grounding_collate"),
+    dataset=dict(**shapesref, split="train", task="rec", turns_per_sample=3, pipeline=pipeline),
+)
+val_dataloader = dict(
+    batch_size=50,
+    num_workers=0,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    collate_fn=dict(type="grounding_collate"),
+    dataset=dict(**shapesref, split="val", task="rec", max_samples=300, pipeline=pipeline),
+)
+test_dataloader = val_dataloader
+val_evaluator = [dict(type="RECMetric")]
+test_evaluator = val_evaluator

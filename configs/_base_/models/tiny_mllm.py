@@ -1,0 +1,21 @@
+# The tiny CPU preset: a 200k-parameter timm ConvNeXt tower (stride-8 tokens,
+# 8x8 = 64 image tokens at 64 px) + a 4-layer Llama from scratch (~1M parameters).
+image_size = 64
+model = dict(
+    type="GroundingMLLM",
+    codec=dict(type="text_coords"),
+    image_size=image_size,
+    tokenizer="shapesref",
+    vision=dict(model_name="test_convnext", out_indices=(1, 2, 3), token_levels=(0, 1, 2)),
+    projector=dict(merge=1, pos_embed="sincos"),
+    llm=dict(
+        model_type="llama",
+        hidden_size=128,
+        intermediate_size=512,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=1024,
+    ),
+    max_new_tokens=48,
+)

@@ -1,0 +1,1 @@
+"""Out-of-tree extensions, loaded with mmengine ``custom_imports``."""

@@ -1,0 +1,227 @@
+"""``unigrounding ablate``: every codec on one backbone, one data set, one budget.
+
+Each codec is fine-tuned for the same number of iterations from the same
+codec-neutral vision-language checkpoint (pretrained once on ShapesRef and
+cached), then evaluated with the same metrics. A trivial baseline is printed
+beside them so a number can be read against "no learning at all".
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from mmengine.config import Config
+
+from .codecs.catalog import registered_codecs
+
+PRESETS = {
+    "quick": {
+        "pretrain_iters": 1500,
+        "finetune_iters": 1000,
+        "n_train": 3000,
+        "n_val": 200,
+        "eval_samples": 300,
+    },
+    "full": {
+        "pretrain_iters": 6000,
+        "finetune_iters": 4000,
+        "n_train": 10000,
+        "n_val": 500,
+        "eval_samples": 1000,
+    },
+}
+
+
+def config_dir(path: str | Path | None = None) -> Path:
+    """The ``configs/`` folder: given, or the repository's (editable install)."""
+    candidates = (
+        [Path(path)]
+        if path
+        else [Path(__file__).resolve().parents[2] / "configs", Path.cwd() / "configs"]
+    )
+    for c in candidates:
+        if (c / "_base_").is_dir():
+            return c
+    raise FileNotFoundError(
+        f"no configs/ folder found (looked in {[str(c) for c in candidates]}); "
+        "install from a clone with `pip install -e .` or pass --config-dir"
+    )
+
+
+def cache_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("UNIGROUNDING_CACHE", Path.home() / ".cache" / "unigrounding"))
+
+
+def _codec_config(cdir: Path, name: str) -> Config:
+    """``configs/ablate/<name>.py`` if a codec ships one, else the shared base
+    with ``model.codec = dict(type=name)``."""
+    own = cdir / "ablate" / f"{name}.py"
+    cfg = Config.fromfile(str(own if own.exists() else cdir / "ablate" / "base.py"))
+    if not own.exists():
+        cfg.model.codec = {"type": name}
+    return cfg
+
+
+def _apply_preset(cfg: Config, settings: dict, data_root: Path, iters: int) -> None:
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        ds = cfg[loader].dataset
+        ds.update(data_root=str(data_root), n_train=settings["n_train"], n_val=settings["n_val"])
+    cfg.val_dataloader.dataset.max_samples = settings["eval_samples"]
+    cfg.test_dataloader.dataset.max_samples = settings["eval_samples"]
+    cfg.train_cfg.max_iters = iters
+    cfg.train_cfg.val_interval = iters + 1
+    for sched in cfg.param_scheduler:
+        if "total_steps" in sched:
+            sched.total_steps = iters
+    cfg.default_hooks.checkpoint.interval = iters
+
+
+def pretrain(cdir: Path, settings: dict, data_root: Path, log: callable = print) -> Path:
+    """The codec-neutral vision-language checkpoint, trained once and cached."""
+    from mmengine.runner import Runner
+
+    cfg = Config.fromfile(str(cdir / "pretrain" / "shapesref_vl.py"))
+    _apply_preset(cfg, settings, data_root, settings["pretrain_iters"])
+    key = _digest(cfg.pretty_text + json.dumps(settings, sort_keys=True))
+    work = cache_dir() / f"pretrain-{key}"
+    export = work / "export"
+    if (export / "model.safetensors").exists():
+        log(f"[ablate] reusing cached pretraining checkpoint {export}")
+        return export
+    log(f"[ablate] codec-neutral pretraining ({settings['pretrain_iters']} iters) -> {work}")
+    cfg.work_dir = str(work)
+    Runner.from_cfg(cfg).train()
+    return export
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def center_box_baseline(cdir: Path, settings: dict, data_root: Path) -> dict:
+    """The trivial REC baseline: a box of the mean training target size (relative
+    to the image) at the image centre, scored with the REC protocol."""
+    from mmengine.registry import DefaultScope
+
+    from .registry import DATASETS
+
+    cfg = Config.fromfile(str(cdir / "ablate" / "base.py"))
+    _apply_preset(cfg, settings, data_root, 1)
+    with DefaultScope.overwrite_default_scope("unigrounding"):
+        train = DATASETS.build(copy.deepcopy(cfg.train_dataloader.dataset))
+        val = DATASETS.build(copy.deepcopy(cfg.test_dataloader.dataset))
+    rel = []
+    for i in range(len(train)):
+        info = train.get_data_info(i)
+        h, w = info["ori_shape"]
+        for g in info["gt"]:
+            x1, y1, x2, y2 = g["box"]
+            rel.append(((x2 - x1) / w, (y2 - y1) / h))
+    rw, rh = np.mean(rel, axis=0)
+    ious = []
+    for i in range(len(val)):
+        info = val.get_data_info(i)
+        h, w = info["ori_shape"]
+        guess = np.array([w * (1 - rw) / 2, h * (1 - rh) / 2, w * (1 + rw) / 2, h * (1 + rh) / 2])
+        ious.append(_iou(guess, np.array(info["gt"][0]["box"])))
+    ious = np.array(ious)
+    return {
+        "rec_acc@0.5": float((ious >= 0.5).mean()),
+        "rec_miou": float(ious.mean()),
+        "n": len(ious),
+    }
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(
+        0.0, min(a[3], b[3]) - max(a[1], b[1])
+    )
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def run_codec(cfg: Config, name: str, work: Path) -> dict:
+    """Fine-tune and evaluate one codec; the report row for it."""
+    from mmengine.runner import Runner
+
+    from .roundtrip import roundtrip
+
+    cfg.work_dir = str(work)
+    runner = Runner.from_cfg(cfg)
+    start = time.perf_counter()
+    runner.train()
+    train_seconds = time.perf_counter() - start
+    metrics = runner.test()
+    model = runner.model
+    dataset = runner.test_dataloader.dataset
+    samples = [dataset[i]["data_samples"] for i in range(min(len(dataset), 200))]
+    ceiling = roundtrip(model.codec, model.tokenizer, samples)
+    batch = cfg.train_dataloader.batch_size
+    return {
+        "rec_acc@0.5": metrics.get("rec/acc@0.5"),
+        "rec_acc@0.75": metrics.get("rec/acc@0.75"),
+        "rec_acc@0.9": metrics.get("rec/acc@0.9"),
+        "rec_miou": metrics.get("rec/miou"),
+        "res_ciou": metrics.get("res/ciou"),
+        "res_giou": metrics.get("res/giou"),
+        "parse_failures": metrics.get("rec/parse_failures"),
+        "missing_predictions": metrics.get("rec/missing"),
+        "eval_samples": metrics.get("rec/n"),
+        "tokens_per_object": ceiling["tokens_per_object"],
+        "roundtrip_box_iou": ceiling["box_iou_mean"],
+        "train_samples_per_s": cfg.train_cfg.max_iters * batch / train_seconds,
+        "decode_ms_per_object": metrics.get("rec/decode_ms"),
+        "train_seconds": train_seconds,
+        "train_iters": cfg.train_cfg.max_iters,
+    }
+
+
+def run_ablation(
+    out: str | Path,
+    preset: str = "quick",
+    codecs: list[str] | None = None,
+    config_dir_path: str | Path | None = None,
+    log=print,
+) -> dict:
+    """Pretrain once (cached), fine-tune + evaluate each codec, write the report."""
+    start = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cdir = config_dir(config_dir_path)
+    settings = PRESETS[preset]
+    available = registered_codecs()
+    names = codecs or list(available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ValueError(f"unknown codec(s) {unknown}; registered: {sorted(available)}")
+    data_root = cache_dir() / f"shapesref-{settings['n_train']}-{settings['n_val']}"
+    pretrained = pretrain(cdir, settings, data_root, log)
+    report = {
+        "preset": preset,
+        "dataset": "shapesref",
+        "seconds": 0.0,
+        "settings": settings,
+        "pretrained": str(pretrained),
+        "baselines": {"center_box": center_box_baseline(cdir, settings, data_root)},
+        "codecs": {},
+    }
+    for name in names:
+        log(f"[ablate] fine-tuning {name} ({settings['finetune_iters']} iters)")
+        cfg = _codec_config(cdir, name)
+        _apply_preset(cfg, settings, data_root, settings["finetune_iters"])
+        cfg.model.init_checkpoint = str(pretrained)
+        report["codecs"][name] = run_codec(cfg, name, out / "work" / name)
+    report["seconds"] = time.perf_counter() - start
+    from .report import write_report
+
+    write_report(report, out)
+    log((out / "report.md").read_text())
+    return report

@@ -1,0 +1,133 @@
+"""The Python API: ``ug.load`` / ``ug.build`` and a model handle with
+``ground`` and ``chat`` that speak original-image pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from PIL import Image
+
+from .data.pipeline import image_tensor, load_rgb
+from .data.refcoco import TASK_TEMPLATES
+from .engine import load_weights
+from .engine.export import CONFIG
+from .models import GroundingMLLM
+from .registry import MODELS
+from .structures import (
+    Box,
+    GroundingDataSample,
+    Mask,
+    Point,
+    RefTargets,
+    Scribble,
+    mask_to_box,
+    square_resize_frame,
+)
+
+Prompt = Box | Point | Scribble | Mask
+
+
+class Grounder:
+    """A trained model ready for inference; the codec is whatever it was trained with."""
+
+    def __init__(self, model: GroundingMLLM) -> None:
+        self.model = model.eval()
+
+    def chat(self, image, text: str, prompts: list[Prompt] | None = None) -> tuple[str, RefTargets]:
+        """Answer ``text`` (which may hold ``{prompt:i}`` slots) about ``image``.
+
+        Returns the generated text and the regions it refers to, in original pixels.
+        """
+        img = load_rgb(image, "chat image")
+        frame = square_resize_frame((img.height, img.width), self.model.image_size)
+        sample = GroundingDataSample(
+            metainfo={
+                "sample_id": "api",
+                "ori_shape": (img.height, img.width),
+                "img_shape": frame.input_hw,
+                "frame": frame,
+                "task": "chat",
+            }
+        )
+        sample.prompt_refs = _prompt_refs(prompts or [], (img.height, img.width))
+        sample.gt_refs = RefTargets.empty()
+        body = text if "<image>" in text else "<image>\n" + text
+        sample.conversation = [{"role": "user", "text": body}, {"role": "assistant", "text": ""}]
+        inputs = image_tensor(frame.image_to_input(img))[None]
+        out = self.model(inputs, [sample], mode="predict")[0]
+        return out.pred_text, out.pred_refs
+
+    def ground(self, image, query: str) -> RefTargets:
+        """Regions for a referring expression (the REC prompt the model was trained on)."""
+        question = TASK_TEMPLATES["rec"][0].replace("{expression}", query)
+        return self.chat(image, question)[1]
+
+
+def _prompt_refs(prompts: list[Prompt], hw: tuple[int, int]) -> RefTargets:
+    if not prompts:
+        return RefTargets.empty()
+    boxes, units, points, masks = [], [], [], []
+    for p in prompts:
+        if isinstance(p, Box):
+            boxes.append(p.xyxy), units.append("box"), points.append(np.zeros((0, 2)))
+        elif isinstance(p, Point):
+            boxes.append([p.x - 0.5, p.y - 0.5, p.x + 0.5, p.y + 0.5]), units.append("point")
+            points.append(np.array([[p.x, p.y]]))
+        elif isinstance(p, Scribble):
+            xy = np.array(p.points, dtype=float)
+            (
+                boxes.append([*(xy.min(0) - 0.5), *(xy.max(0) + 0.5)]),
+                units.append("scribble"),
+                points.append(xy),
+            )
+        elif isinstance(p, Mask):
+            (
+                boxes.append(mask_to_box(p.array)),
+                units.append("mask"),
+                points.append(np.zeros((0, 2))),
+            )
+        else:
+            raise TypeError(f"unsupported prompt {p!r}")
+    if any(isinstance(p, Mask) for p in prompts):
+        masks = [
+            np.asarray(p.array, bool) if isinstance(p, Mask) else np.zeros(hw, bool)
+            for p in prompts
+        ]
+    return RefTargets.build(
+        boxes, units=units, points=points, masks=np.stack(masks) if masks else None
+    )
+
+
+def build(config: str | Path | Config | dict) -> Grounder:
+    """Build an untrained model from a config file, ``Config`` or dict."""
+    cfg = (
+        config
+        if isinstance(config, Config)
+        else Config.fromfile(str(config))
+        if not isinstance(config, dict)
+        else Config(config)
+    )
+    import unigrounding.codecs  # noqa: F401  (registers the in-tree codecs)
+
+    return Grounder(MODELS.build(cfg.model))
+
+
+def load(path: str | Path, map_location: str = "cpu") -> Grounder:
+    """Load an exported model directory (``model.safetensors`` + ``config.py``)."""
+    path = Path(path)
+    if not (path / CONFIG).exists():
+        raise FileNotFoundError(f"{path} is not an exported model directory (no {CONFIG})")
+    grounder = build(path / CONFIG)
+    load_weights(grounder.model, path)
+    grounder.model.to(torch.device(map_location))
+    return grounder
+
+
+def visualize(image, refs: RefTargets, title: str | None = None) -> Image.Image:
+    """Draw boxes, masks and points (with phrases) onto ``image``."""
+    from .visualize import draw_refs
+
+    return draw_refs(load_rgb(image, "visualize image"), refs, title=title)

@@ -1,0 +1,1 @@
+"""The ``unigrounding`` command line: a thin layer over the Python API."""

@@ -1,0 +1,153 @@
+"""``unigrounding`` subcommands (DESIGN.md section 7)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _cmd_codecs(args: argparse.Namespace) -> None:
+    from ..codecs.catalog import codec_catalog
+
+    print(json.dumps(codec_catalog(), indent=2))
+
+
+def _cmd_data(args: argparse.Namespace) -> None:
+    from ..data.shapesref import write_shapesref
+
+    out = write_shapesref(args.out, seed=args.seed, n_train=args.n_train, n_val=args.n_val)
+    print(f"ShapesRef written to {out}")
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from ..engine.runner import train
+
+    train(
+        args.config,
+        work_dir=args.work_dir,
+        cfg_options=args.cfg_options,
+        resume=args.resume,
+        launcher=args.launcher,
+    )
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from ..engine.runner import evaluate
+
+    result = evaluate(
+        args.config, args.checkpoint, work_dir=args.work_dir, cfg_options=args.cfg_options
+    )
+    text = json.dumps(result, indent=2)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    print(text)
+
+
+def _cmd_ablate(args: argparse.Namespace) -> None:
+    from ..ablate import run_ablation
+
+    codecs = args.codecs.split(",") if args.codecs else None
+    run_ablation(args.out, preset=args.preset, codecs=codecs, config_dir_path=args.config_dir)
+
+
+def _cmd_roundtrip(args: argparse.Namespace) -> None:
+    from ..ablate import codec_roundtrip
+
+    result = codec_roundtrip(args.codec, n=args.n, config_dir=args.config_dir)
+    text = json.dumps(result, indent=2)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from ..api import load
+    from ..data.pipeline import load_rgb
+    from ..visualize import draw_refs
+
+    model = load(args.checkpoint)
+    refs = model.ground(args.image, args.query)
+    draw_refs(load_rgb(args.image), refs, title=args.query).save(args.out)
+    print(f"{len(refs)} region(s) for {args.query!r}: {refs.boxes.tolist()} -> {args.out}")
+
+
+def _cmd_convert(args: argparse.Namespace) -> None:
+    from ..data.refcoco import convert_refs_pickle
+
+    out = convert_refs_pickle(args.refs, args.out)
+    print(f"converted {args.refs} -> {out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mmengine.config import DictAction
+
+    parser = argparse.ArgumentParser(prog="unigrounding", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("codecs", help="list registered codecs as JSON").set_defaults(func=_cmd_codecs)
+
+    p = sub.add_parser("data", help="generate a dataset")
+    p.add_argument("name", choices=["shapesref"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-train", type=int, default=2000)
+    p.add_argument("--n-val", type=int, default=200)
+    p.set_defaults(func=_cmd_data)
+
+    def add_cfg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--work-dir")
+        p.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE")
+
+    p = sub.add_parser("train", help="train from an mmengine config")
+    p.add_argument("config")
+    add_cfg(p)
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm", "mpi"])
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint")
+    p.add_argument("config")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out")
+    add_cfg(p)
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("ablate", help="train + evaluate every codec on one backbone and budget")
+    p.add_argument("--preset", default="quick", choices=["quick", "full"])
+    p.add_argument("--codecs", help="comma-separated subset (default: all registered)")
+    p.add_argument("--out", default="work_dirs/ablate")
+    p.add_argument("--config-dir", help="configs/ folder (default: the repository's)")
+    p.set_defaults(func=_cmd_ablate)
+
+    p = sub.add_parser("roundtrip", help="a codec's encode->decode accuracy ceiling")
+    p.add_argument("--codec", required=True)
+    p.add_argument("--n", type=int, default=200)
+    p.add_argument("--out", required=True)
+    p.add_argument("--config-dir")
+    p.set_defaults(func=_cmd_roundtrip)
+
+    p = sub.add_parser("demo", help="ground a query on an image and draw it")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--image", required=True)
+    p.add_argument("--query", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("convert", help="convert a dataset file")
+    p.add_argument("format", choices=["refcoco"])
+    p.add_argument("refs", help="refs(<splitBy>).p (trusted: it is unpickled)")
+    p.add_argument("--out", help="output JSON (default: beside the input)")
+    p.set_defaults(func=_cmd_convert)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

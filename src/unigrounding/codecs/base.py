@@ -1,0 +1,141 @@
+"""The codec contract (DESIGN.md section 3).
+
+A codec is how one published paradigm puts regions into and takes regions out
+of an LLM conversation. It has two parts:
+
+* :class:`Processor` — pure and picklable: fills the ``{prompt:i}`` /
+  ``{target:i}`` slots of a codec-neutral conversation with text and special
+  tokens (:meth:`Processor.format`), and reads regions back out of generated
+  text (:meth:`Processor.parse`, which never raises).
+* :class:`Codec` — an ``nn.Module`` holding only the codec's own parameters. The
+  shared model calls its hooks in a fixed order (``prepare`` → ``inject`` →
+  LLM → ``loss`` / ``decode``) and never asks which codec it is talking to.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..structures import SLOT_PATTERN, GroundingDataSample, RefTargets
+
+#: Model outputs a codec may declare in :attr:`Codec.needs`.
+NEEDS = frozenset(
+    {"hidden_states", "image_feats", "feature_pyramid", "proposals", "generated_logits"}
+)
+
+
+@dataclass
+class Rendered:
+    """A conversation with every slot filled, plus codec side data for ``prepare``."""
+
+    turns: list[dict[str, str]]
+    side: dict[str, Any] = field(default_factory=dict)
+
+
+class Processor:
+    """Text side of a codec: slot rendering and tolerant parsing.
+
+    Subclasses implement :meth:`encode` (one referent group → text) and
+    :meth:`parse`; :meth:`format` fills every slot of a conversation with it.
+    """
+
+    #: Special tokens this processor emits; added to the tokenizer by the model.
+    special_tokens: ClassVar[tuple[str, ...]] = ()
+
+    def encode(self, refs: RefTargets, sample: GroundingDataSample, role: str) -> str:
+        """Text for one referent group; ``role`` is ``"prompt"`` or ``"target"``."""
+        raise NotImplementedError
+
+    def parse(self, text: str, sample: GroundingDataSample) -> RefTargets:
+        """Regions in ``text``, in original-image pixels. Never raises: unreadable
+        parts are skipped and counted in ``metainfo["parse_failures"]``."""
+        raise NotImplementedError
+
+    def format(self, sample: GroundingDataSample) -> Rendered:
+        def fill(match: re.Match) -> str:
+            kind, index = match.group(1), int(match.group(2))
+            refs = sample.gt_refs if kind == "target" else sample.prompt_refs
+            return self.encode(refs.group(index), sample, kind)
+
+        turns = [dict(t, text=re.sub(SLOT_PATTERN, fill, t["text"])) for t in sample.conversation]
+        return Rendered(turns)
+
+
+@dataclass
+class ModelView:
+    """What the shared model exposes to a codec for one batch.
+
+    Fields a codec did not declare in :attr:`Codec.needs` stay ``None``.
+    ``generate`` (prediction only) re-prompts the model: it takes a list of
+    per-sample follow-up user texts and returns a new view of the answers, so
+    multi-pass codecs can refine their own output.
+    """
+
+    samples: list[GroundingDataSample]
+    rendered: list[Rendered]
+    images: torch.Tensor
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor | None = None
+    image_feats: torch.Tensor | None = None
+    feature_pyramid: list[torch.Tensor] | None = None
+    proposals: list[Any] | None = None
+    hidden_states: torch.Tensor | None = None
+    generated_ids: torch.Tensor | None = None
+    generated_hidden_states: torch.Tensor | None = None
+    generated_logits: torch.Tensor | None = None
+    texts: list[str] | None = None
+    generate: Callable[[list[str]], ModelView] | None = None
+
+
+class Codec(nn.Module):
+    """Model side of a codec. Subclasses set the class attributes and override hooks."""
+
+    #: ``"vocab"`` (regions are ordinary tokens) or ``"latent"`` (hidden states decoded).
+    kind: ClassVar[str] = "vocab"
+    #: Units the codec can output.
+    units: ClassVar[tuple[str, ...]] = ("box",)
+    #: Model outputs required (subset of :data:`NEEDS`).
+    needs: ClassVar[frozenset[str]] = frozenset()
+    #: Mean box IoU that encoding ground truth and decoding it back must reach
+    #: (the conformance suite checks it; the codec's stated quantization bound).
+    min_roundtrip_iou: ClassVar[float] = 0.9
+
+    def __init__(self, processor: Processor) -> None:
+        super().__init__()
+        unknown = self.needs - NEEDS
+        if unknown:
+            raise ValueError(f"{type(self).__name__}.needs has unknown entries {sorted(unknown)}")
+        self.processor = processor
+
+    def bind(
+        self,
+        tokenizer: Any,
+        hidden_size: int,
+        decoders: nn.ModuleDict | None = None,
+        proposers: nn.ModuleDict | None = None,
+    ) -> None:
+        """Called once by the model after special tokens are in ``tokenizer``."""
+        self.tokenizer = tokenizer
+        self.hidden_size = hidden_size
+
+    def prepare(self, view: ModelView) -> None:
+        """Image-dependent work before embedding (resolve deferred slots, ...)."""
+
+    def inject(self, embeds: torch.Tensor, view: ModelView) -> torch.Tensor:
+        """Write codec embeddings at the codec's placeholder positions."""
+        return embeds
+
+    def loss(self, view: ModelView) -> dict[str, torch.Tensor]:
+        """Auxiliary losses beside the LM loss."""
+        return {}
+
+    def decode(self, view: ModelView) -> list[RefTargets]:
+        """Predicted referents per sample; by default parsed from generated text."""
+        return [self.processor.parse(t, s) for t, s in zip(view.texts, view.samples, strict=True)]

@@ -1,0 +1,116 @@
+"""REC and RES metrics (DESIGN.md section 6 protocols).
+
+REC: top-1 predicted box against the (single) target box, IoU in original-image
+pixels, a hit when IoU ``>=`` the threshold; a sample with no readable box is a
+miss and is counted (``missing``), as are samples whose output had unreadable
+parts (``parse_failures``). RES: cIoU = ΣI / ΣU over the split, gIoU = mean
+per-sample IoU where an empty target predicted empty counts 1.0 (LISA / ReLA).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from mmengine.evaluator import BaseMetric
+
+from ..registry import METRICS
+from ..structures import GroundingDataSample, RefTargets, box_to_mask, paired_box_iou
+
+
+def rec_iou(pred: RefTargets, gt: RefTargets) -> float | None:
+    """IoU of the first predicted box with the target box; ``None`` if no prediction."""
+    if len(pred) == 0:
+        return None
+    if len(gt) != 1:
+        raise ValueError(f"REC needs exactly one target box, got {len(gt)}")
+    return float(paired_box_iou(pred.boxes[:1].float(), gt.boxes[:1].float())[0])
+
+
+def union_mask(refs: RefTargets, hw: tuple[int, int], boxes_as_masks: bool) -> np.ndarray | None:
+    """Union of a referent's instance masks; ``None`` if it has boxes but no masks
+    (unless ``boxes_as_masks``, which rasterises the boxes)."""
+    out = np.zeros(hw, dtype=bool)
+    if len(refs) == 0:
+        return out
+    if "masks" in refs:
+        return refs.masks.any(0).numpy()
+    if not boxes_as_masks:
+        return None
+    for box in refs.boxes.tolist():
+        out |= box_to_mask(box, *hw)
+    return out
+
+
+@METRICS.register_module()
+class RECMetric(BaseMetric):
+    """Acc@τ for each threshold, mean IoU, missing predictions and parse failures."""
+
+    default_prefix = "rec"
+
+    def __init__(self, thresholds: Sequence[float] = (0.5, 0.75, 0.9), **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.thresholds = tuple(thresholds)
+
+    def process(self, data_batch, data_samples: Sequence[GroundingDataSample]) -> None:
+        for s in data_samples:
+            iou = rec_iou(s.pred_refs, s.gt_refs)
+            self.results.append(
+                {
+                    "iou": iou,
+                    "failures": s.pred_refs.metainfo.get("parse_failures", 0),
+                    "decode_ms": s.metainfo.get("decode_ms"),
+                }
+            )
+
+    def compute_metrics(self, results: list[dict]) -> dict[str, float]:
+        ious = np.array([r["iou"] if r["iou"] is not None else 0.0 for r in results])
+        out = {
+            f"acc@{t:g}": float((ious >= t).mean()) if len(ious) else 0.0 for t in self.thresholds
+        }
+        out["miou"] = float(ious.mean()) if len(ious) else 0.0
+        out["missing"] = sum(r["iou"] is None for r in results)
+        out["parse_failures"] = sum(r["failures"] > 0 for r in results)
+        out["n"] = len(results)
+        ms = [r["decode_ms"] for r in results if r["decode_ms"] is not None]
+        out["decode_ms"] = float(np.mean(ms)) if ms else 0.0
+        return out
+
+
+@METRICS.register_module()
+class RESMetric(BaseMetric):
+    """cIoU and gIoU of predicted vs target masks (union over instances).
+
+    A codec that outputs only boxes has no mask prediction: such samples are
+    counted in ``no_mask_output`` and scored as empty masks, unless
+    ``boxes_as_masks=True`` rasterises its boxes (a declared, weaker protocol).
+    """
+
+    default_prefix = "res"
+
+    def __init__(self, boxes_as_masks: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.boxes_as_masks = boxes_as_masks
+
+    def process(self, data_batch, data_samples: Sequence[GroundingDataSample]) -> None:
+        for s in data_samples:
+            hw = tuple(s.ori_shape)
+            gt = union_mask(s.gt_refs, hw, boxes_as_masks=True)
+            pred = union_mask(s.pred_refs, hw, self.boxes_as_masks)
+            no_mask = pred is None
+            if no_mask:
+                pred = np.zeros(hw, dtype=bool)
+            inter = int(np.logical_and(pred, gt).sum())
+            union = int(np.logical_or(pred, gt).sum())
+            self.results.append({"inter": inter, "union": union, "no_mask": no_mask})
+
+    def compute_metrics(self, results: list[dict]) -> dict[str, float]:
+        inter = sum(r["inter"] for r in results)
+        union = sum(r["union"] for r in results)
+        per_sample = [r["inter"] / r["union"] if r["union"] else 1.0 for r in results]
+        return {
+            "ciou": inter / union if union else 1.0,
+            "giou": float(np.mean(per_sample)) if per_sample else 0.0,
+            "no_mask_output": sum(r["no_mask"] for r in results),
+            "n": len(results),
+        }

@@ -1,0 +1,18 @@
+"""The shared grounding MLLM and its parts."""
+
+from .llm import build_llm, build_tokenizer, select_attn_implementation
+from .mllm import GroundingMLLM
+from .tokenizer import build_shapesref_tokenizer
+from .vision import FeaturePyramid, Projector, VisionTower, sincos_2d
+
+__all__ = [
+    "FeaturePyramid",
+    "GroundingMLLM",
+    "Projector",
+    "VisionTower",
+    "build_llm",
+    "build_shapesref_tokenizer",
+    "build_tokenizer",
+    "select_attn_implementation",
+    "sincos_2d",
+]

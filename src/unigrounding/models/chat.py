@@ -1,0 +1,65 @@
+"""Chat template and conversation tokenization.
+
+Template: ``<s>USER: {user} ASSISTANT: {answer}</s>USER: ...``. Only assistant
+text (and its closing ``</s>``) is supervised. ``<image>`` in user text expands
+to one placeholder token per image token; the model scatters the projected
+patches into those positions.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .tokenizer import IMAGE
+
+IGNORE = -100
+
+
+def _ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False).input_ids
+
+
+def encode_conversation(
+    tokenizer, turns: list[dict[str, str]], num_image_tokens: int, with_last_answer: bool
+) -> tuple[list[int], list[int]]:
+    """Token ids and labels of a rendered conversation.
+
+    With ``with_last_answer=False`` the final assistant turn is dropped and the
+    ids end with the ``ASSISTANT:`` prompt (for generation).
+    """
+    if not turns or turns[0]["role"] != "user":
+        raise ValueError("a conversation must start with a user turn")
+    image_id = tokenizer.convert_tokens_to_ids(IMAGE)
+    ids, labels = [tokenizer.bos_token_id], [IGNORE]
+    last = len(turns) - 1
+    for i, turn in enumerate(turns):
+        if turn["role"] == "user":
+            piece = []
+            for j, chunk in enumerate(turn["text"].split(IMAGE)):
+                if j:
+                    piece += [image_id] * num_image_tokens
+                piece += _ids(tokenizer, ("USER: " if j == 0 else "") + chunk)
+            piece += _ids(tokenizer, " ASSISTANT:")
+            ids += piece
+            labels += [IGNORE] * len(piece)
+        elif turn["role"] == "assistant":
+            if i == last and not with_last_answer:
+                break
+            piece = _ids(tokenizer, " " + turn["text"]) + [tokenizer.eos_token_id]
+            ids += piece
+            labels += piece
+        else:
+            raise ValueError(f"unknown role {turn['role']!r}")
+    return ids, labels
+
+
+def pad_batch(seqs: list[list[int]], pad: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, T)`` padded ids and their attention mask (left padding for generation)."""
+    width = max(len(s) for s in seqs)
+    out = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        sl = slice(width - len(s), width) if left else slice(0, len(s))
+        out[i, sl] = torch.tensor(s, dtype=torch.long)
+        mask[i, sl] = 1
+    return out, mask

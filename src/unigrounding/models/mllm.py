@@ -1,0 +1,260 @@
+"""``GroundingMLLM``: vision tower + projector + causal LM + one referring codec.
+
+The model never branches on which codec it holds: it renders conversations with
+the codec's processor, computes the outputs the codec ``needs``, and calls the
+codec hooks (``prepare`` → ``inject`` → LLM → ``loss`` / ``decode``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from torch import nn
+
+from ..codecs.base import Codec, ModelView
+from ..registry import CODECS, DECODERS, MODELS, PROPOSERS
+from ..structures import GroundingDataSample
+from .chat import IGNORE, encode_conversation, pad_batch
+from .llm import build_llm, build_tokenizer
+from .tokenizer import IMAGE
+from .vision import FeaturePyramid, Projector, VisionTower
+
+
+@MODELS.register_module()
+class GroundingMLLM(BaseModel):
+    """The shared grounding MLLM (mmengine ``BaseModel``; modes loss/predict/tensor).
+
+    Args:
+        codec: config of a registered codec (``dict(type="text_coords", ...)``).
+        vision: :class:`VisionTower` arguments.
+        llm: :func:`build_llm` spec (``model_type`` + config, or ``pretrained``).
+        tokenizer: ``"shapesref"``, ``dict(path=local_dir)`` or ``None`` (the LLM's).
+        image_size: side of the square model input.
+        projector: :class:`Projector` options (``merge``, ``pos_embed``).
+        pyramid: :class:`FeaturePyramid` options (built only if the codec needs it).
+        decoders / proposers: name → config, looked up by the codec in ``bind``.
+        freeze_vision: keep the tower's weights fixed.
+        max_new_tokens: generation budget per answer.
+        attn_implementation: ``auto`` (sdpa, or flash-attention-2 on CUDA) or explicit.
+        init_checkpoint: exported model to start from (e.g. the shared
+            vision-language pretraining); codec tokens added since keep their
+            fresh embeddings (:func:`~unigrounding.engine.export.init_from_pretrained`).
+    """
+
+    def __init__(
+        self,
+        codec: dict,
+        vision: dict,
+        llm: dict,
+        image_size: int,
+        tokenizer: dict | str | None = "shapesref",
+        projector: dict | None = None,
+        pyramid: dict | None = None,
+        decoders: dict | None = None,
+        proposers: dict | None = None,
+        freeze_vision: bool = False,
+        max_new_tokens: int = 64,
+        attn_implementation: str = "auto",
+        init_checkpoint: str | None = None,
+        data_preprocessor: dict | None = None,
+        init_cfg: dict | None = None,
+    ) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.codec: Codec = CODECS.build(codec)
+        self.image_size, self.max_new_tokens = image_size, max_new_tokens
+        self.tokenizer = build_tokenizer(
+            tokenizer, llm.get("pretrained"), self.codec.processor.special_tokens
+        )
+        self.llm = build_llm(llm, len(self.tokenizer), attn_implementation)
+        hidden = self.llm.config.hidden_size
+        self.vision = VisionTower(**vision)
+        if freeze_vision:
+            self.vision.requires_grad_(False)
+        self.projector = Projector(self.vision.token_channels, hidden, **(projector or {}))
+        self.pyramid = None
+        if "feature_pyramid" in self.codec.needs:
+            self.pyramid = FeaturePyramid(
+                self.vision.channels, self.vision.strides, **(pyramid or {})
+            )
+        self.decoders = nn.ModuleDict({k: DECODERS.build(v) for k, v in (decoders or {}).items()})
+        self.proposers = nn.ModuleDict(
+            {k: PROPOSERS.build(v) for k, v in (proposers or {}).items()}
+        )
+        self.codec.bind(self.tokenizer, hidden, self.decoders, self.proposers)
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(IMAGE)
+        grid = image_size // self.vision.token_stride // self.projector.merge
+        self.num_image_tokens = grid * grid
+        if init_checkpoint is not None:
+            from ..engine.export import init_from_pretrained
+
+            init_from_pretrained(self, init_checkpoint)
+
+    def init_weights(self) -> None:
+        """No-op: every part is initialised at construction (timm, transformers,
+        ``init_checkpoint``). mmengine's default would call transformers'
+        ``init_weights`` again and could overwrite loaded weights."""
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _view(
+        self, images: torch.Tensor, samples: list[GroundingDataSample], train: bool
+    ) -> ModelView:
+        rendered = [self.codec.processor.format(s) for s in samples]
+        encoded = [
+            encode_conversation(self.tokenizer, r.turns, self.num_image_tokens, train)
+            for r in rendered
+        ]
+        ids, mask = pad_batch([e[0] for e in encoded], self.tokenizer.pad_token_id, left=not train)
+        labels = pad_batch([e[1] for e in encoded], IGNORE, left=not train)[0] if train else None
+        images = images.to(self.device)
+        view = ModelView(
+            samples, rendered, images, ids.to(self.device), mask.to(self.device), labels
+        )
+        feats = self.vision(images)
+        view.image_feats = self.projector(self.vision.token_map(feats))
+        if self.pyramid is not None:
+            view.feature_pyramid = self.pyramid(feats, self.image_size)
+        self.codec.prepare(view)
+        return view
+
+    def _embed(self, view: ModelView) -> torch.Tensor:
+        embeds = self.llm.get_input_embeddings()(view.input_ids)
+        is_image = (view.input_ids == self.image_token_id).unsqueeze(-1)
+        embeds = embeds.masked_scatter(is_image, view.image_feats.to(embeds.dtype))
+        return self.codec.inject(embeds, view)
+
+    # ------------------------------------------------------------------ modes
+    def forward(
+        self, inputs: torch.Tensor, data_samples: list[GroundingDataSample], mode: str = "tensor"
+    ):
+        with self._autocast():
+            if mode == "loss":
+                return self.loss(inputs, data_samples)
+            if mode == "predict":
+                return self.predict(inputs, data_samples)
+            if mode == "tensor":
+                view = self._view(inputs, data_samples, train=True)
+                return self.llm(
+                    inputs_embeds=self._embed(view), attention_mask=view.attention_mask
+                ).logits
+        raise ValueError(f"unknown mode {mode!r}")
+
+    def loss(
+        self, inputs: torch.Tensor, data_samples: list[GroundingDataSample]
+    ) -> dict[str, torch.Tensor]:
+        view = self._view(inputs, data_samples, train=True)
+        want_hidden = "hidden_states" in self.codec.needs
+        out = self.llm(
+            inputs_embeds=self._embed(view),
+            attention_mask=view.attention_mask,
+            output_hidden_states=want_hidden,
+        )
+        if want_hidden:
+            view.hidden_states = out.hidden_states[-1]
+        logits = out.logits[:, :-1].float()
+        targets = view.labels[:, 1:]
+        losses = {
+            "loss_lm": F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE
+            )
+        }
+        losses.update(self.codec.loss(view))
+        return losses
+
+    @torch.no_grad()
+    def predict(
+        self, inputs: torch.Tensor, data_samples: list[GroundingDataSample]
+    ) -> list[GroundingDataSample]:
+        view = self._view(inputs, data_samples, train=False)
+        self._generate(view)
+        view.generate = lambda follow_ups: self._follow_up(view, follow_ups)
+        start = time.perf_counter()
+        preds = self.codec.decode(view)
+        decode_ms = (time.perf_counter() - start) * 1000 / max(len(preds), 1)
+        for sample, refs, text in zip(data_samples, preds, view.texts, strict=True):
+            sample.pred_refs = refs
+            sample.set_metainfo({"pred_text": text, "decode_ms": decode_ms})
+        return data_samples
+
+    def _follow_up(self, view: ModelView, follow_ups: list[str]) -> ModelView:
+        """Continue each conversation with the model's answer and a new user turn."""
+        samples = []
+        for sample, answer, text in zip(view.samples, view.texts, follow_ups, strict=True):
+            turns = [
+                *sample.conversation[:-1],
+                {"role": "assistant", "text": answer},
+                {"role": "user", "text": text},
+                {"role": "assistant", "text": ""},
+            ]
+            samples.append(sample.clone())
+            samples[-1].conversation = turns
+        new_view = self._view(view.images, samples, train=False)
+        self._generate(new_view)
+        return new_view
+
+    def _generate(self, view: ModelView) -> None:
+        """Greedy decoding with the KV cache; fills the view's generated fields."""
+        eos = self.tokenizer.eos_token_id
+        mask = view.attention_mask
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.llm(
+            inputs_embeds=self._embed(view),
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+        )
+        want_hidden = "hidden_states" in self.codec.needs
+        want_logits = "generated_logits" in self.codec.needs
+        b = mask.shape[0]
+        tokens, hiddens, logits_seq = [], [], []
+        done = torch.zeros(b, dtype=torch.bool, device=mask.device)
+        past, step_logits = out.past_key_values, out.logits[:, -1]
+        for _ in range(self.max_new_tokens):
+            nxt = step_logits.argmax(-1)
+            nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
+            tokens.append(nxt)
+            if want_logits:
+                logits_seq.append(step_logits.float())
+            done |= nxt == eos
+            if done.all() and not want_hidden:
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            positions = positions[:, -1:] + 1
+            out = self.llm(
+                inputs_embeds=self.llm.get_input_embeddings()(nxt[:, None]),
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=past,
+                use_cache=True,
+                output_hidden_states=want_hidden,
+            )
+            if want_hidden:
+                hiddens.append(out.hidden_states[-1][:, -1])
+            past, step_logits = out.past_key_values, out.logits[:, -1]
+            if done.all():
+                break
+        ids = torch.stack(tokens, dim=1)
+        view.generated_ids = ids
+        if want_hidden:
+            view.generated_hidden_states = torch.stack(hiddens, dim=1)
+        if want_logits:
+            view.generated_logits = torch.stack(logits_seq, dim=1)
+        view.texts = [self._decode_text(row) for row in ids.tolist()]
+
+    def _decode_text(self, ids: list[int]) -> str:
+        eos = self.tokenizer.eos_token_id
+        if eos in ids:
+            ids = ids[: ids.index(eos)]
+        return self.tokenizer.decode(ids, skip_special_tokens=False).strip()

@@ -1,0 +1,166 @@
+"""Vision tower (any timm model), its feature pyramid and the projector."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class VisionTower(nn.Module):
+    """A timm backbone returning its multi-level feature maps.
+
+    Args:
+        model_name: any timm model name.
+        token_levels: indices (into ``out_indices``) of the maps whose cells
+            become the LLM's image tokens. The first sets the token grid; deeper
+            (coarser) levels are upsampled to it and concatenated channel-wise,
+            so each token carries both fine position and wide context.
+        out_indices: timm feature levels to return (``features_only``).
+        checkpoint: local weights file (safetensors / pth) for the backbone.
+        model_kwargs: extra ``timm.create_model`` arguments (e.g. ``img_size``).
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        out_indices: tuple[int, ...] = (1, 2, 3),
+        token_levels: tuple[int, ...] = (0,),
+        checkpoint: str | None = None,
+        model_kwargs: dict | None = None,
+    ) -> None:
+        super().__init__()
+        kwargs = dict(model_kwargs or {})
+        if checkpoint is not None:
+            if not Path(checkpoint).exists():
+                raise FileNotFoundError(f"vision tower checkpoint not found: {checkpoint}")
+            kwargs["pretrained_cfg_overlay"] = {"file": str(checkpoint)}
+        self.backbone = timm.create_model(
+            model_name,
+            pretrained=checkpoint is not None,
+            features_only=True,
+            out_indices=tuple(out_indices),
+            **kwargs,
+        )
+        info = self.backbone.feature_info
+        self.channels: list[int] = list(info.channels())
+        self.strides: list[int] = list(info.reduction())
+        self.token_levels = tuple(token_levels)
+        cfg = self.backbone.pretrained_cfg
+        self.register_buffer(
+            "mean", torch.tensor(cfg.get("mean", (0.5,) * 3)).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(cfg.get("std", (0.5,) * 3)).view(1, 3, 1, 1), persistent=False
+        )
+
+    @property
+    def token_channels(self) -> int:
+        return sum(self.channels[i] for i in self.token_levels)
+
+    @property
+    def token_stride(self) -> int:
+        return self.strides[self.token_levels[0]]
+
+    def token_map(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """``(B, C_tokens, H, W)``: the token levels resampled to the first one's grid."""
+        first = feats[self.token_levels[0]]
+        maps = [first] + [
+            F.interpolate(feats[i], size=first.shape[-2:], mode="nearest")
+            for i in self.token_levels[1:]
+        ]
+        return torch.cat(maps, dim=1)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """``images``: ``(B, 3, S, S)`` uint8 → feature maps ``(B, C_l, S/s_l, S/s_l)``."""
+        x = (images.float() / 255.0 - self.mean) / self.std
+        return list(self.backbone(x))
+
+
+class FeaturePyramid(nn.Module):
+    """A simple (ViTDet-style) pyramid: every output stride is built from the
+    nearest tower level by a 1x1 projection and resampling to that stride."""
+
+    def __init__(
+        self,
+        in_channels: list[int],
+        in_strides: list[int],
+        strides: tuple[int, ...] = (8, 16, 32),
+        dim: int = 64,
+    ) -> None:
+        super().__init__()
+        self.strides = tuple(strides)
+        self.sources = [
+            min(range(len(in_strides)), key=lambda i: abs(math.log2(in_strides[i] / s)))
+            for s in strides
+        ]
+        self.in_strides = in_strides
+        self.proj = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(in_channels[i], dim, 1), nn.GroupNorm(1, dim))
+            for i in self.sources
+        )
+
+    def forward(self, feats: list[torch.Tensor], image_size: int) -> list[torch.Tensor]:
+        out = []
+        for proj, src, stride in zip(self.proj, self.sources, self.strides, strict=True):
+            size = max(1, image_size // stride)
+            x = proj(feats[src])
+            if x.shape[-1] != size:
+                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+            out.append(x)
+        return out
+
+
+def sincos_2d(h: int, w: int, dim: int) -> torch.Tensor:
+    """Fixed 2-D sine-cosine position code, ``(h * w, dim)``, row-major."""
+    if dim % 4:
+        raise ValueError(f"sincos_2d needs dim divisible by 4, got {dim}")
+    quarter = dim // 4
+    freqs = 1.0 / (10000 ** (torch.arange(quarter, dtype=torch.float32) / quarter))
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+    )
+    ang_y = ys.reshape(-1, 1) * freqs
+    ang_x = xs.reshape(-1, 1) * freqs
+    return torch.cat([ang_x.sin(), ang_x.cos(), ang_y.sin(), ang_y.cos()], dim=1)
+
+
+class Projector(nn.Module):
+    """2-layer MLP from patch features to the LLM width.
+
+    ``merge=2`` concatenates each 2x2 block of neighbouring patches (adjacent in
+    2-D, not in the flattened sequence) into one token first. ``pos_embed``
+    ``"sincos"`` adds a fixed 2-D position code to the projected tokens, a strong
+    positional signal that tiny models trained from scratch otherwise lack.
+    """
+
+    def __init__(
+        self, in_dim: int, out_dim: int, merge: int = 1, pos_embed: str | None = "sincos"
+    ) -> None:
+        super().__init__()
+        if pos_embed not in (None, "sincos"):
+            raise ValueError(f"pos_embed must be None or 'sincos', got {pos_embed!r}")
+        self.merge, self.pos_embed = merge, pos_embed
+        self.mlp = nn.Sequential(
+            nn.Linear(in_dim * merge * merge, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim)
+        )
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` → ``(B, H/m * W/m, D)`` tokens in raster order."""
+        b, c, h, w = fmap.shape
+        m = self.merge
+        if h % m or w % m:
+            raise ValueError(f"feature map {h}x{w} is not divisible by merge={m}")
+        x = (
+            fmap.reshape(b, c, h // m, m, w // m, m)
+            .permute(0, 2, 4, 3, 5, 1)
+            .reshape(b, (h // m) * (w // m), m * m * c)
+        )
+        x = self.mlp(x)
+        if self.pos_embed == "sincos":
+            x = x + sincos_2d(h // m, w // m, x.shape[-1]).to(x)
+        return x

@@ -1,0 +1,33 @@
+"""Registries of the ``unigrounding`` scope.
+
+Every buildable part (codecs, decoders, proposers, models, datasets, transforms,
+metrics) is registered here, as children of mmengine's root registries, so that
+config ``type=`` strings resolve in the ``unigrounding`` scope and out-of-tree
+plugins only need ``custom_imports`` to register themselves.
+"""
+
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
+from mmengine.registry import METRICS as MMENGINE_METRICS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import Registry
+
+SCOPE = "unigrounding"
+
+MODELS = Registry("model", parent=MMENGINE_MODELS, scope=SCOPE, locations=["unigrounding.models"])
+CODECS = Registry("codec", scope=SCOPE, locations=["unigrounding.codecs"])
+DECODERS = Registry("decoder", scope=SCOPE, locations=["unigrounding.models"])
+PROPOSERS = Registry("proposer", scope=SCOPE, locations=["unigrounding.models"])
+DATASETS = Registry(
+    "dataset", parent=MMENGINE_DATASETS, scope=SCOPE, locations=["unigrounding.data"]
+)
+TRANSFORMS = Registry(
+    "transform", parent=MMENGINE_TRANSFORMS, scope=SCOPE, locations=["unigrounding.data"]
+)
+METRICS = Registry(
+    "metric", parent=MMENGINE_METRICS, scope=SCOPE, locations=["unigrounding.evaluation"]
+)
+FUNCTIONS = Registry(
+    "function", parent=MMENGINE_FUNCTIONS, scope=SCOPE, locations=["unigrounding.data"]
+)

@@ -1,0 +1,68 @@
+"""Ablation report: ``report.json``, ``report.md`` and PNG bar charts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+COLUMNS = [
+    ("rec_acc@0.5", "REC Acc@0.5", "{:.3f}"),
+    ("rec_miou", "mIoU", "{:.3f}"),
+    ("res_ciou", "RES cIoU", "{:.3f}"),
+    ("parse_failures", "parse fail", "{}"),
+    ("tokens_per_object", "tok/obj", "{:.1f}"),
+    ("train_samples_per_s", "train samp/s", "{:.1f}"),
+    ("decode_ms_per_object", "decode ms/obj", "{:.3f}"),
+    ("train_seconds", "train s", "{:.0f}"),
+]
+CHARTS = ("rec_acc@0.5", "rec_miou", "tokens_per_object", "train_samples_per_s")
+
+
+def _cell(value, fmt: str) -> str:
+    return "n/a" if value is None else fmt.format(value)
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        f"# unigrounding ablation — preset `{report['preset']}` on {report['dataset']}",
+        "",
+        "| codec | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
+        "|---|" + "---|" * len(COLUMNS),
+    ]
+    for name, row in report["baselines"].items():
+        lines.append(
+            f"| *{name} (baseline)* | "
+            + " | ".join(_cell(row.get(k), f) for k, _, f in COLUMNS)
+            + " |"
+        )
+    for name, row in report["codecs"].items():
+        lines.append(
+            f"| {name} | " + " | ".join(_cell(row.get(k), f) for k, _, f in COLUMNS) + " |"
+        )
+    lines += [
+        "",
+        f"Total wall time: {report['seconds']:.0f} s. Settings: `{json.dumps(report.get('settings', {}))}`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(markdown(report))
+    rows = {**{f"{k} (baseline)": v for k, v in report["baselines"].items()}, **report["codecs"]}
+    for key in CHARTS:
+        names = [n for n, r in rows.items() if r.get(key) is not None]
+        if not names:
+            continue
+        fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(names), 3.2))
+        ax.bar(names, [rows[n][key] for n in names], color="#4a7bd0")
+        ax.set_title(key)
+        ax.tick_params(axis="x", rotation=30)
+        fig.tight_layout()
+        fig.savefig(out / f"{key.replace('@', '_at_')}.png", dpi=100)
+        plt.close(fig)

@@ -1,0 +1,54 @@
+"""Codec accuracy ceiling: encode ground truth, decode it back as if the model
+had produced the ideal output, and measure what survives."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .codecs.base import Codec
+from .evaluation.grounding import union_mask
+from .structures import GroundingDataSample, paired_box_iou
+
+
+def roundtrip(codec: Codec, tokenizer, samples: list[GroundingDataSample]) -> dict:
+    """Encode each sample's first target group, parse it back, compare.
+
+    Returns the DESIGN.md section 7 ``roundtrip`` fields; ``mask_iou_mean`` is
+    ``None`` when the codec's output carries no masks.
+    """
+    ious, mask_ious, tokens, objects = [], [], 0, 0
+    encode_s = decode_s = 0.0
+    for s in samples:
+        target = s.gt_refs.group(0)
+        if len(target) == 0:
+            continue
+        start = time.perf_counter()
+        text = codec.processor.encode(target, s, "target")
+        encode_s += time.perf_counter() - start
+        start = time.perf_counter()
+        decoded = codec.processor.parse(text, s)
+        decode_s += time.perf_counter() - start
+        tokens += len(tokenizer(text, add_special_tokens=False).input_ids)
+        objects += len(target)
+        if len(decoded) == 0:
+            ious.append(0.0)
+            continue
+        n = min(len(decoded), len(target))
+        ious.extend(paired_box_iou(decoded.boxes[:n].float(), target.boxes[:n].float()).tolist())
+        ious.extend([0.0] * (len(target) - n))
+        if "masks" in decoded and "masks" in target:
+            hw = tuple(s.ori_shape)
+            pred, gt = union_mask(decoded, hw, False), union_mask(target, hw, False)
+            mask_ious.append(np.logical_and(pred, gt).sum() / max(np.logical_or(pred, gt).sum(), 1))
+    ious_a = np.array(ious)
+    return {
+        "n": len(ious),
+        "box_iou_mean": float(ious_a.mean()) if len(ious_a) else None,
+        "box_acc@0.5": float((ious_a >= 0.5).mean()) if len(ious_a) else None,
+        "mask_iou_mean": float(np.mean(mask_ious)) if mask_ious else None,
+        "tokens_per_object": tokens / objects if objects else None,
+        "encode_ms_per_object": 1000 * encode_s / objects if objects else None,
+        "decode_ms_per_object": 1000 * decode_s / objects if objects else None,
+    }

@@ -1,0 +1,42 @@
+"""Canonical geometry, recorded transforms and typed samples."""
+
+from .frame import Crop, Frame, Pad, Resize, square_resize_frame
+from .geometry import (
+    Box,
+    GeometryError,
+    Mask,
+    Point,
+    Scribble,
+    box_to_mask,
+    mask_iou,
+    mask_to_box,
+    paired_box_iou,
+    rle_decode,
+    rle_encode,
+    validate_box,
+)
+from .sample import SLOT_PATTERN, UNITS, GroundingDataSample, RefTargets
+
+__all__ = [
+    "SLOT_PATTERN",
+    "UNITS",
+    "Box",
+    "Crop",
+    "Frame",
+    "GeometryError",
+    "GroundingDataSample",
+    "Mask",
+    "Pad",
+    "Point",
+    "RefTargets",
+    "Resize",
+    "Scribble",
+    "box_to_mask",
+    "mask_iou",
+    "mask_to_box",
+    "paired_box_iou",
+    "rle_decode",
+    "rle_encode",
+    "square_resize_frame",
+    "validate_box",
+]

@@ -1,0 +1,161 @@
+"""Recorded, invertible image transforms.
+
+A :class:`Frame` is the ordered list of resize / pad / crop steps that took an
+original image to the model input. Geometry is stored in original pixels and only
+mapped to the input frame (and back) through the frame, so the "was this box
+relative to the padded square or the raw image?" confusion cannot arise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Resize:
+    """Scale an ``in_hw`` image to ``out_hw`` (independent x / y factors)."""
+
+    in_hw: tuple[int, int]
+    out_hw: tuple[int, int]
+
+    @property
+    def scale(self) -> np.ndarray:
+        return np.array([self.out_hw[1] / self.in_hw[1], self.out_hw[0] / self.in_hw[0]])
+
+    def points(self, xy: np.ndarray, inverse: bool = False) -> np.ndarray:
+        return xy / self.scale if inverse else xy * self.scale
+
+    def mask(self, m: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        size = self.in_hw if inverse else self.out_hw
+        return F.interpolate(m[None, None].float(), size=size, mode="nearest")[0, 0] > 0.5
+
+    def image(self, img: Image.Image) -> Image.Image:
+        return img.resize((self.out_hw[1], self.out_hw[0]), Image.BILINEAR)
+
+
+@dataclass(frozen=True)
+class Pad:
+    """Place an ``in_hw`` image at ``(left, top)`` of an ``out_hw`` canvas."""
+
+    in_hw: tuple[int, int]
+    out_hw: tuple[int, int]
+    left: int
+    top: int
+    fill: tuple[int, int, int] = (0, 0, 0)
+
+    def points(self, xy: np.ndarray, inverse: bool = False) -> np.ndarray:
+        offset = np.array([self.left, self.top], dtype=np.float64)
+        return xy - offset if inverse else xy + offset
+
+    def mask(self, m: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        h, w = self.in_hw
+        if inverse:
+            return m[self.top : self.top + h, self.left : self.left + w]
+        out = torch.zeros(self.out_hw, dtype=torch.bool)
+        out[self.top : self.top + h, self.left : self.left + w] = m
+        return out
+
+    def image(self, img: Image.Image) -> Image.Image:
+        canvas = Image.new("RGB", (self.out_hw[1], self.out_hw[0]), self.fill)
+        canvas.paste(img, (self.left, self.top))
+        return canvas
+
+
+@dataclass(frozen=True)
+class Crop:
+    """Keep the ``out_hw`` window at ``(left, top)`` of an ``in_hw`` image."""
+
+    in_hw: tuple[int, int]
+    out_hw: tuple[int, int]
+    left: int
+    top: int
+
+    def points(self, xy: np.ndarray, inverse: bool = False) -> np.ndarray:
+        offset = np.array([self.left, self.top], dtype=np.float64)
+        return xy + offset if inverse else xy - offset
+
+    def mask(self, m: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        h, w = self.out_hw
+        if inverse:
+            out = torch.zeros(self.in_hw, dtype=torch.bool)
+            out[self.top : self.top + h, self.left : self.left + w] = m
+            return out
+        return m[self.top : self.top + h, self.left : self.left + w]
+
+    def image(self, img: Image.Image) -> Image.Image:
+        h, w = self.out_hw
+        return img.crop((self.left, self.top, self.left + w, self.top + h))
+
+
+Step = Resize | Pad | Crop
+
+
+@dataclass
+class Frame:
+    """The steps from an original ``(H, W)`` image to the model input, in order."""
+
+    ori_hw: tuple[int, int]
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return self.steps[-1].out_hw if self.steps else self.ori_hw
+
+    def then(self, step: Step) -> Frame:
+        if step.in_hw != self.input_hw:
+            raise ValueError(f"step expects {step.in_hw}, frame is at {self.input_hw}")
+        return Frame(self.ori_hw, [*self.steps, step])
+
+    def points_to_input(self, xy: np.ndarray) -> np.ndarray:
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        for step in self.steps:
+            xy = step.points(xy)
+        return xy
+
+    def points_to_original(self, xy: np.ndarray) -> np.ndarray:
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        for step in reversed(self.steps):
+            xy = step.points(xy, inverse=True)
+        return xy
+
+    def boxes_to_input(self, boxes: np.ndarray) -> np.ndarray:
+        return self.points_to_input(np.asarray(boxes).reshape(-1, 2)).reshape(-1, 4)
+
+    def boxes_to_original(self, boxes: np.ndarray) -> np.ndarray:
+        return self.points_to_original(np.asarray(boxes).reshape(-1, 2)).reshape(-1, 4)
+
+    def mask_to_input(self, mask: np.ndarray | torch.Tensor) -> torch.Tensor:
+        m = torch.as_tensor(np.asarray(mask), dtype=torch.bool)
+        for step in self.steps:
+            m = step.mask(m)
+        return m
+
+    def mask_to_original(self, mask: np.ndarray | torch.Tensor) -> torch.Tensor:
+        m = torch.as_tensor(np.asarray(mask), dtype=torch.bool)
+        for step in reversed(self.steps):
+            m = step.mask(m, inverse=True)
+        return m
+
+    def image_to_input(self, img: Image.Image) -> Image.Image:
+        for step in self.steps:
+            img = step.image(img)
+        return img
+
+
+def square_resize_frame(
+    ori_hw: tuple[int, int], size: int, fill: tuple[int, int, int] = (0, 0, 0)
+) -> Frame:
+    """Pad to a centred square (LLaVA ``expand2square``), then resize to ``size``."""
+    h, w = ori_hw
+    side = max(h, w)
+    frame = Frame(ori_hw)
+    if (h, w) != (side, side):
+        frame = frame.then(Pad((h, w), (side, side), (side - w) // 2, (side - h) // 2, fill))
+    if side != size:
+        frame = frame.then(Resize((side, side), (size, size)))
+    return frame

@@ -1,0 +1,146 @@
+"""Geometry helpers in the canonical frame: absolute pixel ``xyxy`` boxes (float),
+boolean masks and ``(K, 2)`` xy point arrays, all in original-image pixels.
+
+Every function that validates names the offending sample/field in its error, so a
+corrupt annotation can be traced back to the file it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+
+
+class GeometryError(ValueError):
+    """Raised for degenerate or malformed geometry; the message names its source."""
+
+
+def validate_box(box: Sequence[float], where: str) -> np.ndarray:
+    """Return ``box`` as a float ``(4,)`` xyxy array, or raise naming ``where``.
+
+    A box must be finite with ``x2 > x1`` and ``y2 > y1``; a zero-area box cannot be
+    scored by IoU and is rejected instead of being silently clipped.
+    """
+    arr = np.asarray(box, dtype=np.float64).reshape(-1)
+    if arr.shape != (4,) or not np.all(np.isfinite(arr)):
+        raise GeometryError(f"{where}: box must be 4 finite numbers, got {list(box)!r}")
+    if arr[2] <= arr[0] or arr[3] <= arr[1]:
+        raise GeometryError(f"{where}: degenerate box {arr.tolist()} (needs x2 > x1 and y2 > y1)")
+    return arr
+
+
+def xywh_to_xyxy(box: Sequence[float]) -> list[float]:
+    x, y, w, h = (float(v) for v in box)
+    return [x, y, x + w, y + h]
+
+
+def box_area(boxes: torch.Tensor) -> torch.Tensor:
+    return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
+
+
+def paired_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of ``a[i]`` with ``b[i]`` (``(N, 4)`` each), 0 where the union is empty."""
+    lt = torch.maximum(a[:, :2], b[:, :2])
+    rb = torch.minimum(a[:, 2:], b[:, 2:])
+    inter = (rb - lt).clamp(min=0).prod(dim=1)
+    union = box_area(a) + box_area(b) - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(union))
+
+
+def mask_to_box(mask: np.ndarray | torch.Tensor) -> list[float] | None:
+    """Tight xyxy box around a boolean mask (pixel edges), or ``None`` if it is empty."""
+    m = torch.as_tensor(mask, dtype=torch.bool)
+    ys, xs = torch.nonzero(m, as_tuple=True)
+    if ys.numel() == 0:
+        return None
+    return [float(xs.min()), float(ys.min()), float(xs.max()) + 1.0, float(ys.max()) + 1.0]
+
+
+def box_to_mask(box: Sequence[float], height: int, width: int) -> np.ndarray:
+    """Boolean mask of the pixels whose centres lie inside ``box``."""
+    x1, y1, x2, y2 = box
+    xs = np.arange(width) + 0.5
+    ys = np.arange(height) + 0.5
+    inside_x = (xs >= x1) & (xs <= x2)
+    inside_y = (ys >= y1) & (ys <= y2)
+    return inside_y[:, None] & inside_x[None, :]
+
+
+def rle_encode(mask: np.ndarray) -> dict:
+    """COCO RLE (``counts`` as str, JSON-safe) of a boolean ``(H, W)`` mask."""
+    rle = mask_utils.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def rle_decode(segmentation: dict | list, height: int, width: int, where: str) -> np.ndarray:
+    """Boolean ``(H, W)`` mask from a COCO segmentation (RLE, uncompressed RLE or polygons)."""
+    try:
+        if isinstance(segmentation, list):
+            rles = mask_utils.frPyObjects(segmentation, height, width)
+            rle = mask_utils.merge(rles)
+        elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+            rle = mask_utils.frPyObjects(segmentation, height, width)
+        else:
+            rle = dict(segmentation)
+            if isinstance(rle.get("counts"), str):
+                rle["counts"] = rle["counts"].encode("ascii")
+        mask = mask_utils.decode(rle).astype(bool)
+    except Exception as exc:  # pycocotools raises bare TypeErrors/ValueErrors on bad input
+        raise GeometryError(f"{where}: unreadable segmentation ({exc})") from exc
+    if mask.shape != (height, width):
+        raise GeometryError(f"{where}: mask shape {mask.shape} != image shape {(height, width)}")
+    return mask
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """Intersection and union pixel counts of two boolean masks."""
+    a = np.asarray(a, dtype=bool)
+    b = np.asarray(b, dtype=bool)
+    return int(np.logical_and(a, b).sum()), int(np.logical_or(a, b).sum())
+
+
+# User-facing prompt geometry (``ug.Box(...)`` etc.), all in original-image pixels.
+
+
+@dataclass(frozen=True)
+class Box:
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    def __post_init__(self) -> None:
+        validate_box((self.x1, self.y1, self.x2, self.y2), "Box")
+
+    @property
+    def xyxy(self) -> list[float]:
+        return [self.x1, self.y1, self.x2, self.y2]
+
+
+@dataclass(frozen=True)
+class Point:
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class Scribble:
+    points: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.points) < 2:
+            raise GeometryError("Scribble: needs at least 2 points")
+
+
+@dataclass(frozen=True)
+class Mask:
+    array: np.ndarray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if np.asarray(self.array).ndim != 2 or not np.asarray(self.array).any():
+            raise GeometryError("Mask: must be a non-empty 2-D boolean array")

@@ -1,0 +1,110 @@
+"""Typed samples: :class:`RefTargets` (per-instance geometry) and
+:class:`GroundingDataSample` (one image, its conversation and its referents).
+
+Conversations are codec-neutral. A turn's text may hold ``<image>``, ``{prompt:i}``
+and ``{target:i}``; ``i`` indexes a *referent group* (``group_ids``) of
+``prompt_refs`` / ``gt_refs``, so one slot can stand for several instances
+(one phrase, many objects, as TRP and gRES need). Only a codec's processor
+decides how a slot becomes tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from mmengine.structures import BaseDataElement, InstanceData
+
+from .geometry import mask_to_box, validate_box
+
+UNITS = ("box", "mask", "point", "keypoint", "scribble")
+SLOT_PATTERN = r"\{(prompt|target):(\d+)\}"
+
+
+class RefTargets(InstanceData):
+    """Referents, one row per instance, all geometry in original-image pixels.
+
+    Fields (equal length ``N``): ``boxes`` ``(N, 4)`` float xyxy; ``phrases``
+    (list[str]); ``units`` (list[str], the unit asked for or produced);
+    ``group_ids`` ``(N,)`` long (rows of one referent share it); optional
+    ``masks`` ``(N, H, W)`` bool, ``points`` (list of ``(K, 2)`` float tensors),
+    ``scores`` ``(N,)``. Metainfo ``parse_failures`` counts unreadable model output.
+    """
+
+    @classmethod
+    def build(
+        cls,
+        boxes: Sequence[Sequence[float]] | torch.Tensor,
+        phrases: Sequence[str] | None = None,
+        units: Sequence[str] | None = None,
+        group_ids: Sequence[int] | None = None,
+        masks: np.ndarray | torch.Tensor | None = None,
+        points: Sequence[np.ndarray] | None = None,
+        scores: Sequence[float] | None = None,
+        where: str = "RefTargets",
+    ) -> RefTargets:
+        boxes_t = torch.as_tensor(np.asarray(boxes, dtype=np.float32)).reshape(-1, 4)
+        for i, box in enumerate(boxes_t.tolist()):
+            validate_box(box, f"{where}[{i}]")
+        n = len(boxes_t)
+        refs = cls()
+        refs.boxes = boxes_t
+        refs.phrases = list(phrases) if phrases is not None else [""] * n
+        refs.units = list(units) if units is not None else ["box"] * n
+        bad = [u for u in refs.units if u not in UNITS]
+        if bad:
+            raise ValueError(f"{where}: unknown unit(s) {bad}; expected one of {UNITS}")
+        refs.group_ids = torch.as_tensor(
+            list(group_ids) if group_ids is not None else list(range(n)), dtype=torch.long
+        )
+        if masks is not None:
+            refs.masks = torch.as_tensor(np.asarray(masks), dtype=torch.bool).reshape(
+                n, *np.shape(masks)[-2:]
+            )
+        if points is not None:
+            refs.points = [
+                torch.as_tensor(np.asarray(p, dtype=np.float32)).reshape(-1, 2) for p in points
+            ]
+        if scores is not None:
+            refs.scores = torch.as_tensor(list(scores), dtype=torch.float32)
+        refs.set_metainfo({"parse_failures": 0})
+        return refs
+
+    @classmethod
+    def empty(cls, parse_failures: int = 0) -> RefTargets:
+        refs = cls.build(torch.zeros(0, 4))
+        refs.set_metainfo({"parse_failures": parse_failures})
+        return refs
+
+    @classmethod
+    def from_masks(
+        cls, masks: Sequence[np.ndarray], where: str = "RefTargets", **fields
+    ) -> RefTargets:
+        """Referents whose boxes are the tight boxes of non-empty ``masks``."""
+        boxes = []
+        for i, m in enumerate(masks):
+            box = mask_to_box(m)
+            if box is None:
+                raise ValueError(f"{where}[{i}]: empty mask")
+            boxes.append(box)
+        return cls.build(boxes, masks=np.stack(masks) if masks else None, where=where, **fields)
+
+    @property
+    def num_groups(self) -> int:
+        return int(self.group_ids.max()) + 1 if len(self) else 0
+
+    def group(self, gid: int) -> RefTargets:
+        """Rows of referent group ``gid`` (possibly none: a no-target referent)."""
+        return self[self.group_ids == gid]
+
+
+class GroundingDataSample(BaseDataElement):
+    """One training / evaluation example.
+
+    Data fields: ``gt_refs`` and ``prompt_refs`` (:class:`RefTargets`),
+    ``pred_refs`` (after prediction), ``conversation`` (list of
+    ``{"role": "user"|"assistant", "text": str}``), ``image`` (``(3, S, S)`` uint8
+    tensor once loaded). Metainfo: ``sample_id``, ``image_path``, ``ori_shape``,
+    ``img_shape``, ``frame`` (:class:`Frame`), ``task``, ``dataset``, ``expression``.
+    """

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import unigrounding.codecs  # noqa: F401  registers the in-tree codecs
+from unigrounding.data import ShapesRefDataset, collate
+from unigrounding.data.shapesref import write_shapesref
+
+torch.set_num_threads(2)
+
+IMAGE_SIZE = 64
+
+TINY_MODEL = dict(
+    type="GroundingMLLM",
+    codec=dict(type="text_coords"),
+    image_size=IMAGE_SIZE,
+    tokenizer="shapesref",
+    vision=dict(model_name="test_convnext", out_indices=(1, 2, 3), token_levels=(0, 1, 2)),
+    projector=dict(merge=1, pos_embed="sincos"),
+    llm=dict(
+        model_type="llama",
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=1024,
+    ),
+    max_new_tokens=32,
+)
+
+
+@pytest.fixture(scope="session")
+def shapes_root(tmp_path_factory):
+    return write_shapesref(
+        tmp_path_factory.mktemp("shapesref") / "data", seed=1, n_train=40, n_val=12
+    )
+
+
+def make_dataset(root, split="val", task="rec", **kwargs):
+    return ShapesRefDataset(
+        data_root=str(root),
+        n_train=40,
+        n_val=12,
+        seed=1,
+        split=split,
+        task=task,
+        pipeline=[dict(type="PackGroundingSample", image_size=IMAGE_SIZE)],
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="session")
+def rec_batch(shapes_root):
+    ds = make_dataset(shapes_root)
+    return collate([ds[i] for i in range(4)])
+
+
+def tiny_model_cfg(**codec) -> dict:
+    cfg = copy.deepcopy(TINY_MODEL)
+    if codec:
+        cfg["codec"] = codec
+    return cfg

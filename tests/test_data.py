@@ -1,0 +1,189 @@
+import json
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+from conftest import make_dataset
+from pycocotools.coco import COCO
+
+from unigrounding.data import AnnotationError, RefCOCODataset, read_refs
+from unigrounding.data.refcoco import convert_refs_pickle
+from unigrounding.data.shapesref import (
+    REFS_FILE,
+    SceneConfig,
+    _matches,
+    generate_scene,
+    referring_expressions,
+)
+from unigrounding.structures import GeometryError, rle_decode
+
+
+def test_shapesref_is_deterministic(tmp_path):
+    a = tmp_path / "a"
+    b = tmp_path / "b"
+    from unigrounding.data.shapesref import write_shapesref
+
+    write_shapesref(a, seed=3, n_train=5, n_val=2)
+    write_shapesref(b, seed=3, n_train=5, n_val=2)
+    for name in ("instances.json", REFS_FILE):
+        assert (a / name).read_text() == (b / name).read_text()
+    assert (a / "images" / "train_000000.png").read_bytes() == (
+        b / "images" / "train_000000.png"
+    ).read_bytes()
+
+
+def test_shapesref_written_in_coco_format_readable_by_pycocotools(shapes_root):
+    coco = COCO(str(shapes_root / "instances.json"))
+    ann = coco.loadAnns(coco.getAnnIds())[0]
+    img = coco.loadImgs(ann["image_id"])[0]
+    mask = coco.annToMask(ann).astype(bool)
+    assert mask.shape == (img["height"], img["width"]) and mask.sum() == ann["area"]
+    x, y, w, h = ann["bbox"]
+    ys, xs = np.nonzero(mask)
+    assert (x, y, x + w, y + h) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+def test_expressions_are_unambiguous():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        _, objects = generate_scene(rng, SceneConfig())
+        for k, obj in enumerate(objects):
+            for expr in referring_expressions(objects, k):
+                words = expr.removeprefix("the ").split(" on the ")[0].split()
+                shape = next(
+                    (w for w in words if w in {"circle", "square", "triangle", "diamond", "cross"}),
+                    None,
+                )
+                colour = next(
+                    (
+                        w
+                        for w in words
+                        if w in {"red", "green", "blue", "yellow", "purple", "white"}
+                    ),
+                    None,
+                )
+                size = next((w for w in words if w in {"small", "big"}), None)
+                hits = [o for o in objects if _matches(o, shape, colour, size)]
+                if " on the " in expr:
+                    assert obj in hits and len(hits) >= 2
+                else:
+                    assert hits == [obj], expr
+
+
+@pytest.mark.parametrize("task", ["rec", "res", "reg", "gcg", "gres"])
+def test_every_task_loads_with_consistent_slots(shapes_root, task):
+    ds = make_dataset(shapes_root, task=task)
+    assert len(ds) > 0
+    sample = ds[0]["data_samples"]
+    text = " ".join(t["text"] for t in sample.conversation)
+    if task == "reg":
+        assert "{prompt:0}" in text and len(sample.prompt_refs) == 1
+    elif task == "gcg":
+        assert sample.gt_refs.num_groups == text.count("{target:")
+    if task in ("res", "gres") and len(sample.gt_refs):
+        assert sample.gt_refs.masks.shape[0] == len(sample.gt_refs)
+
+
+def test_gres_has_multi_and_no_target_expressions(shapes_root):
+    ds = make_dataset(shapes_root, split="train", task="gres")
+    sizes = [len(ds.get_data_info(i)["gt"]) for i in range(len(ds))]
+    assert 0 in sizes and max(sizes) >= 2
+    empty = next(i for i, n in enumerate(sizes) if n == 0)
+    assert ds[empty]["data_samples"].conversation[1]["text"] == "There is none."
+
+
+def test_multi_turn_grouping_keeps_slots_pointing_at_their_targets(shapes_root):
+    ds = make_dataset(shapes_root, split="train", turns_per_sample=3)
+    sample = ds[0]["data_samples"]
+    answers = [t["text"] for t in sample.conversation if t["role"] == "assistant"]
+    assert answers == [f"{{target:{i}}}" for i in range(len(answers))]
+    assert sample.gt_refs.group_ids.tolist() == list(range(len(answers)))
+    assert sum("<image>" in t["text"] for t in sample.conversation) == 1
+
+
+def _copy(shapes_root, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(shapes_root, root)
+    return root
+
+
+def _load(root, refs_file=REFS_FILE, split="val", task="rec"):
+    ds = RefCOCODataset(
+        data_root=str(root), refs_file=refs_file, split=split, task=task,
+        pipeline=[dict(type="PackGroundingSample", image_size=64)],
+    )  # fmt: skip
+    return ds
+
+
+def test_malformed_annotation_file_names_the_file(shapes_root, tmp_path):
+    root = _copy(shapes_root, tmp_path)
+    (root / REFS_FILE).write_text("[{not json")
+    with pytest.raises(AnnotationError, match=r"refs\(shapesref\)\.json"):
+        _load(root)
+
+
+def test_record_missing_a_field_names_file_and_ref(shapes_root, tmp_path):
+    root = _copy(shapes_root, tmp_path)
+    refs = json.loads((root / REFS_FILE).read_text())
+    del refs[2]["sentences"]
+    (root / REFS_FILE).write_text(json.dumps(refs))
+    with pytest.raises(AnnotationError, match=r"ref #2 \(ref_id=2\)"):
+        _load(root, split=refs[2]["split"])
+
+
+def test_inverted_box_names_file_and_annotation(shapes_root, tmp_path):
+    root = _copy(shapes_root, tmp_path)
+    coco = json.loads((root / "instances.json").read_text())
+    refs = json.loads((root / REFS_FILE).read_text())
+    bad = next(a for a in coco["annotations"] if a["id"] == refs[0]["ann_id"])
+    bad["bbox"][2] = -3.0  # x2 < x1
+    (root / "instances.json").write_text(json.dumps(coco))
+    with pytest.raises(GeometryError, match=rf"ref_id=0\).*ann_id={bad['id']}.*degenerate"):
+        _load(root, split=refs[0]["split"])
+
+
+def test_empty_mask_names_file_and_sample(shapes_root, tmp_path):
+    root = _copy(shapes_root, tmp_path)
+    coco = json.loads((root / "instances.json").read_text())
+    refs = json.loads((root / REFS_FILE).read_text())
+    ref = next(r for r in refs if r["split"] == "val")
+    ann = next(a for a in coco["annotations"] if a["id"] == ref["ann_id"])
+    ann["segmentation"] = {
+        "size": ann["segmentation"]["size"],
+        "counts": [ann["segmentation"]["size"][0] * ann["segmentation"]["size"][1]],
+    }
+    assert not rle_decode(ann["segmentation"], *ann["segmentation"]["size"], "check").any()
+    (root / "instances.json").write_text(json.dumps(coco))
+    ds = _load(root, task="res")
+    idx = next(
+        i
+        for i in range(len(ds))
+        if ds.get_data_info(i)["sample_id"].startswith(f"{ref['ref_id']}-")
+    )
+    with pytest.raises(
+        ValueError, match=rf"sample {ref['ref_id']}-0 ann_id={ann['id']}: empty mask"
+    ):
+        ds[idx]
+
+
+def test_missing_image_names_file_and_sample(shapes_root, tmp_path):
+    root = _copy(shapes_root, tmp_path)
+    ds = _load(root)
+    info = ds.get_data_info(0)
+    (root / "images" / info["image_path"].split("/")[-1]).unlink()
+    with pytest.raises(
+        FileNotFoundError, match=rf"sample {info['sample_id']}.*image file not found"
+    ):
+        ds[0]
+
+
+def test_pickle_refused_without_opt_in_then_converted(shapes_root, tmp_path):
+    refs = json.loads((shapes_root / REFS_FILE).read_text())
+    pickled = tmp_path / "refs(unc).p"
+    pickled.write_bytes(pickle.dumps(refs))
+    with pytest.raises(AnnotationError, match="refusing to unpickle"):
+        read_refs(pickled)
+    assert read_refs(pickled, allow_pickle=True) == refs
+    converted = convert_refs_pickle(pickled)
+    assert converted.suffix == ".json" and read_refs(converted) == refs

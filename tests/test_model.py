@@ -1,0 +1,150 @@
+import importlib.util
+
+import pytest
+import torch
+from conftest import tiny_model_cfg
+
+from unigrounding.codecs.base import Codec, ModelView
+from unigrounding.engine.export import init_from_pretrained
+from unigrounding.models import Projector, select_attn_implementation, sincos_2d
+from unigrounding.registry import CODECS, MODELS
+
+
+def test_attn_selection(monkeypatch):
+    assert select_attn_implementation("eager") == "eager"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert select_attn_implementation("auto") == "sdpa"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "flash_attn" else real(name)
+    )
+    assert select_attn_implementation("auto") == "sdpa"
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: object() if name == "flash_attn" else real(name)
+    )
+    assert select_attn_implementation("auto") == "flash_attention_2"
+
+
+def test_projector_merges_2x2_neighbours_in_2d():
+    proj = Projector(1, 4, merge=2, pos_embed=None)
+    with torch.no_grad():
+        proj.mlp[0].weight.zero_()
+        proj.mlp[0].weight[0] = torch.tensor([1.0, 10.0, 100.0, 1000.0])
+        proj.mlp[0].bias.zero_()
+        proj.mlp[2].weight.copy_(torch.eye(4))
+        proj.mlp[2].bias.zero_()
+    fmap = torch.arange(16, dtype=torch.float32).view(1, 1, 4, 4) / 100
+    out = proj(fmap)
+    # first merged token = cells (0,0),(0,1),(1,0),(1,1) = 0, 1, 4, 5 (2-D neighbours, not 0..3)
+    expected = torch.nn.functional.gelu(torch.tensor(0 * 1 + 0.01 * 10 + 0.04 * 100 + 0.05 * 1000))
+    assert out.shape == (1, 4, 4)
+    assert torch.allclose(out[0, 0, 0], expected)
+
+
+def test_sincos_codes_differ_per_cell():
+    code = sincos_2d(4, 4, 16)
+    assert code.shape == (16, 16) and torch.cdist(code, code).fill_diagonal_(1).min() > 0
+
+
+class _SpyCodec(Codec):
+    """A latent-style codec that records what the model hands it."""
+
+    kind = "latent"
+    needs = frozenset({"hidden_states", "feature_pyramid", "generated_logits"})
+
+    def __init__(self):
+        from unigrounding.codecs import TextCoordsProcessor
+
+        super().__init__(TextCoordsProcessor())
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.seen = {}
+
+    def loss(self, view: ModelView):
+        self.seen["hidden"] = view.hidden_states.shape
+        self.seen["pyramid"] = [f.shape for f in view.feature_pyramid]
+        return {"loss_spy": (view.hidden_states.mean() * self.scale) ** 2}
+
+    def decode(self, view: ModelView):
+        self.seen["gen_hidden"] = view.generated_hidden_states.shape
+        self.seen["gen_ids"] = view.generated_ids.shape
+        self.seen["gen_logits"] = view.generated_logits.shape
+        return super().decode(view)
+
+
+def test_model_computes_only_and_all_that_a_codec_needs(rec_batch):
+    CODECS.register_module(name="_spy", module=_SpyCodec, force=True)
+    try:
+        model = MODELS.build(tiny_model_cfg(type="_spy"))
+        losses = model(rec_batch["inputs"], rec_batch["data_samples"], mode="loss")
+        assert set(losses) == {"loss_lm", "loss_spy"}
+        assert model.codec.seen["hidden"][-1] == model.llm.config.hidden_size
+        assert len(model.codec.seen["pyramid"]) == 3
+        model.eval()
+        model(rec_batch["inputs"], [s.clone() for s in rec_batch["data_samples"]], mode="predict")
+        b, t = model.codec.seen["gen_ids"]
+        assert model.codec.seen["gen_hidden"][:2] == (b, t)
+        assert model.codec.seen["gen_logits"][:2] == (b, t)
+    finally:
+        CODECS.module_dict.pop("_spy")
+
+
+def test_text_only_codec_builds_no_pyramid():
+    model = MODELS.build(tiny_model_cfg(type="text_coords"))
+    assert model.pyramid is None
+
+
+def test_kv_cache_generation_matches_full_recompute(rec_batch):
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg(type="text_coords")).eval()
+    samples = [s.clone() for s in rec_batch["data_samples"]]
+    view = model._view(rec_batch["inputs"], samples, train=False)
+    model.max_new_tokens = 6
+    model._generate(view)
+    ids, mask = view.input_ids, view.attention_mask
+    embeds = model._embed(view)
+    for step in range(6):
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos).logits[
+            :, -1
+        ]
+        nxt = logits.argmax(-1)
+        assert torch.equal(
+            nxt[view.generated_ids[:, step] != model.tokenizer.eos_token_id],
+            view.generated_ids[:, step][
+                view.generated_ids[:, step] != model.tokenizer.eos_token_id
+            ],
+        )
+        nxt = view.generated_ids[:, step]
+        embeds = torch.cat([embeds, model.llm.get_input_embeddings()(nxt[:, None])], 1)
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+    assert ids.shape[0] == 4
+
+
+def test_init_from_pretrained_grows_vocabulary(tmp_path):
+    from safetensors.torch import save_model
+
+    small = MODELS.build(tiny_model_cfg(type="text_coords"))
+    save_model(small, str(tmp_path / "model.safetensors"))
+    big = MODELS.build(tiny_model_cfg(type="text_coords"))
+    big.tokenizer.add_tokens(["<x1>", "<x2>"], special_tokens=True)
+    big.llm.resize_token_embeddings(len(big.tokenizer))
+    fresh = big.llm.get_input_embeddings().weight[-2:].clone()
+    report = init_from_pretrained(big, tmp_path)
+    emb = big.llm.get_input_embeddings().weight
+    n = small.llm.get_input_embeddings().num_embeddings
+    assert torch.equal(emb[:n], small.llm.get_input_embeddings().weight)
+    assert torch.equal(emb[n:], fresh)
+    assert report["unexpected"] == []
+
+
+def test_init_from_pretrained_rejects_incompatible_shapes(tmp_path):
+    from safetensors.torch import save_model
+
+    save_model(
+        MODELS.build(tiny_model_cfg(type="text_coords")), str(tmp_path / "model.safetensors")
+    )
+    cfg = tiny_model_cfg(type="text_coords")
+    cfg["llm"]["hidden_size"] = 32
+    with pytest.raises(ValueError, match="has shape"):
+        MODELS.build({**cfg, "init_checkpoint": str(tmp_path)})

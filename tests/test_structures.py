@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from unigrounding.structures import (
+    Crop,
+    Frame,
+    GeometryError,
+    RefTargets,
+    mask_to_box,
+    rle_decode,
+    rle_encode,
+    square_resize_frame,
+    validate_box,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    h=st.integers(8, 300),
+    w=st.integers(8, 300),
+    size=st.integers(16, 128),
+    frac=st.tuples(*[st.floats(0, 1)] * 4),
+)
+def test_frame_maps_boxes_both_ways_exactly(h, w, size, frac):
+    frame = square_resize_frame((h, w), size)
+    box = np.array([frac[0] * w, frac[1] * h, frac[2] * w, frac[3] * h])
+    back = frame.boxes_to_original(frame.boxes_to_input(box))
+    np.testing.assert_allclose(back, box.reshape(1, 4), atol=1e-9)
+    assert frame.input_hw == (size, size)
+
+
+def test_frame_pads_the_short_side_and_centres_content():
+    frame = square_resize_frame((60, 80), 40)  # pad to 80x80 (10 px top), then halve
+    np.testing.assert_allclose(frame.points_to_input([[0, 0]]), [[0, 5]])
+    np.testing.assert_allclose(frame.points_to_input([[80, 60]]), [[40, 35]])
+
+
+def test_frame_masks_round_trip_through_pad_crop_and_resize():
+    mask = np.zeros((30, 50), bool)
+    mask[10:20, 5:25] = True
+    frame = square_resize_frame((30, 50), 100)
+    frame = frame.then(Crop((100, 100), (90, 90), 5, 5))
+    back = frame.mask_to_original(frame.mask_to_input(mask))
+    assert back.shape == mask.shape
+    assert torch.equal(back, torch.from_numpy(mask))
+
+
+def test_frame_rejects_mismatched_step():
+    with pytest.raises(ValueError, match="expects"):
+        Frame((10, 10)).then(Crop((20, 20), (5, 5), 0, 0))
+
+
+def test_rle_round_trip_and_mask_box():
+    mask = np.zeros((17, 23), bool)
+    mask[3:9, 4:20] = True
+    rle = rle_encode(mask)
+    assert isinstance(rle["counts"], str)
+    assert np.array_equal(rle_decode(rle, 17, 23, "test"), mask)
+    assert mask_to_box(mask) == [4.0, 3.0, 20.0, 9.0]
+    assert mask_to_box(np.zeros((4, 4), bool)) is None
+
+
+def test_rle_decode_names_the_source_on_garbage():
+    with pytest.raises(GeometryError, match="ann 7"):
+        rle_decode({"counts": 12, "size": [3]}, 4, 4, "ann 7")
+
+
+@pytest.mark.parametrize("box", [[5, 5, 4, 9], [0, 0, 0, 3], [1, 2, float("nan"), 4], [1, 2, 3]])
+def test_validate_box_rejects_degenerate(box):
+    with pytest.raises(GeometryError, match="sample 3"):
+        validate_box(box, "sample 3")
+
+
+def test_reftargets_one_to_many_groups():
+    refs = RefTargets.build(
+        [[0, 0, 2, 2], [3, 3, 5, 5], [6, 6, 8, 8]],
+        phrases=["two cats", "two cats", "a dog"],
+        group_ids=[0, 0, 1],
+    )
+    assert refs.num_groups == 2
+    assert len(refs.group(0)) == 2 and refs.group(0).phrases == ["two cats", "two cats"]
+    assert len(refs.group(1)) == 1 and len(refs.group(5)) == 0
+    assert len(RefTargets.empty()) == 0 and RefTargets.empty(3).metainfo["parse_failures"] == 3
+
+
+def test_reftargets_from_masks_rejects_empty_mask():
+    with pytest.raises(ValueError, match=r"obj\[1\]: empty mask"):
+        RefTargets.from_masks([np.ones((3, 3), bool), np.zeros((3, 3), bool)], where="obj")

@@ -1,0 +1,135 @@
+"""Training through mmengine: train, export, load, resume exactly, DDP on CPU."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import IMAGE_SIZE, tiny_model_cfg
+from mmengine.config import Config
+from safetensors.torch import load_file
+
+from unigrounding.engine.runner import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_train_cfg(
+    root: Path, work_dir: Path, max_iters: int, total_steps: int, interval: int
+) -> Config:
+    base = Config.fromfile(str(REPO / "configs" / "_base_" / "schedules" / "quick.py"))
+    dataset = dict(
+        type="ShapesRefDataset", data_root=str(root), seed=1, n_train=40, n_val=12, task="rec"
+    )
+    pipeline = [dict(type="PackGroundingSample", image_size=IMAGE_SIZE)]
+    cfg = dict(base.to_dict())
+    cfg.update(
+        model=tiny_model_cfg(type="text_coords"),
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            batch_size=4, num_workers=0, sampler=dict(type="InfiniteSampler", shuffle=True, seed=0),
+            collate_fn=dict(type="grounding_collate"),
+            dataset=dict(dataset, split="train", turns_per_sample=2, pipeline=pipeline),
+        ),
+        val_dataloader=dict(
+            batch_size=6, num_workers=0, sampler=dict(type="DefaultSampler", shuffle=False),
+            collate_fn=dict(type="grounding_collate"),
+            dataset=dict(dataset, split="val", max_samples=6, pipeline=pipeline),
+        ),
+        val_evaluator=[dict(type="RECMetric")],
+        train_cfg=dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=10**6),
+        param_scheduler=[dict(type="OneCycleLR", eta_max=2e-3, total_steps=total_steps, pct_start=0.2, by_epoch=False)],
+        randomness=dict(seed=0),
+    )  # fmt: skip
+    cfg["default_hooks"]["checkpoint"] = dict(
+        type="CheckpointHook", interval=interval, by_epoch=False
+    )
+    cfg["default_hooks"]["logger"] = dict(type="LoggerHook", interval=1)
+    cfg["test_dataloader"], cfg["test_evaluator"] = cfg["val_dataloader"], cfg["val_evaluator"]
+    return Config(cfg)
+
+
+def _weights(work_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(work_dir / "export" / "model.safetensors"))
+
+
+def test_train_exports_safetensors_and_loads_through_the_api(shapes_root, tmp_path):
+    import unigrounding as ug
+
+    runner = train(tiny_train_cfg(shapes_root, tmp_path / "run", 3, 3, 3))
+    export = tmp_path / "run" / "export"
+    assert (export / "model.safetensors").exists() and (export / "config.py").exists()
+    assert runner.iter == 3
+    model = ug.load(export)
+    image = shapes_root / "images" / "val_000040.png"
+    refs = model.ground(image, "the red circle")
+    assert isinstance(refs, ug.RefTargets)
+    text, _ = model.chat(image, "What is {prompt:0}?", prompts=[ug.Box(1, 2, 20, 30)])
+    assert isinstance(text, str)
+
+
+def test_resume_continues_exactly(shapes_root, tmp_path):
+    straight = tmp_path / "straight"
+    train(tiny_train_cfg(shapes_root, straight, 6, 6, 6))
+    interrupted = tmp_path / "interrupted"
+    train(tiny_train_cfg(shapes_root, interrupted, 3, 6, 3))  # "stops" after 3 of 6 iterations
+    assert (interrupted / "iter_3.pth").exists()
+    runner = train(tiny_train_cfg(shapes_root, interrupted, 6, 6, 3), resume=True)
+    assert runner.iter == 6
+    a, b = _weights(straight), _weights(interrupted)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_resume_loads_with_torch_weights_only_default(shapes_root, tmp_path):
+    train(tiny_train_cfg(shapes_root, tmp_path / "run", 2, 2, 2))
+    ckpt = torch.load(tmp_path / "run" / "iter_2.pth", map_location="cpu")  # weights_only=True
+    assert ckpt["meta"]["iter"] == 2 and "message_hub" in ckpt
+
+
+@pytest.mark.slow
+def test_two_process_ddp_training_on_cpu(shapes_root, tmp_path):
+    cfg = tiny_train_cfg(shapes_root, tmp_path / "ddp", 2, 2, 2)
+    cfg_file = tmp_path / "ddp.py"
+    cfg.dump(str(cfg_file))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+        "-m", "unigrounding.cli.main", "train", str(cfg_file), "--launcher", "pytorch",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "ddp" / "export" / "model.safetensors").exists()
+    logs = list((tmp_path / "ddp").rglob("*.log"))
+    assert logs and any(
+        "world_size: 2" in p.read_text() or "world size: 2" in p.read_text().lower() for p in logs
+    )
+
+
+def test_eval_cli_writes_metrics_and_protocol(shapes_root, tmp_path):
+    from unigrounding.cli.main import main
+
+    cfg = tiny_train_cfg(shapes_root, tmp_path / "run", 2, 2, 2)
+    train(cfg)
+    cfg_file = tmp_path / "cfg.py"
+    cfg.dump(str(cfg_file))
+    out = tmp_path / "eval.json"
+    main(
+        [
+            "eval",
+            str(cfg_file),
+            "--checkpoint",
+            str(tmp_path / "run" / "export"),
+            "--out",
+            str(out),
+            "--work-dir",
+            str(tmp_path / "eval"),
+        ]
+    )
+    result = json.loads(out.read_text())
+    assert {"rec/acc@0.5", "rec/miou", "rec/parse_failures"} <= set(result["metrics"])
+    assert result["protocol"]["rec_hit"].startswith("IoU >=")
