@@ -18,7 +18,7 @@ def _sample(gt_boxes, pred_boxes, pred_masks=None, gt_masks=None, failures=0, hw
 
 
 def _run(metric, samples):
-    metric.process({}, samples)
+    metric.process({}, [s.to_dict() for s in samples])  # as mmengine's Evaluator hands them over
     return metric.compute_metrics(metric.results)
 
 

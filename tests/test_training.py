@@ -69,6 +69,13 @@ def test_train_exports_safetensors_and_loads_through_the_api(shapes_root, tmp_pa
     assert isinstance(refs, ug.RefTargets)
     text, _ = model.chat(image, "What is {prompt:0}?", prompts=[ug.Box(1, 2, 20, 30)])
     assert isinstance(text, str)
+    from PIL import Image
+
+    from unigrounding.cli.main import main
+
+    png = tmp_path / "demo.png"
+    main(["demo", "--checkpoint", str(export), "--image", str(image), "--query", "the red circle", "--out", str(png)])
+    assert Image.open(png).size[0] == Image.open(image).size[0] * 4
 
 
 def test_resume_continues_exactly(shapes_root, tmp_path):

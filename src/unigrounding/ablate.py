@@ -1,9 +1,10 @@
 """``unigrounding ablate``: every codec on one backbone, one data set, one budget.
 
 Each codec is fine-tuned for the same number of iterations from the same
-codec-neutral vision-language checkpoint (pretrained once on ShapesRef and
-cached), then evaluated with the same metrics. A trivial baseline is printed
-beside them so a number can be read against "no learning at all".
+codec-neutral checkpoint — the vision tower pretrained once on ShapesRef cell
+attributes (``configs/pretrain/shapesref_cells.py``) and cached — then
+evaluated with the same metrics. A trivial baseline is printed beside them so a
+number can be read against "no learning at all".
 """
 
 from __future__ import annotations
@@ -58,6 +59,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get("UNIGROUNDING_CACHE", Path.home() / ".cache" / "unigrounding"))
 
 
+def shapesref_root(settings: dict) -> Path:
+    """ShapesRef for a preset, generated into the cache on first use."""
+    from .data.shapesref import write_shapesref
+
+    root = cache_dir() / f"shapesref-{settings['n_train']}-{settings['n_val']}"
+    return write_shapesref(root, n_train=settings["n_train"], n_val=settings["n_val"])
+
+
 def _codec_config(cdir: Path, name: str) -> Config:
     """``configs/ablate/<name>.py`` if a codec ships one, else the shared base
     with ``model.codec = dict(type=name)``."""
@@ -70,12 +79,17 @@ def _codec_config(cdir: Path, name: str) -> Config:
 
 def _apply_preset(cfg: Config, settings: dict, data_root: Path, iters: int) -> None:
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        if cfg.get(loader) is None:
+            continue
         ds = cfg[loader].dataset
-        ds.update(data_root=str(data_root), n_train=settings["n_train"], n_val=settings["n_val"])
-    cfg.val_dataloader.dataset.max_samples = settings["eval_samples"]
-    cfg.test_dataloader.dataset.max_samples = settings["eval_samples"]
+        ds.data_root = str(data_root)
+        if ds.type == "ShapesRefDataset":
+            ds.update(n_train=settings["n_train"], n_val=settings["n_val"])
+        if loader != "train_dataloader":
+            ds.max_samples = settings["eval_samples"]
     cfg.train_cfg.max_iters = iters
-    cfg.train_cfg.val_interval = iters + 1
+    cfg.train_cfg.pop("val_interval", None)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None  # evaluated once, by test()
     for sched in cfg.param_scheduler:
         if "total_steps" in sched:
             sched.total_steps = iters
@@ -83,10 +97,10 @@ def _apply_preset(cfg: Config, settings: dict, data_root: Path, iters: int) -> N
 
 
 def pretrain(cdir: Path, settings: dict, data_root: Path, log: callable = print) -> Path:
-    """The codec-neutral vision-language checkpoint, trained once and cached."""
+    """The codec-neutral vision checkpoint, trained once and cached by content."""
     from mmengine.runner import Runner
 
-    cfg = Config.fromfile(str(cdir / "pretrain" / "shapesref_vl.py"))
+    cfg = Config.fromfile(str(cdir / "pretrain" / "shapesref_cells.py"))
     _apply_preset(cfg, settings, data_root, settings["pretrain_iters"])
     key = _digest(cfg.pretty_text + json.dumps(settings, sort_keys=True))
     work = cache_dir() / f"pretrain-{key}"
@@ -94,7 +108,7 @@ def pretrain(cdir: Path, settings: dict, data_root: Path, log: callable = print)
     if (export / "model.safetensors").exists():
         log(f"[ablate] reusing cached pretraining checkpoint {export}")
         return export
-    log(f"[ablate] codec-neutral pretraining ({settings['pretrain_iters']} iters) -> {work}")
+    log(f"[ablate] vision-tower pretraining ({settings['pretrain_iters']} iters) -> {work}")
     cfg.work_dir = str(work)
     Runner.from_cfg(cfg).train()
     return export
@@ -202,7 +216,7 @@ def run_ablation(
     unknown = [n for n in names if n not in available]
     if unknown:
         raise ValueError(f"unknown codec(s) {unknown}; registered: {sorted(available)}")
-    data_root = cache_dir() / f"shapesref-{settings['n_train']}-{settings['n_val']}"
+    data_root = shapesref_root(settings)
     pretrained = pretrain(cdir, settings, data_root, log)
     report = {
         "preset": preset,
@@ -225,3 +239,24 @@ def run_ablation(
     write_report(report, out)
     log((out / "report.md").read_text())
     return report
+
+
+def codec_roundtrip(name: str, n: int = 200, config_dir_path: str | Path | None = None) -> dict:
+    """``unigrounding roundtrip``: the ceiling of the codec *with its default
+    arguments* (e.g. Shikra's 3 decimals for ``text_coords``) on ShapesRef val."""
+    from mmengine.registry import DefaultScope
+
+    from .registry import DATASETS, MODELS
+    from .roundtrip import roundtrip
+
+    cdir = config_dir(config_dir_path)
+    cfg = Config.fromfile(str(cdir / "ablate" / "base.py"))
+    cfg.model.codec = {"type": name}
+    settings = dict(PRESETS["quick"], eval_samples=n)
+    data_root = shapesref_root(settings)
+    _apply_preset(cfg, settings, data_root, 1)
+    with DefaultScope.overwrite_default_scope("unigrounding"):
+        model = MODELS.build(cfg.model)
+        dataset = DATASETS.build(copy.deepcopy(cfg.test_dataloader.dataset))
+    samples = [dataset[i]["data_samples"] for i in range(min(n, len(dataset)))]
+    return {"codec": name, **roundtrip(model.codec, model.tokenizer, samples)}

@@ -3,11 +3,12 @@
 Every buildable part (codecs, decoders, proposers, models, datasets, transforms,
 metrics) is registered here, as children of mmengine's root registries, so that
 config ``type=`` strings resolve in the ``unigrounding`` scope and out-of-tree
-plugins only need ``custom_imports`` to register themselves.
+plugins only need ``custom_imports`` to register themselves. (mmengine's Runner
+looks collate functions and hooks up in its root registries without switching
+scope, so ``grounding_collate`` and ``ExportHook`` are registered there.)
 """
 
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
-from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
@@ -27,7 +28,4 @@ TRANSFORMS = Registry(
 )
 METRICS = Registry(
     "metric", parent=MMENGINE_METRICS, scope=SCOPE, locations=["unigrounding.evaluation"]
-)
-FUNCTIONS = Registry(
-    "function", parent=MMENGINE_FUNCTIONS, scope=SCOPE, locations=["unigrounding.data"]
 )

@@ -21,7 +21,8 @@ def export_model(model: torch.nn.Module, cfg: Config, out_dir: str | Path) -> Pa
     out.mkdir(parents=True, exist_ok=True)
     save_model(model, str(out / WEIGHTS))
     cfg.dump(str(out / CONFIG))
-    model.tokenizer.save_pretrained(str(out / "tokenizer"))
+    if hasattr(model, "tokenizer"):
+        model.tokenizer.save_pretrained(str(out / "tokenizer"))
     return out
 
 

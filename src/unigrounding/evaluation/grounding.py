@@ -5,39 +5,43 @@ pixels, a hit when IoU ``>=`` the threshold; a sample with no readable box is a
 miss and is counted (``missing``), as are samples whose output had unreadable
 parts (``parse_failures``). RES: cIoU = ΣI / ΣU over the split, gIoU = mean
 per-sample IoU where an empty target predicted empty counts 1.0 (LISA / ReLA).
+
+mmengine's evaluator hands metrics ``GroundingDataSample.to_dict()`` output, so
+samples and referents are read as mappings (``refs["boxes"]``); ``RefTargets``
+itself supports the same access.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
 
 from ..registry import METRICS
-from ..structures import GroundingDataSample, RefTargets, box_to_mask, paired_box_iou
+from ..structures import box_to_mask, paired_box_iou
 
 
-def rec_iou(pred: RefTargets, gt: RefTargets) -> float | None:
+def rec_iou(pred: Mapping, gt: Mapping, sample_id: str = "?") -> float | None:
     """IoU of the first predicted box with the target box; ``None`` if no prediction."""
-    if len(pred) == 0:
+    if len(pred["boxes"]) == 0:
         return None
-    if len(gt) != 1:
-        raise ValueError(f"REC needs exactly one target box, got {len(gt)}")
-    return float(paired_box_iou(pred.boxes[:1].float(), gt.boxes[:1].float())[0])
+    if len(gt["boxes"]) != 1:
+        raise ValueError(f"sample {sample_id}: REC needs exactly one target box, got {len(gt['boxes'])}")
+    return float(paired_box_iou(pred["boxes"][:1].float(), gt["boxes"][:1].float())[0])
 
 
-def union_mask(refs: RefTargets, hw: tuple[int, int], boxes_as_masks: bool) -> np.ndarray | None:
+def union_mask(refs: Mapping, hw: tuple[int, int], boxes_as_masks: bool) -> np.ndarray | None:
     """Union of a referent's instance masks; ``None`` if it has boxes but no masks
     (unless ``boxes_as_masks``, which rasterises the boxes)."""
     out = np.zeros(hw, dtype=bool)
-    if len(refs) == 0:
+    if len(refs["boxes"]) == 0:
         return out
     if "masks" in refs:
-        return refs.masks.any(0).numpy()
+        return np.asarray(refs["masks"]).any(0)
     if not boxes_as_masks:
         return None
-    for box in refs.boxes.tolist():
+    for box in refs["boxes"].tolist():
         out |= box_to_mask(box, *hw)
     return out
 
@@ -52,16 +56,11 @@ class RECMetric(BaseMetric):
         super().__init__(**kwargs)
         self.thresholds = tuple(thresholds)
 
-    def process(self, data_batch, data_samples: Sequence[GroundingDataSample]) -> None:
+    def process(self, data_batch, data_samples: Sequence[Mapping]) -> None:
         for s in data_samples:
-            iou = rec_iou(s.pred_refs, s.gt_refs)
-            self.results.append(
-                {
-                    "iou": iou,
-                    "failures": s.pred_refs.metainfo.get("parse_failures", 0),
-                    "decode_ms": s.metainfo.get("decode_ms"),
-                }
-            )
+            pred = s["pred_refs"]
+            iou = rec_iou(pred, s["gt_refs"], s.get("sample_id", "?"))
+            self.results.append({"iou": iou, "failures": pred.get("parse_failures", 0), "decode_ms": s.get("decode_ms")})
 
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
         ious = np.array([r["iou"] if r["iou"] is not None else 0.0 for r in results])
@@ -92,11 +91,11 @@ class RESMetric(BaseMetric):
         super().__init__(**kwargs)
         self.boxes_as_masks = boxes_as_masks
 
-    def process(self, data_batch, data_samples: Sequence[GroundingDataSample]) -> None:
+    def process(self, data_batch, data_samples: Sequence[Mapping]) -> None:
         for s in data_samples:
-            hw = tuple(s.ori_shape)
-            gt = union_mask(s.gt_refs, hw, boxes_as_masks=True)
-            pred = union_mask(s.pred_refs, hw, self.boxes_as_masks)
+            hw = tuple(s["ori_shape"])
+            gt = union_mask(s["gt_refs"], hw, boxes_as_masks=True)
+            pred = union_mask(s["pred_refs"], hw, self.boxes_as_masks)
             no_mask = pred is None
             if no_mask:
                 pred = np.zeros(hw, dtype=bool)

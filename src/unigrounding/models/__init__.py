@@ -1,11 +1,13 @@
 """The shared grounding MLLM and its parts."""
 
+from .cell_pretrain import CellAttributePretrainer
 from .llm import build_llm, build_tokenizer, select_attn_implementation
 from .mllm import GroundingMLLM
 from .tokenizer import build_shapesref_tokenizer
 from .vision import FeaturePyramid, Projector, VisionTower, sincos_2d
 
 __all__ = [
+    "CellAttributePretrainer",
     "FeaturePyramid",
     "GroundingMLLM",
     "Projector",
