@@ -12,7 +12,12 @@ from unigrounding.report import markdown
 
 
 def _cli(*args: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "unigrounding.cli.main", *args], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "unigrounding.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
@@ -24,14 +29,21 @@ def test_codecs_lists_json():
 
 def test_data_command_writes_refcoco_layout(tmp_path):
     main(["data", "shapesref", "--out", str(tmp_path / "d"), "--n-train", "3", "--n-val", "2"])
-    assert {p.name for p in (tmp_path / "d").iterdir()} >= {"instances.json", "refs(shapesref).json", "grefs(shapesref).json", "images"}
+    assert {p.name for p in (tmp_path / "d").iterdir()} >= {
+        "instances.json",
+        "refs(shapesref).json",
+        "grefs(shapesref).json",
+        "images",
+    }
 
 
 @pytest.fixture()
 def small_preset(monkeypatch, tmp_path):
     monkeypatch.setenv("UNIGROUNDING_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(
-        ablate.PRESETS, "quick", {"pretrain_iters": 2, "finetune_iters": 2, "n_train": 30, "n_val": 10, "eval_samples": 8}
+        ablate.PRESETS,
+        "quick",
+        {"pretrain_iters": 2, "finetune_iters": 2, "n_train": 30, "n_val": 10, "eval_samples": 8},
     )
 
 
@@ -39,7 +51,16 @@ def test_roundtrip_text_coords_reaches_quantization_ceiling(small_preset, tmp_pa
     out = tmp_path / "rt.json"
     main(["roundtrip", "--codec", "text_coords", "--n", "20", "--out", str(out)])
     result = json.loads(out.read_text())
-    assert set(result) >= {"codec", "n", "box_iou_mean", "box_acc@0.5", "mask_iou_mean", "tokens_per_object", "encode_ms_per_object", "decode_ms_per_object"}
+    assert set(result) >= {
+        "codec",
+        "n",
+        "box_iou_mean",
+        "box_acc@0.5",
+        "mask_iou_mean",
+        "tokens_per_object",
+        "encode_ms_per_object",
+        "decode_ms_per_object",
+    }
     assert result["box_iou_mean"] > 0.97 and result["box_acc@0.5"] == 1.0
     assert result["mask_iou_mean"] is None  # text coordinates carry no mask: null, not a number
 
@@ -50,7 +71,16 @@ def test_ablate_writes_report_with_schema_and_reuses_pretraining(small_preset, t
     assert on_disk["preset"] == "quick" and on_disk["dataset"] == "shapesref"
     assert "rec_acc@0.5" in on_disk["baselines"]["center_box"]
     row = on_disk["codecs"]["text_coords"]
-    for key in ("rec_acc@0.5", "rec_miou", "res_ciou", "parse_failures", "tokens_per_object", "train_samples_per_s", "decode_ms_per_object", "train_seconds"):
+    for key in (
+        "rec_acc@0.5",
+        "rec_miou",
+        "res_ciou",
+        "parse_failures",
+        "tokens_per_object",
+        "train_samples_per_s",
+        "decode_ms_per_object",
+        "train_seconds",
+    ):
         assert key in row
     assert row["res_ciou"] is None and row["train_samples_per_s"] > 0
     assert (tmp_path / "ab" / "report.md").read_text().count("text_coords") >= 1
@@ -58,7 +88,10 @@ def test_ablate_writes_report_with_schema_and_reuses_pretraining(small_preset, t
     logs = []
     ablate.run_ablation(tmp_path / "ab2", codecs=["text_coords"], log=logs.append)
     assert any("reusing cached pretraining" in line for line in logs)
-    assert report["pretrained"] == json.loads((tmp_path / "ab2" / "report.json").read_text())["pretrained"]
+    assert (
+        report["pretrained"]
+        == json.loads((tmp_path / "ab2" / "report.json").read_text())["pretrained"]
+    )
 
 
 def test_ablate_rejects_unknown_codec(small_preset, tmp_path):
@@ -67,5 +100,13 @@ def test_ablate_rejects_unknown_codec(small_preset, tmp_path):
 
 
 def test_report_markdown_marks_missing_values():
-    text = markdown({"preset": "quick", "dataset": "shapesref", "seconds": 1.0, "baselines": {"center_box": {"rec_acc@0.5": 0.1}}, "codecs": {"c": {"rec_acc@0.5": 0.5, "res_ciou": None}}})
+    text = markdown(
+        {
+            "preset": "quick",
+            "dataset": "shapesref",
+            "seconds": 1.0,
+            "baselines": {"center_box": {"rec_acc@0.5": 0.1}},
+            "codecs": {"c": {"rec_acc@0.5": 0.5, "res_ciou": None}},
+        }
+    )
     assert "| c | 0.500 |" in text and "n/a" in text

@@ -74,7 +74,19 @@ def test_train_exports_safetensors_and_loads_through_the_api(shapes_root, tmp_pa
     from unigrounding.cli.main import main
 
     png = tmp_path / "demo.png"
-    main(["demo", "--checkpoint", str(export), "--image", str(image), "--query", "the red circle", "--out", str(png)])
+    main(
+        [
+            "demo",
+            "--checkpoint",
+            str(export),
+            "--image",
+            str(image),
+            "--query",
+            "the red circle",
+            "--out",
+            str(png),
+        ]
+    )
     assert Image.open(png).size[0] == Image.open(image).size[0] * 4
 
 

@@ -27,7 +27,9 @@ def rec_iou(pred: Mapping, gt: Mapping, sample_id: str = "?") -> float | None:
     if len(pred["boxes"]) == 0:
         return None
     if len(gt["boxes"]) != 1:
-        raise ValueError(f"sample {sample_id}: REC needs exactly one target box, got {len(gt['boxes'])}")
+        raise ValueError(
+            f"sample {sample_id}: REC needs exactly one target box, got {len(gt['boxes'])}"
+        )
     return float(paired_box_iou(pred["boxes"][:1].float(), gt["boxes"][:1].float())[0])
 
 
@@ -60,7 +62,13 @@ class RECMetric(BaseMetric):
         for s in data_samples:
             pred = s["pred_refs"]
             iou = rec_iou(pred, s["gt_refs"], s.get("sample_id", "?"))
-            self.results.append({"iou": iou, "failures": pred.get("parse_failures", 0), "decode_ms": s.get("decode_ms")})
+            self.results.append(
+                {
+                    "iou": iou,
+                    "failures": pred.get("parse_failures", 0),
+                    "decode_ms": s.get("decode_ms"),
+                }
+            )
 
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
         ious = np.array([r["iou"] if r["iou"] is not None else 0.0 for r in results])

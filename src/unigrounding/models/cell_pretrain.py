@@ -29,7 +29,9 @@ class CellAttributePretrainer(BaseModel):
         attributes: attribute name → number of classes (class 0 is background).
     """
 
-    def __init__(self, vision: dict, attributes: dict[str, int], data_preprocessor: dict | None = None) -> None:
+    def __init__(
+        self, vision: dict, attributes: dict[str, int], data_preprocessor: dict | None = None
+    ) -> None:
         super().__init__(data_preprocessor=data_preprocessor)
         self.vision = VisionTower(**vision)
         self.attributes = dict(attributes)
@@ -37,18 +39,25 @@ class CellAttributePretrainer(BaseModel):
 
     def _logits(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.head(self.vision.token_map(self.vision(images)))
-        return dict(zip(self.attributes, out.split(list(self.attributes.values()), dim=1), strict=True))
+        return dict(
+            zip(self.attributes, out.split(list(self.attributes.values()), dim=1), strict=True)
+        )
 
     def forward(self, inputs: torch.Tensor, data_samples: list[dict], mode: str = "tensor"):
         logits = self._logits(inputs)
         if mode == "tensor":
             return logits
-        labels = {k: torch.stack([s[k] for s in data_samples]).to(inputs.device) for k in self.attributes}
+        labels = {
+            k: torch.stack([s[k] for s in data_samples]).to(inputs.device) for k in self.attributes
+        }
         if mode == "loss":
             return {f"loss_{k}": F.cross_entropy(logits[k], labels[k]) for k in self.attributes}
         if mode == "predict":
             return [
-                {k: float((logits[k][i].argmax(0) == labels[k][i]).float().mean()) for k in self.attributes}
+                {
+                    k: float((logits[k][i].argmax(0) == labels[k][i]).float().mean())
+                    for k in self.attributes
+                }
                 for i in range(len(data_samples))
             ]
         raise ValueError(f"unknown mode {mode!r}")

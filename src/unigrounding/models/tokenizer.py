@@ -16,7 +16,7 @@ from tokenizers import Regex, Tokenizer, decoders, pre_tokenizers
 from tokenizers.models import WordPiece
 from transformers import PreTrainedTokenizerFast
 
-from ..data.refcoco import COLUMNS, NO_TARGET_ANSWER, QA_TEMPLATES, ROWS, TASK_TEMPLATES
+from ..data.refcoco import NO_TARGET_ANSWER, TASK_TEMPLATES
 from ..data.shapesref import vocabulary
 
 PAD, BOS, EOS, UNK, IMAGE = "<pad>", "<s>", "</s>", "<unk>", "<image>"
@@ -26,7 +26,6 @@ CHAT_WORDS = ("USER", "ASSISTANT")
 
 def _template_words() -> set[str]:
     text = " ".join(q + " " + a for q, a in TASK_TEMPLATES.values()) + " " + NO_TARGET_ANSWER
-    text += " ".join([*QA_TEMPLATES.values(), *ROWS, *COLUMNS])
     text = re.sub(r"\{[^}]*\}|<image>", " ", text)
     return set(re.findall(r"[A-Za-z]+", text))
 

@@ -1,0 +1,171 @@
+"""Turn a dataset record into model input: load the image, record the square
+resize as a :class:`Frame`, decode geometry into :class:`RefTargets` and pack a
+:class:`GroundingDataSample`. Nothing here depends on the codec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.registry import FUNCTIONS
+from PIL import Image, UnidentifiedImageError
+
+from ..registry import TRANSFORMS
+from ..structures import GroundingDataSample, RefTargets, rle_decode, square_resize_frame
+
+MASK_UNITS = ("mask", "scribble", "point")  # point / scribble prompts are placed inside the mask
+
+
+def load_rgb(image: str | Path | Image.Image | np.ndarray, where: str = "image") -> Image.Image:
+    """An RGB PIL image from a path, PIL image or ``(H, W, 3)`` array."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, np.ndarray):
+        return Image.fromarray(image.astype(np.uint8)).convert("RGB")
+    path = Path(image)
+    if not path.exists():
+        raise FileNotFoundError(f"{where}: image file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{where}: unreadable image file {path} ({exc})") from exc
+
+
+def image_tensor(img: Image.Image) -> torch.Tensor:
+    """``(3, H, W)`` uint8 tensor of an RGB PIL image."""
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def build_refs(
+    records: list[dict], hw: tuple[int, int], where: str, with_masks: bool
+) -> RefTargets:
+    """RefTargets from dataset records (``box``, ``group``, ``unit``, ``phrase``,
+    optional ``segmentation``). Masks are decoded only when ``with_masks``."""
+    if not records:
+        return RefTargets.empty()
+    masks = None
+    if with_masks:
+        masks = []
+        for r in records:
+            m = rle_decode(r["segmentation"], *hw, where=f"{where} ann_id={r.get('ann_id')}")
+            if not m.any():
+                raise ValueError(f"{where} ann_id={r.get('ann_id')}: empty mask")
+            masks.append(m)
+        masks = np.stack(masks)
+    points = None
+    if any(r["unit"] in ("point", "scribble") for r in records):
+        points = [
+            _prompt_points(r, masks[i] if masks is not None else None)
+            for i, r in enumerate(records)
+        ]
+    return RefTargets.build(
+        [r["box"] for r in records],
+        phrases=[r.get("phrase", "") for r in records],
+        units=[r["unit"] for r in records],
+        group_ids=[r["group"] for r in records],
+        masks=masks,
+        points=points,
+        where=f"{where}",
+    )
+
+
+def _prompt_points(record: dict, mask: np.ndarray | None) -> np.ndarray:
+    """Deterministic point / scribble prompts inside the object.
+
+    A point is the mask pixel nearest the mask's centroid (the centroid itself
+    may fall outside a concave shape); a scribble is the horizontal run of mask
+    pixels through that point. Without a mask, the box centre is used.
+    """
+    if mask is None:
+        x1, y1, x2, y2 = record["box"]
+        return np.array([[(x1 + x2) / 2, (y1 + y2) / 2]])
+    ys, xs = np.nonzero(mask)
+    cy, cx = ys.mean(), xs.mean()
+    k = int(np.argmin((ys - cy) ** 2 + (xs - cx) ** 2))
+    py, px = ys[k], xs[k]
+    if record["unit"] == "point":
+        return np.array([[px + 0.5, py + 0.5]])
+    row = xs[ys == py]
+    return np.array([[row.min() + 0.5, py + 0.5], [row.max() + 0.5, py + 0.5]])
+
+
+@TRANSFORMS.register_module()
+class PackGroundingSample:
+    """Load the image, pad it to a square, resize it to ``image_size`` and pack.
+
+    Output: ``{"inputs": (3, S, S) uint8, "data_samples": GroundingDataSample}``.
+    """
+
+    def __init__(self, image_size: int, fill: tuple[int, int, int] = (0, 0, 0)) -> None:
+        self.image_size, self.fill = image_size, tuple(fill)
+
+    def __call__(self, record: dict) -> dict:
+        where = f"{record.get('source', record.get('image_path'))} sample {record.get('sample_id')}"
+        img = load_rgb(record["image_path"], where)
+        hw = (img.height, img.width)
+        if tuple(record.get("ori_shape", hw)) != hw:
+            raise ValueError(
+                f"{where}: image is {hw}, annotation says {tuple(record['ori_shape'])}"
+            )
+        frame = square_resize_frame(hw, self.image_size, self.fill)
+        sample = GroundingDataSample(
+            metainfo={
+                "sample_id": record["sample_id"],
+                "image_path": record["image_path"],
+                "ori_shape": hw,
+                "img_shape": frame.input_hw,
+                "frame": frame,
+                "task": record["task"],
+                "expression": record.get("expression", ""),
+            }
+        )
+        gt, prompts = record.get("gt", []), record.get("prompts", [])
+        sample.gt_refs = build_refs(gt, hw, where, any(r["unit"] in MASK_UNITS for r in gt))
+        sample.prompt_refs = build_refs(
+            prompts, hw, where, any(r["unit"] in MASK_UNITS for r in prompts)
+        )
+        sample.conversation = list(record["conversation"])
+        return {"inputs": image_tensor(frame.image_to_input(img)), "data_samples": sample}
+
+
+@FUNCTIONS.register_module(name="grounding_collate")
+def collate(batch: list[dict]) -> dict:
+    """Stack images; keep samples as a list (mmengine ``collate_fn``)."""
+    return {
+        "inputs": torch.stack([b["inputs"] for b in batch]),
+        "data_samples": [b["data_samples"] for b in batch],
+    }
+
+
+@TRANSFORMS.register_module()
+class PackCellLabels:
+    """Image + per-cell attribute labels on a ``grid x grid`` lattice of the model
+    input: the attribute class of the topmost object whose mask covers the cell
+    centre, 0 for background. Objects are painted in annotation order, so later
+    (drawn-on-top) objects win where masks overlap."""
+
+    def __init__(self, image_size: int, grid: int) -> None:
+        if image_size % grid:
+            raise ValueError(f"image_size {image_size} is not a multiple of grid {grid}")
+        self.image_size, self.grid = image_size, grid
+
+    def __call__(self, record: dict) -> dict:
+        where = f"{record['source']} image {record['image_id']}"
+        img = load_rgb(record["image_path"], where)
+        hw = (img.height, img.width)
+        frame = square_resize_frame(hw, self.image_size)
+        cell = self.image_size // self.grid
+        centres = slice(cell // 2, None, cell)
+        labels = {
+            k: torch.zeros(self.grid, self.grid, dtype=torch.long) for k in record["attributes"]
+        }
+        for obj in record["objects"]:
+            mask = frame.mask_to_input(
+                rle_decode(obj["segmentation"], *hw, where=f"{where} ann_id={obj['id']}")
+            )
+            covered = mask[centres, centres]
+            for k in labels:
+                labels[k][covered] = obj["labels"][k]
+        return {"inputs": image_tensor(frame.image_to_input(img)), "data_samples": labels}

@@ -1,0 +1,350 @@
+"""RefCOCO-family loader: COCO ``instances.json`` + a refs file.
+
+Reads the real on-disk formats: RefCOCO / RefCOCO+ / RefCOCOg ``refs(<splitBy>).p``
+(pickle; only with ``allow_pickle=True``, or converted once to JSON), the JSON form
+of the same list, and gRefCOCO ``grefs(unc).json`` (``ann_id`` a list, ``[-1]`` for
+no target). ShapesRef writes these formats, so this code is exercised by default.
+
+Each referring sentence becomes one codec-neutral sample whose conversation is a
+task template with ``{target:0}`` / ``{prompt:0}`` slots.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from pathlib import Path
+
+from mmengine.dataset import BaseDataset
+from mmengine.registry import DefaultScope
+
+from ..registry import DATASETS, SCOPE
+from ..structures import SLOT_PATTERN, GeometryError, validate_box
+
+TASK_TEMPLATES = {
+    "rec": ("<image>\nWhere is {expression}?", "{target:0}"),
+    "res": ("<image>\nSegment {expression}.", "{target:0}"),
+    "gres": ("<image>\nFind {expression}.", "{target:0}"),
+    "reg": ("<image>\nWhat is {prompt:0}?", "{expression}"),
+    "gcg": ("<image>\nDescribe the image and ground every object.", "{caption}"),
+}
+TASK_UNITS = {"rec": "box", "res": "mask", "gres": "mask", "reg": "box", "gcg": "box"}
+NO_TARGET_ANSWER = "There is none."
+REG_PROMPT_UNITS = ("box", "point", "scribble", "mask")
+
+
+class AnnotationError(ValueError):
+    """A malformed annotation file or record; the message names file and record."""
+
+
+def read_refs(path: str | Path, allow_pickle: bool = False) -> list[dict]:
+    """Load a refs list from JSON, or from a RefCOCO pickle when explicitly allowed."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"refs file not found: {path}")
+    if path.suffix == ".p":
+        if not allow_pickle:
+            raise AnnotationError(
+                f"{path}: refusing to unpickle (pickle runs code). Pass allow_pickle=True if you "
+                f"trust the file, or convert it once: unigrounding convert refcoco {path}"
+            )
+        with path.open("rb") as f:
+            refs = pickle.load(f)
+    else:
+        try:
+            refs = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise AnnotationError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(refs, list):
+        raise AnnotationError(f"{path}: expected a list of refs, got {type(refs).__name__}")
+    return refs
+
+
+def read_instances(path: str | Path) -> tuple[dict[int, dict], dict[int, dict]]:
+    """Images and annotations of a COCO instances file, by id, validated."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"instances file not found: {path}")
+    try:
+        coco = json.loads(path.read_text())
+        images = {int(img["id"]): img for img in coco["images"]}
+        anns = {int(a["id"]): a for a in coco["annotations"]}
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise AnnotationError(f"{path}: malformed COCO instances file ({exc!r})") from exc
+    return images, anns
+
+
+@DATASETS.register_module()
+class RefCOCODataset(BaseDataset):
+    """Referring samples from ``data_root/instances.json`` + ``data_root/refs_file``.
+
+    Args:
+        data_root: folder holding the instances and refs files.
+        refs_file: ``refs(unc).p`` / its JSON conversion / ``grefs(unc).json`` / ...
+        split: value of the refs' ``split`` field to keep (``train``, ``val``, ``testA``...).
+        task: one of :data:`TASK_TEMPLATES`.
+        img_dir: image folder, relative to ``data_root``.
+        turns_per_sample: group this many sentences of one image into one multi-turn
+            conversation (training efficiency: the image is encoded once).
+        max_samples: keep only the first ``max_samples`` samples (``None``: all).
+        allow_pickle: permit reading a ``.p`` refs file.
+    """
+
+    def __init__(
+        self,
+        data_root: str,
+        refs_file: str,
+        split: str,
+        task: str = "rec",
+        img_dir: str = "images",
+        instances_file: str = "instances.json",
+        turns_per_sample: int = 1,
+        max_samples: int | None = None,
+        allow_pickle: bool = False,
+        **kwargs,
+    ) -> None:
+        if task not in TASK_TEMPLATES:
+            raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_TEMPLATES)}")
+        self.refs_file, self.split, self.task = refs_file, split, task
+        self.img_dir, self.instances_file = img_dir, instances_file
+        self.turns_per_sample, self.max_samples = turns_per_sample, max_samples
+        self.allow_pickle = allow_pickle
+        with DefaultScope.overwrite_default_scope(SCOPE):  # resolve pipeline names in our scope
+            super().__init__(data_root=data_root, **kwargs)
+
+    def load_data_list(self) -> list[dict]:
+        root = Path(self.data_root)
+        refs_path = root / self.refs_file
+        images, anns = read_instances(root / self.instances_file)
+        samples: list[dict] = []
+        for idx, ref in enumerate(read_refs(refs_path, self.allow_pickle)):
+            where = f"{refs_path} ref #{idx} (ref_id={ref.get('ref_id', '?') if isinstance(ref, dict) else '?'})"
+            try:
+                if ref["split"] != self.split:
+                    continue
+                image = images[int(ref["image_id"])]
+                targets = self._targets(ref["ann_id"], anns, where)
+                sentences = [s["sent"] for s in ref["sentences"]]
+            except (KeyError, TypeError, ValueError) as exc:
+                if isinstance(exc, GeometryError):
+                    raise
+                raise AnnotationError(f"{where}: malformed record ({exc!r})") from exc
+            for k, sent in enumerate(sentences):
+                samples.append(self._sample(ref, image, targets, sent, k, where))
+        if self.task == "gcg":
+            samples = self._gcg(samples)
+        elif self.turns_per_sample > 1:
+            samples = self._group_turns(samples)
+        return samples[: self.max_samples] if self.max_samples else samples
+
+    def _targets(self, ann_id, anns: dict, where: str) -> list[dict]:
+        ids = ann_id if isinstance(ann_id, list) else [ann_id]
+        if ids == [-1]:
+            return []
+        out = []
+        for aid in ids:
+            if int(aid) not in anns:
+                raise AnnotationError(f"{where}: ann_id {aid} not in {self.instances_file}")
+            ann = anns[int(aid)]
+            box = [
+                ann["bbox"][0],
+                ann["bbox"][1],
+                ann["bbox"][0] + ann["bbox"][2],
+                ann["bbox"][1] + ann["bbox"][3],
+            ]
+            validate_box(box, f"{where} ann_id={aid} bbox")
+            out.append({"ann_id": int(aid), "box": box, "segmentation": ann.get("segmentation")})
+        return out
+
+    def _sample(
+        self, ref: dict, image: dict, targets: list[dict], sent: str, k: int, where: str
+    ) -> dict:
+        question, answer = TASK_TEMPLATES[self.task]
+        sample = {
+            "sample_id": f"{ref.get('ref_id')}-{k}",
+            "image_path": str(Path(self.data_root) / self.img_dir / image["file_name"]),
+            "ori_shape": (int(image["height"]), int(image["width"])),
+            "task": self.task,
+            "expression": sent,
+            "source": where,
+            "gt": [],
+            "prompts": [],
+        }
+        unit = TASK_UNITS[self.task]
+        if self.task == "reg":
+            prompt_unit = REG_PROMPT_UNITS[int(ref.get("ref_id", 0)) % len(REG_PROMPT_UNITS)]
+            sample["prompts"] = [dict(t, group=0, unit=prompt_unit, phrase="") for t in targets]
+        else:
+            sample["gt"] = [dict(t, group=0, unit=unit, phrase=sent) for t in targets]
+        if self.task in ("rec", "res", "gres") and not targets:
+            answer = NO_TARGET_ANSWER
+        sample["conversation"] = [
+            {"role": "user", "text": question.replace("{expression}", sent)},
+            {"role": "assistant", "text": answer.replace("{expression}", sent)},
+        ]
+        return sample
+
+    def _group_turns(self, samples: list[dict]) -> list[dict]:
+        """Merge samples of one image into multi-turn conversations.
+
+        Within an image, every object's first sentence comes before any second
+        sentence, so a conversation asks about distinct objects where it can
+        (a repeated object would let the model copy its earlier answer).
+        """
+        by_image: dict[str, list[dict]] = {}
+        for s in samples:
+            by_image.setdefault(s["image_path"], []).append(s)
+        ordered = [
+            s
+            for group in by_image.values()
+            for s in sorted(group, key=lambda s: int(s["sample_id"].rsplit("-", 1)[1]))
+        ]
+        out: list[dict] = []
+        for s in ordered:
+            last = out[-1] if out else None
+            if (
+                last
+                and last["image_path"] == s["image_path"]
+                and last["turns"] < self.turns_per_sample
+            ):
+                shift = {"target": _num_groups(last["gt"]), "prompt": _num_groups(last["prompts"])}
+                turns = [
+                    dict(t, text=t["text"].replace("<image>\n", "")) for t in s["conversation"]
+                ]
+                last["conversation"] += [_shift_slots(t, shift) for t in turns]
+                last["gt"] += [dict(g, group=g["group"] + shift["target"]) for g in s["gt"]]
+                last["prompts"] += [
+                    dict(p, group=p["group"] + shift["prompt"]) for p in s["prompts"]
+                ]
+                last["turns"] += 1
+            else:
+                out.append(dict(s, turns=1))
+        return out
+
+    def _gcg(self, samples: list[dict]) -> list[dict]:
+        """One grounded caption per image: every referable object, left to right."""
+        by_image: dict[str, dict] = {}
+        for s in samples:
+            if s["sample_id"].endswith("-0") and len(s["gt"]) == 1:
+                by_image.setdefault(s["image_path"], {**s, "gt": [], "objects": []})[
+                    "objects"
+                ].append(s)
+        out = []
+        for merged in by_image.values():
+            objects = sorted(merged.pop("objects"), key=lambda o: o["gt"][0]["box"][0])
+            parts = []
+            for g, obj in enumerate(objects):
+                phrase = obj["expression"].removeprefix("the ")
+                merged["gt"].append(dict(obj["gt"][0], group=g, phrase=phrase))
+                parts.append(f"a {phrase} {{target:{g}}}")
+            merged["conversation"][1] = {"role": "assistant", "text": ", ".join(parts) + "."}
+            merged["sample_id"] = f"gcg-{Path(merged['image_path']).stem}"
+            out.append(merged)
+        return out
+
+
+def _num_groups(refs: list[dict]) -> int:
+    return max((r["group"] for r in refs), default=-1) + 1
+
+
+def _shift_slots(turn: dict, shift: dict[str, int]) -> dict:
+    def bump(m: re.Match) -> str:
+        return "{" + m.group(1) + ":" + str(int(m.group(2)) + shift[m.group(1)]) + "}"
+
+    return dict(turn, text=re.sub(SLOT_PATTERN, bump, turn["text"]))
+
+
+@DATASETS.register_module()
+class ShapesRefDataset(RefCOCODataset):
+    """:class:`RefCOCODataset` over ShapesRef, generated into ``data_root`` on first use.
+
+    ``refs_file`` defaults to the RefCOCO-style refs, or the gRefCOCO-style grefs
+    for ``task="gres"``. ``scene`` overrides :class:`~.shapesref.SceneConfig`
+    fields. Generation is deterministic in ``seed`` / ``n_train`` / ``n_val`` /
+    ``scene``, and skipped when ``data_root`` already holds the same data.
+    """
+
+    def __init__(
+        self,
+        data_root: str,
+        seed: int = 0,
+        n_train: int = 2000,
+        n_val: int = 200,
+        scene: dict | None = None,
+        task: str = "rec",
+        refs_file: str | None = None,
+        **kwargs,
+    ) -> None:
+        from .shapesref import GREFS_FILE, REFS_FILE, SceneConfig, write_shapesref
+
+        scene_cfg = SceneConfig(**(scene or {}))
+        write_shapesref(data_root, seed=seed, n_train=n_train, n_val=n_val, scene=scene_cfg)
+        refs_file = refs_file or (GREFS_FILE if task == "gres" else REFS_FILE)
+        super().__init__(data_root=data_root, refs_file=refs_file, task=task, **kwargs)
+
+
+def convert_refs_pickle(path: str | Path, out: str | Path | None = None) -> Path:
+    """Turn a trusted RefCOCO ``refs(*).p`` into the equivalent JSON, once."""
+    refs = read_refs(path, allow_pickle=True)
+    out = Path(out) if out else Path(path).with_suffix(".json")
+    out.write_text(json.dumps(refs))
+    return out
+
+
+@DATASETS.register_module()
+class CocoCellLabelDataset(BaseDataset):
+    """Images of a COCO instances file with per-object attribute classes, for
+    :class:`~unigrounding.models.cell_pretrain.CellAttributePretrainer`.
+
+    ``attributes`` maps a name to its vocabulary: ``"category"`` reads
+    ``category_id``; any other name reads ``ann["attributes"][name]``. Class
+    ``i + 1`` is ``vocabulary[i]`` (0 is background). ``split`` keeps images
+    whose file name starts with it (ShapesRef's convention), ``None`` keeps all.
+    """
+
+    def __init__(
+        self,
+        data_root: str,
+        attributes: dict[str, list],
+        instances_file: str = "instances.json",
+        img_dir: str = "images",
+        split: str | None = None,
+        **kwargs,
+    ) -> None:
+        self.attributes, self.instances_file = attributes, instances_file
+        self.img_dir, self.split = img_dir, split
+        with DefaultScope.overwrite_default_scope(SCOPE):
+            super().__init__(data_root=data_root, **kwargs)
+
+    def load_data_list(self) -> list[dict]:
+        path = Path(self.data_root) / self.instances_file
+        images, anns = read_instances(path)
+        by_image: dict[int, list] = {}
+        for ann in anns.values():
+            labels = {}
+            for name, vocab in self.attributes.items():
+                value = (
+                    ann.get("category_id")
+                    if name == "category"
+                    else ann.get("attributes", {}).get(name)
+                )
+                if value not in vocab:
+                    raise AnnotationError(
+                        f"{path} ann_id={ann['id']}: {name}={value!r} not in {vocab}"
+                    )
+                labels[name] = vocab.index(value) + 1
+            by_image.setdefault(int(ann["image_id"]), []).append(
+                {"id": ann["id"], "segmentation": ann["segmentation"], "labels": labels}
+            )
+        return [
+            {
+                "image_id": image_id,
+                "image_path": str(Path(self.data_root) / self.img_dir / img["file_name"]),
+                "objects": sorted(by_image.get(image_id, []), key=lambda o: o["id"]),
+                "attributes": list(self.attributes),
+                "source": str(path),
+            }
+            for image_id, img in sorted(images.items())
+            if self.split is None or img["file_name"].startswith(self.split)
+        ]
