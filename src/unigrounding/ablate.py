@@ -21,14 +21,14 @@ from .codecs.catalog import registered_codecs
 
 PRESETS = {
     "quick": {
-        "pretrain_iters": 1500,
+        "pretrain_iters": 400,
         "finetune_iters": 1000,
         "n_train": 3000,
         "n_val": 200,
         "eval_samples": 300,
     },
     "full": {
-        "pretrain_iters": 6000,
+        "pretrain_iters": 1000,
         "finetune_iters": 4000,
         "n_train": 10000,
         "n_val": 500,
