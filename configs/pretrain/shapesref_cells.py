@@ -1,5 +1,5 @@
-# Stage 0 of the tiny preset: the vision tower learns per-cell category and
-# colour on ShapesRef (the stand-in for the CLIP/SigLIP weights a real tower
+# Stage 0 of the tiny preset: the vision tower learns per-cell category,
+# colour and box extent (FCOS-style distances to the box sides) on ShapesRef (the stand-in for the CLIP/SigLIP weights a real tower
 # starts from). No LLM, no codec: every codec starts from these features.
 # Needs the data first: `unigrounding data shapesref --out data/shapesref`.
 _base_ = ["../_base_/models/tiny_mllm.py", "../_base_/schedules/quick.py"]
@@ -9,6 +9,7 @@ model = dict(
     type="CellAttributePretrainer",
     vision={{_base_.vision}},
     attributes=dict(category=6, colour=7),
+    box_weight=2.0,
 )
 train_dataloader = dict(
     batch_size=64,

@@ -141,10 +141,14 @@ def collate(batch: list[dict]) -> dict:
 
 @TRANSFORMS.register_module()
 class PackCellLabels:
-    """Image + per-cell attribute labels on a ``grid x grid`` lattice of the model
-    input: the attribute class of the topmost object whose mask covers the cell
-    centre, 0 for background. Objects are painted in annotation order, so later
-    (drawn-on-top) objects win where masks overlap."""
+    """Image + per-cell targets on a ``grid x grid`` lattice of the model input.
+
+    For the topmost object whose mask covers a cell centre (objects are painted
+    in annotation order, so later, drawn-on-top ones win): its attribute classes
+    (0 = background), ``foreground`` and ``box_deltas`` — the distances from the
+    cell centre to the object's box sides (left, top, right, bottom), as
+    fractions of the input side (FCOS-style; 0 on background).
+    """
 
     def __init__(self, image_size: int, grid: int) -> None:
         if image_size % grid:
@@ -158,14 +162,21 @@ class PackCellLabels:
         frame = square_resize_frame(hw, self.image_size)
         cell = self.image_size // self.grid
         centres = slice(cell // 2, None, cell)
-        labels = {
-            k: torch.zeros(self.grid, self.grid, dtype=torch.long) for k in record["attributes"]
-        }
+        g = self.grid
+        labels = {k: torch.zeros(g, g, dtype=torch.long) for k in record["attributes"]}
+        labels["foreground"] = torch.zeros(g, g, dtype=torch.bool)
+        labels["box_deltas"] = torch.zeros(g, g, 4)
+        xy = (torch.arange(g, dtype=torch.float32) + 0.5) * cell
+        cy, cx = torch.meshgrid(xy, xy, indexing="ij")
         for obj in record["objects"]:
             mask = frame.mask_to_input(
                 rle_decode(obj["segmentation"], *hw, where=f"{where} ann_id={obj['id']}")
             )
             covered = mask[centres, centres]
-            for k in labels:
+            for k in record["attributes"]:
                 labels[k][covered] = obj["labels"][k]
+            x1, y1, x2, y2 = frame.boxes_to_input(obj["box"])[0].tolist()
+            deltas = torch.stack([cx - x1, cy - y1, x2 - cx, y2 - cy], dim=-1) / self.image_size
+            labels["box_deltas"][covered] = deltas[covered]
+            labels["foreground"] |= covered
         return {"inputs": image_tensor(frame.image_to_input(img)), "data_samples": labels}

@@ -20,7 +20,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.registry import DefaultScope
 
 from ..registry import DATASETS, SCOPE
-from ..structures import SLOT_PATTERN, GeometryError, validate_box
+from ..structures import SLOT_PATTERN, GeometryError, validate_box, xywh_to_xyxy
 
 TASK_TEMPLATES = {
     "rec": ("<image>\nWhere is {expression}?", "{target:0}"),
@@ -335,7 +335,12 @@ class CocoCellLabelDataset(BaseDataset):
                     )
                 labels[name] = vocab.index(value) + 1
             by_image.setdefault(int(ann["image_id"]), []).append(
-                {"id": ann["id"], "segmentation": ann["segmentation"], "labels": labels}
+                {
+                    "id": ann["id"],
+                    "segmentation": ann["segmentation"],
+                    "box": xywh_to_xyxy(ann["bbox"]),
+                    "labels": labels,
+                }
             )
         return [
             {

@@ -1,12 +1,14 @@
-"""Dense cell-attribute pretraining of the vision tower.
+"""Dense cell pretraining of the vision tower.
 
-Real MLLMs start from a pretrained tower (CLIP, SigLIP ...); the tiny CPU
-preset has none and no weights can be downloaded. This stage gives the tower
+Real MLLMs start from a pretrained tower (CLIP, SigLIP, DINOv2 ...); the tiny
+CPU preset has none and no weights can be downloaded. This stage gives the tower
 the same kind of head start on the data at hand: for every image-token cell it
 predicts the attributes (e.g. category, colour) of the object under the cell
-centre, or background. It trains the tower only — no LLM, no codec — so every
-codec starts from the same features. Its checkpoint loads into
-:class:`GroundingMLLM` through ``init_checkpoint`` (the ``vision.*`` names match).
+centre, or background, and the distances from the cell centre to that object's
+box sides (FCOS-style), so the features carry what and how far. It trains the
+tower only — no LLM, no codec — so every codec starts from the same features.
+Its checkpoint loads into :class:`GroundingMLLM` through ``init_checkpoint``
+(the ``vision.*`` names match; the head is dropped).
 """
 
 from __future__ import annotations
@@ -22,40 +24,54 @@ from .vision import VisionTower
 
 @MODELS.register_module()
 class CellAttributePretrainer(BaseModel):
-    """Vision tower + one 1x1-conv classifier per attribute over the token grid.
+    """Vision tower + a 1x1-conv head over the token grid.
 
     Args:
         vision: :class:`VisionTower` arguments (as in the grounding model).
         attributes: attribute name → number of classes (class 0 is background).
+        box_weight: weight of the L1 loss on foreground cells' ``box_deltas``
+            (0 disables box regression).
     """
 
     def __init__(
-        self, vision: dict, attributes: dict[str, int], data_preprocessor: dict | None = None
+        self,
+        vision: dict,
+        attributes: dict[str, int],
+        box_weight: float = 1.0,
+        data_preprocessor: dict | None = None,
     ) -> None:
         super().__init__(data_preprocessor=data_preprocessor)
         self.vision = VisionTower(**vision)
-        self.attributes = dict(attributes)
-        self.head = nn.Conv2d(self.vision.token_channels, sum(self.attributes.values()), 1)
+        self.attributes = list(attributes)
+        self.box_weight = box_weight
+        self.outputs = dict(attributes, **({"box_deltas": 4} if box_weight else {}))
+        self.head = nn.Conv2d(self.vision.token_channels, sum(self.outputs.values()), 1)
 
-    def _logits(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _outputs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.head(self.vision.token_map(self.vision(images)))
-        return dict(
-            zip(self.attributes, out.split(list(self.attributes.values()), dim=1), strict=True)
-        )
+        return dict(zip(self.outputs, out.split(list(self.outputs.values()), dim=1), strict=True))
 
     def forward(self, inputs: torch.Tensor, data_samples: list[dict], mode: str = "tensor"):
-        logits = self._logits(inputs)
+        out = self._outputs(inputs)
         if mode == "tensor":
-            return logits
+            return out
         labels = {
-            k: torch.stack([s[k] for s in data_samples]).to(inputs.device) for k in self.attributes
+            k: torch.stack([s[k] for s in data_samples]).to(inputs.device) for k in data_samples[0]
         }
         if mode == "loss":
-            return {f"loss_{k}": F.cross_entropy(logits[k], labels[k]) for k in self.attributes}
+            losses = {f"loss_{k}": F.cross_entropy(out[k], labels[k]) for k in self.attributes}
+            if self.box_weight:
+                fg = labels["foreground"]
+                pred = out["box_deltas"].permute(0, 2, 3, 1)[fg]
+                l1 = F.l1_loss(pred, labels["box_deltas"][fg], reduction="sum") / fg.sum().clamp(
+                    min=1
+                )
+                losses["loss_box"] = self.box_weight * l1
+            return losses
         if mode == "predict":
             return [
                 {
-                    k: float((logits[k][i].argmax(0) == labels[k][i]).float().mean())
+                    k: float((out[k][i].argmax(0) == labels[k][i]).float().mean())
                     for k in self.attributes
                 }
                 for i in range(len(data_samples))

@@ -14,6 +14,7 @@ from .geometry import (
     rle_decode,
     rle_encode,
     validate_box,
+    xywh_to_xyxy,
 )
 from .sample import SLOT_PATTERN, UNITS, GroundingDataSample, RefTargets
 
@@ -39,4 +40,5 @@ __all__ = [
     "rle_encode",
     "square_resize_frame",
     "validate_box",
+    "xywh_to_xyxy",
 ]
