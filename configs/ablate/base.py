@@ -6,3 +6,6 @@ _base_ = [
     "../_base_/datasets/shapesref_rec.py",
     "../_base_/schedules/quick.py",
 ]
+# The tower arrives pretrained (configs/pretrain/shapesref_cells.py) and stays
+# frozen, as in the usual second MLLM stage: every codec reads the same features.
+model = dict(freeze_vision=True)

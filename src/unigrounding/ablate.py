@@ -22,7 +22,7 @@ from .codecs.catalog import registered_codecs
 PRESETS = {
     "quick": {
         "pretrain_iters": 400,
-        "finetune_iters": 1600,
+        "finetune_iters": 1100,
         "n_train": 3000,
         "n_val": 200,
         "eval_samples": 300,

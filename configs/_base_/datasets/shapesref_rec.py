@@ -3,7 +3,7 @@ data_root = "data/shapesref"
 shapesref = dict(type="ShapesRefDataset", data_root=data_root, seed=0, n_train=3000, n_val=200)
 pipeline = [dict(type="PackGroundingSample", image_size=64)]
 train_dataloader = dict(
-    batch_size=16,
+    batch_size=24,
     num_workers=0,
     sampler=dict(type="InfiniteSampler", shuffle=True),
     collate_fn=dict(type="grounding_collate"),

@@ -1,6 +1,6 @@
 # The tiny CPU preset: a 200k-parameter timm ConvNeXt tower whose stride-8/16/32
 # maps are concatenated on the stride-8 grid (8x8 = 64 image tokens at 64 px),
-# and a 3-layer Llama from scratch (~0.9M parameters in all). A 2x2 merge
+# and a 4-layer Llama from scratch (~1.4M parameters in all). A 2x2 merge
 # (16 tokens) was tried and learned REC markedly slower at equal steps.
 image_size = 64
 vision = dict(model_name="test_convnext", out_indices=(1, 2, 3), token_levels=(0, 1, 2))
@@ -14,8 +14,8 @@ model = dict(
     llm=dict(
         model_type="llama",
         hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=3,
+        intermediate_size=512,
+        num_hidden_layers=4,
         num_attention_heads=4,
         num_key_value_heads=4,
         max_position_embeddings=1024,

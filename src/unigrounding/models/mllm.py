@@ -117,7 +117,9 @@ class GroundingMLLM(BaseModel):
             for r in rendered
         ]
         ids, mask = pad_batch([e[0] for e in encoded], self.tokenizer.pad_token_id, left=not train)
-        labels = pad_batch([e[1] for e in encoded], IGNORE, left=not train)[0] if train else None
+        labels = None
+        if train:
+            labels = pad_batch([e[1] for e in encoded], IGNORE, left=False)[0].to(self.device)
         images = images.to(self.device)
         view = ModelView(
             samples, rendered, images, ids.to(self.device), mask.to(self.device), labels
