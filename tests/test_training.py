@@ -10,6 +10,8 @@ import pytest
 import torch
 from conftest import IMAGE_SIZE, tiny_model_cfg
 from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
 from safetensors.torch import load_file
 
 from unigrounding.engine.runner import train
@@ -90,12 +92,33 @@ def test_train_exports_safetensors_and_loads_through_the_api(shapes_root, tmp_pa
     assert Image.open(png).size[0] == Image.open(image).size[0] * 4
 
 
+class Interrupted(Exception):
+    pass
+
+
+@HOOKS.register_module(force=True)
+class InterruptAfter(Hook):
+    """Kills training after iteration ``n`` (after the checkpoint hook has run)."""
+
+    priority = "LOWEST"
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.iter + 1 == self.n:
+            raise Interrupted
+
+
 def test_resume_continues_exactly(shapes_root, tmp_path):
     straight = tmp_path / "straight"
-    train(tiny_train_cfg(shapes_root, straight, 6, 6, 6))
+    train(tiny_train_cfg(shapes_root, straight, 6, 6, 3))
     interrupted = tmp_path / "interrupted"
-    train(tiny_train_cfg(shapes_root, interrupted, 3, 6, 3))  # "stops" after 3 of 6 iterations
-    assert (interrupted / "iter_3.pth").exists()
+    cfg = tiny_train_cfg(shapes_root, interrupted, 6, 6, 3)
+    cfg.custom_hooks = [*cfg.custom_hooks, dict(type="InterruptAfter", n=3)]
+    with pytest.raises(Interrupted):
+        train(cfg)
+    assert (interrupted / "iter_3.pth").exists() and not (interrupted / "export").exists()
     runner = train(tiny_train_cfg(shapes_root, interrupted, 6, 6, 3), resume=True)
     assert runner.iter == 6
     a, b = _weights(straight), _weights(interrupted)

@@ -19,7 +19,7 @@ default_hooks = dict(
     checkpoint=dict(type="CheckpointHook", interval=500, by_epoch=False, max_keep_ckpts=1),
     sampler_seed=dict(type="DistSamplerSeedHook"),
 )
-custom_hooks = [dict(type="ExportHook")]
+custom_hooks = [dict(type="SafeCheckpointHook"), dict(type="ExportHook")]
 log_processor = dict(by_epoch=False, window_size=50)
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend="gloo"))
 randomness = dict(seed=0)

@@ -2,8 +2,14 @@
 
 from .export import export_model, load_weights
 from .hooks import ExportHook
-from .safe_load import allow_mmengine_checkpoint_globals
+from .safe_load import SafeCheckpointHook, allow_mmengine_checkpoint_globals
 
 allow_mmengine_checkpoint_globals()
 
-__all__ = ["ExportHook", "allow_mmengine_checkpoint_globals", "export_model", "load_weights"]
+__all__ = [
+    "SafeCheckpointHook",
+    "ExportHook",
+    "allow_mmengine_checkpoint_globals",
+    "export_model",
+    "load_weights",
+]
