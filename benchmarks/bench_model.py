@@ -59,8 +59,12 @@ def main() -> None:
         gen_s = time.perf_counter() - start
         new_tokens = max(len(s.pred_text) for s in out)
     print(f"config: {args.config}  parameters: {params / 1e6:.2f} M  threads: {args.threads}")
-    print(f"train: {step_s * 1000:.0f} ms/step at batch {args.batch} -> {args.batch / step_s:.1f} conversations/s")
-    print(f"predict: {gen_s * 1000 / args.batch:.1f} ms/sample (batch {args.batch}, greedy, KV cache; longest answer {new_tokens} chars)")
+    print(
+        f"train: {step_s * 1000:.0f} ms/step at batch {args.batch} -> {args.batch / step_s:.1f} conversations/s"
+    )
+    print(
+        f"predict: {gen_s * 1000 / args.batch:.1f} ms/sample (batch {args.batch}, greedy, KV cache; longest answer {new_tokens} chars)"
+    )
 
 
 if __name__ == "__main__":
