@@ -148,3 +148,24 @@ def test_init_from_pretrained_rejects_incompatible_shapes(tmp_path):
     cfg["llm"]["hidden_size"] = 32
     with pytest.raises(ValueError, match="has shape"):
         MODELS.build({**cfg, "init_checkpoint": str(tmp_path)})
+
+
+def test_api_chat_accepts_every_prompt_type(shapes_root):
+    import numpy as np
+
+    import unigrounding as ug
+
+    model = ug.build({"model": tiny_model_cfg(type="text_coords")})
+    mask = np.zeros((60, 72), bool)
+    mask[10:20, 10:30] = True
+    prompts = [ug.Box(1, 2, 20, 30), ug.Point(5, 6), ug.Scribble(((1, 1), (9, 9))), ug.Mask(mask)]
+    text, refs = model.chat(
+        shapes_root / "images" / "val_000040.png",
+        "{prompt:0} {prompt:1} {prompt:2} {prompt:3}",
+        prompts=prompts,
+    )
+    assert isinstance(text, str) and isinstance(refs, ug.RefTargets)
+    with pytest.raises(TypeError, match="unsupported prompt"):
+        model.chat(
+            shapes_root / "images" / "val_000040.png", "{prompt:0}", prompts=["not a prompt"]
+        )

@@ -66,39 +66,33 @@ class Grounder:
         return self.chat(image, question)[1]
 
 
+def _prompt_geometry(p: Prompt) -> tuple[list[float], str, np.ndarray]:
+    """Box, unit and points of one user prompt (original pixels)."""
+    if isinstance(p, Box):
+        return p.xyxy, "box", np.zeros((0, 2))
+    if isinstance(p, Point):
+        return [p.x - 0.5, p.y - 0.5, p.x + 0.5, p.y + 0.5], "point", np.array([[p.x, p.y]])
+    if isinstance(p, Scribble):
+        xy = np.array(p.points, dtype=float)
+        return [*(xy.min(0) - 0.5), *(xy.max(0) + 0.5)], "scribble", xy
+    if isinstance(p, Mask):
+        return mask_to_box(p.array), "mask", np.zeros((0, 2))
+    raise TypeError(f"unsupported prompt {p!r}")
+
+
 def _prompt_refs(prompts: list[Prompt], hw: tuple[int, int]) -> RefTargets:
     if not prompts:
         return RefTargets.empty()
-    boxes, units, points, masks = [], [], [], []
-    for p in prompts:
-        if isinstance(p, Box):
-            boxes.append(p.xyxy), units.append("box"), points.append(np.zeros((0, 2)))
-        elif isinstance(p, Point):
-            boxes.append([p.x - 0.5, p.y - 0.5, p.x + 0.5, p.y + 0.5]), units.append("point")
-            points.append(np.array([[p.x, p.y]]))
-        elif isinstance(p, Scribble):
-            xy = np.array(p.points, dtype=float)
-            (
-                boxes.append([*(xy.min(0) - 0.5), *(xy.max(0) + 0.5)]),
-                units.append("scribble"),
-                points.append(xy),
-            )
-        elif isinstance(p, Mask):
-            (
-                boxes.append(mask_to_box(p.array)),
-                units.append("mask"),
-                points.append(np.zeros((0, 2))),
-            )
-        else:
-            raise TypeError(f"unsupported prompt {p!r}")
+    boxes, units, points = zip(*(_prompt_geometry(p) for p in prompts), strict=True)
+    masks = None
     if any(isinstance(p, Mask) for p in prompts):
-        masks = [
-            np.asarray(p.array, bool) if isinstance(p, Mask) else np.zeros(hw, bool)
-            for p in prompts
-        ]
-    return RefTargets.build(
-        boxes, units=units, points=points, masks=np.stack(masks) if masks else None
-    )
+        masks = np.stack(
+            [
+                np.asarray(p.array, bool) if isinstance(p, Mask) else np.zeros(hw, bool)
+                for p in prompts
+            ]
+        )
+    return RefTargets.build(list(boxes), units=list(units), points=list(points), masks=masks)
 
 
 def build(config: str | Path | Config | dict) -> Grounder:
