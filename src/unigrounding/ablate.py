@@ -162,7 +162,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def run_codec(cfg: Config, name: str, work: Path) -> dict:
+def run_codec(cfg: Config, work: Path) -> dict:
     """Fine-tune and evaluate one codec; the report row for it."""
     from mmengine.runner import Runner
 
@@ -232,7 +232,7 @@ def run_ablation(
         cfg = _codec_config(cdir, name)
         _apply_preset(cfg, settings, data_root, settings["finetune_iters"])
         cfg.model.init_checkpoint = str(pretrained)
-        report["codecs"][name] = run_codec(cfg, name, out / "work" / name)
+        report["codecs"][name] = run_codec(cfg, out / "work" / name)
     report["seconds"] = time.perf_counter() - start
     from .report import write_report
 

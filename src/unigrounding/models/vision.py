@@ -98,7 +98,6 @@ class FeaturePyramid(nn.Module):
             min(range(len(in_strides)), key=lambda i: abs(math.log2(in_strides[i] / s)))
             for s in strides
         ]
-        self.in_strides = in_strides
         self.proj = nn.ModuleList(
             nn.Sequential(nn.Conv2d(in_channels[i], dim, 1), nn.GroupNorm(1, dim))
             for i in self.sources
