@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from mmengine.config import Config
 
 from .codecs.catalog import registered_codecs
+from .structures import paired_box_iou
 
 PRESETS = {
     "quick": {
@@ -145,21 +147,15 @@ def center_box_baseline(cdir: Path, settings: dict, data_root: Path) -> dict:
         info = val.get_data_info(i)
         h, w = info["ori_shape"]
         guess = np.array([w * (1 - rw) / 2, h * (1 - rh) / 2, w * (1 + rw) / 2, h * (1 + rh) / 2])
-        ious.append(_iou(guess, np.array(info["gt"][0]["box"])))
+        ious.append(
+            float(paired_box_iou(torch.tensor([guess]), torch.tensor([info["gt"][0]["box"]]))[0])
+        )
     ious = np.array(ious)
     return {
         "rec_acc@0.5": float((ious >= 0.5).mean()),
         "rec_miou": float(ious.mean()),
         "n": len(ious),
     }
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(
-        0.0, min(a[3], b[3]) - max(a[1], b[1])
-    )
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def run_codec(cfg: Config, work: Path) -> dict:
