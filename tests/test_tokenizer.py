@@ -1,7 +1,8 @@
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unigrounding.models.chat import IGNORE, encode_conversation, pad_batch
+from unigrounding.models.chat import IGNORE, encode_conversation, pad_batch, place_image
 from unigrounding.models.tokenizer import build_shapesref_tokenizer
 
 TOK = build_shapesref_tokenizer()
@@ -42,3 +43,21 @@ def test_only_answers_are_supervised_and_image_expands():
 def test_left_padding_for_generation():
     ids, mask = pad_batch([[1, 2, 3], [4]], pad=0, left=True)
     assert ids.tolist() == [[1, 2, 3], [0, 0, 4]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_image_placement_after_text_puts_the_image_behind_the_question():
+    assert place_image("<image>\nWhere is it?", "after_text") == "Where is it?\n<image>"
+    assert place_image("<image>\nWhere is it?", "as_written") == "<image>\nWhere is it?"
+    assert place_image("Where is it?", "after_text") == "Where is it?"
+    with pytest.raises(ValueError, match="placement"):
+        place_image("x", "middle")
+    turns = [
+        {"role": "user", "text": "<image>\nWhere is the red circle?"},
+        {"role": "assistant", "text": "[0.1,0.2,0.3,0.4]"},
+    ]
+    ids, _ = encode_conversation(TOK, turns, 5, True, image_placement="after_text")
+    image = TOK.convert_tokens_to_ids("<image>")
+    first = ids.index(image)
+    assert ids[first : first + 5] == [image] * 5
+    assert "circle?" in TOK.decode(ids[:first]).replace(" ", "")
+    assert "ASSISTANT:" in TOK.decode(ids[first + 5 :])

@@ -27,7 +27,9 @@ train_dataloader = dict(
         pipeline=[dict(type="PackCellLabels", image_size=64, grid=8)],
     ),
 )
-max_iters = 400
+# 400 iterations left object cells' shape at 37% accuracy (colour 98%); 1200
+# reach 86% (measured on ShapesRef val cells).
+max_iters = 1200
 lr = 3e-3
 train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_iters)
 val_cfg = None

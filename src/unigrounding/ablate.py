@@ -23,14 +23,14 @@ from .structures import paired_box_iou
 
 PRESETS = {
     "quick": {
-        "pretrain_iters": 400,
-        "finetune_iters": 1100,
+        "pretrain_iters": 1200,
+        "finetune_iters": 800,
         "n_train": 3000,
         "n_val": 200,
         "eval_samples": 300,
     },
     "full": {
-        "pretrain_iters": 1000,
+        "pretrain_iters": 2000,
         "finetune_iters": 4000,
         "n_train": 10000,
         "n_val": 500,
@@ -99,12 +99,13 @@ def _apply_preset(cfg: Config, settings: dict, data_root: Path, iters: int) -> N
 
 
 def pretrain(cdir: Path, settings: dict, data_root: Path, log: callable = print) -> Path:
-    """The codec-neutral vision checkpoint, trained once and cached by content."""
+    """The codec-neutral vision checkpoint, trained once and cached by content
+    (config, preset and the library's source)."""
     from mmengine.runner import Runner
 
     cfg = Config.fromfile(str(cdir / "pretrain" / "shapesref_cells.py"))
     _apply_preset(cfg, settings, data_root, settings["pretrain_iters"])
-    key = _digest(cfg.pretty_text + json.dumps(settings, sort_keys=True))
+    key = _digest(cfg.pretty_text + json.dumps(settings, sort_keys=True) + _source_digest())
     work = cache_dir() / f"pretrain-{key}"
     export = work / "export"
     if (export / "model.safetensors").exists():
@@ -120,6 +121,13 @@ def _digest(text: str) -> str:
     import hashlib
 
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _source_digest() -> str:
+    """Digest of the library's own source: a cached checkpoint is stale as soon
+    as the code that trained it changes, even if the config did not."""
+    package = Path(__file__).resolve().parent
+    return _digest("".join(p.read_text() for p in sorted(package.rglob("*.py"))))
 
 
 def center_box_baseline(cdir: Path, settings: dict, data_root: Path) -> dict:
@@ -148,7 +156,11 @@ def center_box_baseline(cdir: Path, settings: dict, data_root: Path) -> dict:
         h, w = info["ori_shape"]
         guess = np.array([w * (1 - rw) / 2, h * (1 - rh) / 2, w * (1 + rw) / 2, h * (1 + rh) / 2])
         ious.append(
-            float(paired_box_iou(torch.tensor([guess]), torch.tensor([info["gt"][0]["box"]]))[0])
+            float(
+                paired_box_iou(
+                    torch.as_tensor(guess[None]), torch.as_tensor([info["gt"][0]["box"]])
+                )[0]
+            )
         )
     ious = np.array(ious)
     return {

@@ -2,12 +2,14 @@
 data_root = "data/shapesref"
 shapesref = dict(type="ShapesRefDataset", data_root=data_root, seed=0, n_train=3000, n_val=200)
 pipeline = [dict(type="PackGroundingSample", image_size=64)]
+# One question per training conversation: the image follows the first question
+# only (image_placement="after_text"), so later turns would not see theirs.
 train_dataloader = dict(
-    batch_size=24,
+    batch_size=40,
     num_workers=0,
     sampler=dict(type="InfiniteSampler", shuffle=True),
     collate_fn=dict(type="grounding_collate"),
-    dataset=dict(**shapesref, split="train", task="rec", turns_per_sample=3, pipeline=pipeline),
+    dataset=dict(**shapesref, split="train", task="rec", turns_per_sample=1, pipeline=pipeline),
 )
 val_dataloader = dict(
     batch_size=50,

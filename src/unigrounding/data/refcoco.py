@@ -301,6 +301,9 @@ class CocoCellLabelDataset(BaseDataset):
     ``category_id``; any other name reads ``ann["attributes"][name]``. Class
     ``i + 1`` is ``vocabulary[i]`` (0 is background). ``split`` keeps images
     whose file name starts with it (ShapesRef's convention), ``None`` keeps all.
+    ``cache`` keeps every packed item in memory after its first use: the
+    pipeline is deterministic and this stage sees each image many times (the
+    tiny preset reads 3000 images ~25 times; decoding dominated its step time).
     """
 
     def __init__(
@@ -310,12 +313,21 @@ class CocoCellLabelDataset(BaseDataset):
         instances_file: str = "instances.json",
         img_dir: str = "images",
         split: str | None = None,
+        cache: bool = True,
         **kwargs,
     ) -> None:
         self.attributes, self.instances_file = attributes, instances_file
         self.img_dir, self.split = img_dir, split
+        self._packed: dict[int, dict] | None = {} if cache else None
         with DefaultScope.overwrite_default_scope(SCOPE):
             super().__init__(data_root=data_root, **kwargs)
+
+    def prepare_data(self, idx: int) -> dict:
+        if self._packed is None:
+            return super().prepare_data(idx)
+        if idx not in self._packed:
+            self._packed[idx] = super().prepare_data(idx)
+        return self._packed[idx]
 
     def load_data_list(self) -> list[dict]:
         path = Path(self.data_root) / self.instances_file

@@ -3,7 +3,8 @@
 Template: ``<s>USER: {user} ASSISTANT: {answer}</s>USER: ...``. Only assistant
 text (and its closing ``</s>``) is supervised. ``<image>`` in user text expands
 to one placeholder token per image token; the model scatters the projected
-patches into those positions.
+patches into those positions. ``image_placement="after_text"`` moves the image
+of a user turn behind that turn's text.
 """
 
 from __future__ import annotations
@@ -19,8 +20,25 @@ def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False).input_ids
 
 
+PLACEMENTS = ("as_written", "after_text")
+
+
+def place_image(text: str, placement: str) -> str:
+    """``text`` with its ``<image>`` where ``placement`` puts it."""
+    if placement not in PLACEMENTS:
+        raise ValueError(f"image placement must be one of {PLACEMENTS}, got {placement!r}")
+    if placement == "as_written" or IMAGE not in text:
+        return text
+    rest = " ".join(chunk.strip() for chunk in text.split(IMAGE) if chunk.strip())
+    return f"{rest}\n" + IMAGE * text.count(IMAGE)
+
+
 def encode_conversation(
-    tokenizer, turns: list[dict[str, str]], num_image_tokens: int, with_last_answer: bool
+    tokenizer,
+    turns: list[dict[str, str]],
+    num_image_tokens: int,
+    with_last_answer: bool,
+    image_placement: str = "as_written",
 ) -> tuple[list[int], list[int]]:
     """Token ids and labels of a rendered conversation.
 
@@ -35,7 +53,8 @@ def encode_conversation(
     for i, turn in enumerate(turns):
         if turn["role"] == "user":
             piece = []
-            for j, chunk in enumerate(turn["text"].split(IMAGE)):
+            text = place_image(turn["text"], image_placement)
+            for j, chunk in enumerate(text.split(IMAGE)):
                 if j:
                     piece += [image_id] * num_image_tokens
                 piece += _ids(tokenizer, ("USER: " if j == 0 else "") + chunk)

@@ -18,8 +18,9 @@ from torch import nn
 from ..codecs.base import Codec, ModelView
 from ..registry import CODECS, DECODERS, MODELS, PROPOSERS
 from ..structures import GroundingDataSample
-from .chat import IGNORE, encode_conversation, pad_batch
+from .chat import IGNORE, encode_conversation, pad_batch, place_image
 from .llm import build_llm, build_tokenizer
+from .referent_flags import ReferentFlags
 from .tokenizer import IMAGE
 from .vision import FeaturePyramid, Projector, VisionTower
 
@@ -40,6 +41,15 @@ class GroundingMLLM(BaseModel):
         freeze_vision: keep the tower's weights fixed.
         max_new_tokens: generation budget per answer.
         attn_implementation: ``auto`` (sdpa, or flash-attention-2 on CUDA) or explicit.
+        image_placement: ``"as_written"`` (where the conversation's ``<image>``
+            stands; LLaVA puts it before the question) or ``"after_text"``
+            (behind the text of its user turn). After the question, every image
+            token can attend to the words asked about and mark itself as a match
+            — the instruction-aware idea of InstructBLIP's Q-Former, inside the LLM.
+        referent_flag_weight: weight of the auxiliary binding loss of
+            :mod:`~unigrounding.models.referent_flags` (0 disables it; needs
+            ``image_placement="after_text"``). Codec-neutral: it reads only the
+            ground truth and the image tokens, never the codec's answer.
         init_checkpoint: exported model to start from (e.g. the shared
             vision-language pretraining); codec tokens added since keep their
             fresh embeddings (:func:`~unigrounding.engine.export.init_from_pretrained`).
@@ -59,11 +69,21 @@ class GroundingMLLM(BaseModel):
         freeze_vision: bool = False,
         max_new_tokens: int = 64,
         attn_implementation: str = "auto",
+        image_placement: str = "as_written",
+        referent_flag_weight: float = 0.0,
         init_checkpoint: str | None = None,
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        place_image("", image_placement)  # validates
+        self.image_placement = image_placement
+        if referent_flag_weight and image_placement != "after_text":
+            raise ValueError(
+                "referent_flag_weight needs image_placement='after_text': image tokens "
+                "can only be asked about a question they come after"
+            )
+        self.referent_flag_weight = referent_flag_weight
         self.codec: Codec = CODECS.build(codec)
         self.image_size, self.max_new_tokens = image_size, max_new_tokens
         self.tokenizer = build_tokenizer(
@@ -88,6 +108,9 @@ class GroundingMLLM(BaseModel):
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(IMAGE)
         grid = image_size // self.vision.token_stride // self.projector.merge
         self.num_image_tokens = grid * grid
+        self.referent_flags = None
+        if referent_flag_weight:
+            self.referent_flags = ReferentFlags(hidden, image_size)
         if init_checkpoint is not None:
             from ..engine.export import init_from_pretrained
 
@@ -113,7 +136,9 @@ class GroundingMLLM(BaseModel):
     ) -> ModelView:
         rendered = [self.codec.processor.format(s) for s in samples]
         encoded = [
-            encode_conversation(self.tokenizer, r.turns, self.num_image_tokens, train)
+            encode_conversation(
+                self.tokenizer, r.turns, self.num_image_tokens, train, self.image_placement
+            )
             for r in rendered
         ]
         ids, mask = pad_batch([e[0] for e in encoded], self.tokenizer.pad_token_id, left=not train)
@@ -161,7 +186,7 @@ class GroundingMLLM(BaseModel):
         out = self.llm(
             inputs_embeds=self._embed(view),
             attention_mask=view.attention_mask,
-            output_hidden_states=want_hidden,
+            output_hidden_states=want_hidden or self.referent_flags is not None,
         )
         if want_hidden:
             view.hidden_states = out.hidden_states[-1]
@@ -172,6 +197,13 @@ class GroundingMLLM(BaseModel):
                 logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE
             )
         }
+        if self.referent_flags is not None:
+            # halfway up, so the layers above are left to use the flag
+            layer = max(1, self.llm.config.num_hidden_layers // 2)
+            flags = self.referent_flags(
+                out.hidden_states[layer], view.input_ids == self.image_token_id, data_samples
+            )
+            losses["loss_referent_flag"] = self.referent_flag_weight * flags
         losses.update(self.codec.loss(view))
         return losses
 

@@ -1,0 +1,87 @@
+"""Referent flags: an auxiliary loss that teaches the LLM to bind words to image tokens.
+
+A tiny LLM trained from scratch learns REC answers in two parts: finding *an*
+object and reading its position out is quick; choosing the object the words
+describe ("binding") is not — on ShapesRef most early errors pick a wrong
+object. Binding is the same for every codec, so the shared model can teach it
+directly. With ``image_placement="after_text"`` the image tokens follow the
+question; this loss asks each of them, halfway up the LLM, whether it lies on
+the question's referent (binary cross-entropy against the fraction of its cell
+the referent's box covers). That is a one-hop comparison — an image token
+against the words before it — and its flag stays in the residual stream, where
+any codec's answer tokens can attend to it. The head is used only in training.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..structures import GroundingDataSample
+
+_TARGET_SLOT = re.compile(r"\{target:(\d+)\}")
+
+
+def cell_coverage(boxes: np.ndarray, grid: int) -> np.ndarray:
+    """Fraction of each cell of a ``grid x grid`` lattice over the unit square
+    covered by ``boxes`` (``(N, 4)`` normalised xyxy); ``(grid * grid,)``,
+    row-major, overlaps counted once up to 1."""
+    edges = np.linspace(0.0, 1.0, grid + 1)
+    lo, hi = edges[:-1], edges[1:]
+    covered = np.zeros((grid, grid))
+    for x1, y1, x2, y2 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+        wx = np.clip(np.minimum(hi, x2) - np.maximum(lo, x1), 0, None)
+        wy = np.clip(np.minimum(hi, y2) - np.maximum(lo, y1), 0, None)
+        covered += np.outer(wy, wx)
+    return np.clip(covered * grid * grid, 0.0, 1.0).reshape(-1)
+
+
+class ReferentFlags(nn.Module):
+    """Linear flag head over the image tokens and its loss.
+
+    Args:
+        hidden_size: LLM width.
+        image_size: side of the square model input (boxes are mapped into it).
+    """
+
+    def __init__(self, hidden_size: int, image_size: int) -> None:
+        super().__init__()
+        self.head = nn.Linear(hidden_size, 1)
+        self.image_size = image_size
+
+    def forward(
+        self,
+        states: torch.Tensor,
+        is_image: torch.Tensor,
+        samples: list[GroundingDataSample],
+    ) -> torch.Tensor:
+        """Mean BCE over the image tokens of every sample whose first answer
+        names a referent (others — captions, no-target answers — are skipped).
+
+        ``states`` ``(B, T, D)`` are one layer's hidden states; ``is_image``
+        ``(B, T)`` marks the image tokens (the same count in every row).
+        """
+        rows, targets = [], []
+        per_row = int(is_image[0].sum())
+        grid = int(round(per_row**0.5))
+        for b, sample in enumerate(samples):
+            answer = next((t["text"] for t in sample.conversation if t["role"] == "assistant"), "")
+            slot = _TARGET_SLOT.search(answer)
+            if slot is None:
+                continue
+            refs = sample.gt_refs.group(int(slot.group(1)))
+            if len(refs) == 0:
+                continue
+            boxes = sample.frame.boxes_to_input(refs.boxes.numpy()) / self.image_size
+            rows.append(b)
+            targets.append(cell_coverage(boxes, grid))
+        if not rows:
+            return states.sum() * 0.0
+        tokens = states[rows][is_image[rows]].view(len(rows), per_row, -1)
+        logits = self.head(tokens).squeeze(-1).float()
+        target = torch.as_tensor(np.stack(targets), dtype=logits.dtype, device=logits.device)
+        return F.binary_cross_entropy_with_logits(logits, target)

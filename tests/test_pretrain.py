@@ -1,0 +1,88 @@
+"""The codec-neutral pretraining stages of the tiny preset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_model_cfg
+
+
+def cell_dataset(root, **kwargs):
+    from unigrounding.data import CocoCellLabelDataset
+
+    return CocoCellLabelDataset(
+        data_root=str(root),
+        split="train",
+        attributes=dict(
+            category=[1, 2, 3, 4, 5],
+            colour=["red", "green", "blue", "yellow", "purple", "white"],
+        ),
+        pipeline=[dict(type="PackCellLabels", image_size=64, grid=8)],
+        **kwargs,
+    )
+
+
+def test_cell_labels_are_cached_and_identical_to_fresh_ones(shapes_root):
+    cached, fresh = cell_dataset(shapes_root), cell_dataset(shapes_root, cache=False)
+    first = cached[3]
+    assert cached[3] is first
+    again = fresh[3]
+    assert torch.equal(first["inputs"], again["inputs"])
+    for key, value in again["data_samples"].items():
+        assert torch.equal(first["data_samples"][key], value)
+    assert first["data_samples"]["foreground"].any()
+
+
+def test_cell_loss_balances_object_and_background_cells():
+    from unigrounding.models import CellAttributePretrainer
+
+    logits = torch.tensor([[[[2.0, 0.0]], [[0.0, 0.0]], [[0.0, 3.0]]]])  # (1, 3 classes, 1, 2)
+    target = torch.tensor([[[1, 0]]])
+    fg = target > 0
+    ce_fg = -torch.log_softmax(logits[0, :, 0, 0], 0)[1]
+    ce_bg = -torch.log_softmax(logits[0, :, 0, 1], 0)[0]
+    got = CellAttributePretrainer._balanced_ce(logits, target, fg)
+    assert torch.isclose(got, ce_fg + ce_bg)
+    only_bg = CellAttributePretrainer._balanced_ce(logits, torch.zeros_like(target), fg & False)
+    assert torch.isclose(only_bg, -torch.log_softmax(logits[0, :, 0], 0)[0].mean())
+
+
+def test_cell_coverage_hand_computed():
+    from unigrounding.models.referent_flags import cell_coverage
+
+    # grid 2: the box covers the whole width of cell (0, 0) and half its height
+    assert cell_coverage(np.array([[0.0, 0.0, 0.5, 0.25]]), 2).tolist() == [0.5, 0.0, 0.0, 0.0]
+    assert cell_coverage(np.array([[0.0, 0.0, 1.0, 1.0]]), 2).tolist() == [1.0] * 4
+    # two overlapping boxes count once (clipped to 1); no box covers nothing
+    twice = np.array([[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 0.5, 0.5]])
+    assert cell_coverage(twice, 2).tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert cell_coverage(np.zeros((0, 4)), 3).sum() == 0
+
+
+def test_referent_flags_train_the_shared_model(rec_batch):
+    from unigrounding.registry import MODELS
+
+    with pytest.raises(ValueError, match="after_text"):
+        MODELS.build(dict(tiny_model_cfg(type="text_coords"), referent_flag_weight=1.0))
+    model = MODELS.build(
+        dict(
+            tiny_model_cfg(type="text_coords"),
+            image_placement="after_text",
+            referent_flag_weight=1.0,
+        )
+    )
+    batch = rec_batch
+    losses = model(batch["inputs"], batch["data_samples"], mode="loss")
+    assert set(losses) == {"loss_lm", "loss_referent_flag"}
+    losses["loss_referent_flag"].backward()
+    # the flag is read halfway up: the first layer learns from it, the last does not
+    layers = model.llm.model.layers
+    assert layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
+    assert layers[-1].self_attn.q_proj.weight.grad is None
+    # a sample whose answer names no referent is skipped, not guessed at
+    sample = batch["data_samples"][0].clone()
+    sample.conversation = [dict(t) for t in sample.conversation]
+    sample.conversation[-1]["text"] = "a caption"
+    flags = model.referent_flags(torch.zeros(1, 70, 64), torch.arange(70)[None] < 64, [sample])
+    assert flags.item() == 0
