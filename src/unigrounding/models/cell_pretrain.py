@@ -55,10 +55,10 @@ class CellAttributePretrainer(BaseModel):
     def _balanced_ce(logits: torch.Tensor, target: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy over object cells plus mean over background cells.
 
-        Objects cover ~10% of the cells of a ShapesRef image; a plain mean lets
-        "background" dominate, and was measured to leave the shape of object
-        cells mostly unlearned (32% category accuracy on object cells after
-        400 iterations, against 98% for colour)."""
+        Objects cover ~10% of the cells of a ShapesRef image, so a plain mean is
+        mostly "background". Measured category accuracy on object cells of
+        ShapesRef val: plain mean 32% after 400 iterations, balanced 37% after
+        400 and 86% after 1200 (colour: 98-99% in all three)."""
         ce = F.cross_entropy(logits, target, reduction="none")
         parts = [ce[m].mean() for m in (fg, ~fg) if m.any()]
         return sum(parts)
