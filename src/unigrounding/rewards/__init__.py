@@ -1,0 +1,1 @@
+"""Reward functions of the paradigms' RL stages, pure and tested (no model needed)."""
