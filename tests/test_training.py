@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -139,8 +140,11 @@ def test_two_process_ddp_training_on_cpu(shapes_root, tmp_path):
     cfg_file = tmp_path / "ddp.py"
     cfg.dump(str(cfg_file))
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    with socket.socket() as probe:  # a free port, so parallel runs do not collide
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
         "-m", "unigrounding.cli.main", "train", str(cfg_file), "--launcher", "pytorch",
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
