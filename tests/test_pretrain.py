@@ -84,5 +84,6 @@ def test_referent_flags_train_the_shared_model(rec_batch):
     sample = batch["data_samples"][0].clone()
     sample.conversation = [dict(t) for t in sample.conversation]
     sample.conversation[-1]["text"] = "a caption"
-    flags = model.referent_flags(torch.zeros(1, 70, 64), torch.arange(70)[None] < 64, [sample])
+    states = (torch.zeros(1, 70, 64),) * 3
+    flags = model.referent_flags(states, torch.arange(70)[None] < 64, [sample])
     assert flags.item() == 0

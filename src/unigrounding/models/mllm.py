@@ -110,7 +110,9 @@ class GroundingMLLM(BaseModel):
         self.num_image_tokens = grid * grid
         self.referent_flags = None
         if referent_flag_weight:
-            self.referent_flags = ReferentFlags(hidden, image_size)
+            self.referent_flags = ReferentFlags(
+                hidden, self.llm.config.num_hidden_layers, image_size
+            )
         if init_checkpoint is not None:
             from ..engine.export import init_from_pretrained
 
@@ -198,10 +200,8 @@ class GroundingMLLM(BaseModel):
             )
         }
         if self.referent_flags is not None:
-            # halfway up, so the layers above are left to use the flag
-            layer = max(1, self.llm.config.num_hidden_layers // 2)
             flags = self.referent_flags(
-                out.hidden_states[layer], view.input_ids == self.image_token_id, data_samples
+                out.hidden_states, view.input_ids == self.image_token_id, data_samples
             )
             losses["loss_referent_flag"] = self.referent_flag_weight * flags
         losses.update(self.codec.loss(view))

@@ -21,9 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..structures import GroundingDataSample
-
-_TARGET_SLOT = re.compile(r"\{target:(\d+)\}")
+from ..structures import SLOT_PATTERN, GroundingDataSample
 
 
 def cell_coverage(boxes: np.ndarray, grid: int) -> np.ndarray:
@@ -45,35 +43,40 @@ class ReferentFlags(nn.Module):
 
     Args:
         hidden_size: LLM width.
+        num_layers: LLM depth; the flags are read from the output of layer
+            ``num_layers // 2`` — halfway, so the layers above can use them.
         image_size: side of the square model input (boxes are mapped into it).
     """
 
-    def __init__(self, hidden_size: int, image_size: int) -> None:
+    def __init__(self, hidden_size: int, num_layers: int, image_size: int) -> None:
         super().__init__()
         self.head = nn.Linear(hidden_size, 1)
+        self.layer = max(1, num_layers // 2)
         self.image_size = image_size
 
     def forward(
         self,
-        states: torch.Tensor,
+        hidden_states: tuple[torch.Tensor, ...],
         is_image: torch.Tensor,
         samples: list[GroundingDataSample],
     ) -> torch.Tensor:
         """Mean BCE over the image tokens of every sample whose first answer
         names a referent (others — captions, no-target answers — are skipped).
 
-        ``states`` ``(B, T, D)`` are one layer's hidden states; ``is_image``
-        ``(B, T)`` marks the image tokens (the same count in every row).
+        ``hidden_states`` are the LLM's per-layer outputs (embeddings first,
+        ``(B, T, D)`` each); ``is_image`` ``(B, T)`` marks the image tokens (the
+        same count in every row).
         """
+        states = hidden_states[self.layer]
         rows, targets = [], []
         per_row = int(is_image[0].sum())
         grid = int(round(per_row**0.5))
         for b, sample in enumerate(samples):
             answer = next((t["text"] for t in sample.conversation if t["role"] == "assistant"), "")
-            slot = _TARGET_SLOT.search(answer)
+            slot = next((m for m in re.finditer(SLOT_PATTERN, answer) if m[1] == "target"), None)
             if slot is None:
                 continue
-            refs = sample.gt_refs.group(int(slot.group(1)))
+            refs = sample.gt_refs.group(int(slot[2]))
             if len(refs) == 0:
                 continue
             boxes = sample.frame.boxes_to_input(refs.boxes.numpy()) / self.image_size
