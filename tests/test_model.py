@@ -7,6 +7,7 @@ from conftest import tiny_model_cfg
 from unigrounding.codecs.base import Codec, ModelView
 from unigrounding.engine.export import init_from_pretrained
 from unigrounding.models import Projector, select_attn_implementation, sincos_2d
+from unigrounding.models.chat import image_turn_text
 from unigrounding.registry import CODECS, MODELS
 
 
@@ -40,6 +41,48 @@ def test_projector_merges_2x2_neighbours_in_2d():
     expected = torch.nn.functional.gelu(torch.tensor(0 * 1 + 0.01 * 10 + 0.04 * 100 + 0.05 * 1000))
     assert out.shape == (1, 4, 4)
     assert torch.allclose(out[0, 0, 0], expected)
+
+
+def test_instruction_aware_projector_needs_the_instruction():
+    proj = Projector(4, 8, instruction_aware=True)
+    with pytest.raises(ValueError, match="instruction"):
+        proj(torch.zeros(1, 4, 2, 2))
+
+
+def test_image_turn_text_finds_the_turn_holding_the_image():
+    turns = [
+        {"role": "user", "text": "Hello"},
+        {"role": "assistant", "text": "Hi"},
+        {"role": "user", "text": "<image>\nWhere is the red circle?"},
+    ]
+    assert image_turn_text(turns) == "Where is the red circle?"
+    with pytest.raises(ValueError, match="no user turn holds"):
+        image_turn_text(turns[:2])
+
+
+def test_instruction_aware_patches_depend_on_the_question(rec_batch):
+    torch.manual_seed(0)
+    cfg = tiny_model_cfg(type="text_coords")
+    cfg["projector"] = dict(cfg["projector"], instruction_aware=True)
+    model = MODELS.build(cfg)
+    image = rec_batch["inputs"][:1]
+
+    def patches(question: str) -> torch.Tensor:
+        sample = rec_batch["data_samples"][0].clone()
+        sample.conversation = [
+            {"role": "user", "text": "<image>\n" + question},
+            {"role": "assistant", "text": ""},
+        ]
+        return model._view(image, [sample], train=False).image_feats
+
+    red = patches("Where is the red circle?")
+    assert torch.equal(red, patches("Where is the red circle?"))
+    assert not torch.allclose(red, patches("Where is the blue square?"))
+    # the question's words learn through the projector
+    red.sum().backward()
+    words = model.tokenizer(" red", add_special_tokens=False).input_ids
+    grad = model.llm.get_input_embeddings().weight.grad
+    assert grad[words].abs().sum() > 0
 
 
 def test_sincos_codes_differ_per_cell():

@@ -24,7 +24,7 @@ from .structures import paired_box_iou
 PRESETS = {
     "quick": {
         "pretrain_iters": 1200,
-        "finetune_iters": 800,
+        "finetune_iters": 500,
         "n_train": 3000,
         "n_val": 200,
         "eval_samples": 300,

@@ -33,6 +33,14 @@ def place_image(text: str, placement: str) -> str:
     return f"{rest}\n" + IMAGE * text.count(IMAGE)
 
 
+def image_turn_text(turns: list[dict[str, str]]) -> str:
+    """The text of the user turn that holds the image, without the placeholder."""
+    for turn in turns:
+        if turn["role"] == "user" and IMAGE in turn["text"]:
+            return " ".join(turn["text"].replace(IMAGE, " ").split())
+    raise ValueError(f"no user turn holds an {IMAGE} placeholder: {turns!r}")
+
+
 def encode_conversation(
     tokenizer,
     turns: list[dict[str, str]],

@@ -18,7 +18,7 @@ from torch import nn
 from ..codecs.base import Codec, ModelView
 from ..registry import CODECS, DECODERS, MODELS, PROPOSERS
 from ..structures import GroundingDataSample
-from .chat import IGNORE, encode_conversation, pad_batch, place_image
+from .chat import IGNORE, encode_conversation, image_turn_text, pad_batch, place_image
 from .llm import build_llm, build_tokenizer
 from .referent_flags import ReferentFlags
 from .tokenizer import IMAGE
@@ -35,7 +35,8 @@ class GroundingMLLM(BaseModel):
         llm: :func:`build_llm` spec (``model_type`` + config, or ``pretrained``).
         tokenizer: ``"shapesref"``, ``dict(path=local_dir)`` or ``None`` (the LLM's).
         image_size: side of the square model input.
-        projector: :class:`Projector` options (``merge``, ``pos_embed``).
+        projector: :class:`Projector` options (``merge``, ``pos_embed``,
+            ``instruction_aware``).
         pyramid: :class:`FeaturePyramid` options (built only if the codec needs it).
         decoders / proposers: name → config, looked up by the codec in ``bind``.
         freeze_vision: keep the tower's weights fixed.
@@ -152,11 +153,28 @@ class GroundingMLLM(BaseModel):
             samples, rendered, images, ids.to(self.device), mask.to(self.device), labels
         )
         feats = self.vision(images)
-        view.image_feats = self.projector(self.vision.token_map(feats))
+        instruction = None
+        if self.projector.instruction is not None:
+            instruction = self._instruction(rendered)
+        view.image_feats = self.projector(self.vision.token_map(feats), instruction)
         if self.pyramid is not None:
             view.feature_pyramid = self.pyramid(feats, self.image_size)
         self.codec.prepare(view)
         return view
+
+    def _instruction(self, rendered: list) -> torch.Tensor:
+        """``(B, D)`` mean input embedding of the words of each image's user turn."""
+        ids, mask = pad_batch(
+            [
+                self.tokenizer(image_turn_text(r.turns), add_special_tokens=False).input_ids
+                for r in rendered
+            ],
+            self.tokenizer.pad_token_id,
+            left=False,
+        )
+        mask = mask.to(self.device).unsqueeze(-1)
+        embeds = self.llm.get_input_embeddings()(ids.to(self.device)) * mask
+        return embeds.sum(1) / mask.sum(1).clamp(min=1)
 
     def _embed(self, view: ModelView) -> torch.Tensor:
         embeds = self.llm.get_input_embeddings()(view.input_ids)

@@ -135,10 +135,23 @@ class Projector(nn.Module):
     2-D, not in the flattened sequence) into one token first. ``pos_embed``
     ``"sincos"`` adds a fixed 2-D position code to the projected tokens, a strong
     positional signal that tiny models trained from scratch otherwise lack.
+
+    ``instruction_aware=True`` conditions every token on the instruction
+    (InstructBLIP's instruction-aware visual features, here without a Q-Former):
+    the RMS-normalised mean embedding of the instruction's words is projected and
+    added to the MLP's hidden layer, so the nonlinearity can compare each patch
+    with what is asked about. A tiny LLM trained from scratch does not learn
+    that comparison through its own attention within a CPU budget (see
+    ``configs/_base_/models/tiny_mllm.py`` for the figures).
     """
 
     def __init__(
-        self, in_dim: int, out_dim: int, merge: int = 1, pos_embed: str | None = "sincos"
+        self,
+        in_dim: int,
+        out_dim: int,
+        merge: int = 1,
+        pos_embed: str | None = "sincos",
+        instruction_aware: bool = False,
     ) -> None:
         super().__init__()
         if pos_embed not in (None, "sincos"):
@@ -147,9 +160,11 @@ class Projector(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(in_dim * merge * merge, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim)
         )
+        self.instruction = nn.Linear(out_dim, out_dim, bias=False) if instruction_aware else None
 
-    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` → ``(B, H/m * W/m, D)`` tokens in raster order."""
+    def forward(self, fmap: torch.Tensor, instruction: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, C, H, W)`` → ``(B, H/m * W/m, D)`` tokens in raster order;
+        ``instruction`` ``(B, D)`` is required if the projector is instruction-aware."""
         b, c, h, w = fmap.shape
         m = self.merge
         if h % m or w % m:
@@ -159,7 +174,13 @@ class Projector(nn.Module):
             .permute(0, 2, 4, 3, 5, 1)
             .reshape(b, (h // m) * (w // m), m * m * c)
         )
-        x = self.mlp(x)
+        hidden = self.mlp[0](x)
+        if self.instruction is not None:
+            if instruction is None:
+                raise ValueError("an instruction-aware projector needs the instruction embedding")
+            cue = self.instruction(F.rms_norm(instruction, instruction.shape[-1:]))
+            hidden = hidden + cue[:, None]
+        x = self.mlp[2](self.mlp[1](hidden))
         if self.pos_embed == "sincos":
             x = x + sincos_2d(h // m, w // m, x.shape[-1]).to(x)
         return x
