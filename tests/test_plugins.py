@@ -28,3 +28,66 @@ def test_plugin_codec_loads_from_config_and_trains(tmp_path, shapes_root, rec_ba
         "<box>(1,2),(0,0)</box><box>(3", rec_batch["data_samples"][0]
     )
     assert len(garbage) == 0 and garbage.metainfo["parse_failures"] == 2
+
+
+def _tiny_sam():
+    """A randomly initialised SAM small enough for CPU tests (64 px input)."""
+    from segment_anything.modeling import (
+        ImageEncoderViT,
+        MaskDecoder,
+        PromptEncoder,
+        Sam,
+        TwoWayTransformer,
+    )
+
+    dim = 32
+    return Sam(
+        image_encoder=ImageEncoderViT(
+            img_size=64, patch_size=16, embed_dim=dim, depth=1, num_heads=2, out_chans=dim
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=dim, image_embedding_size=(4, 4), input_image_size=(64, 64), mask_in_chans=8
+        ),
+        mask_decoder=MaskDecoder(
+            transformer_dim=dim,
+            transformer=TwoWayTransformer(depth=1, embedding_dim=dim, mlp_dim=64, num_heads=2),
+            iou_head_depth=1,
+            iou_head_hidden_dim=16,
+        ),
+    )
+
+
+def test_sam_point_decoder_swaps_in_for_the_default_without_retraining(tmp_path, shapes_root):
+    import numpy as np
+    import pytest
+    import torch
+
+    from unigrounding.codecs import GridOffsetCodec
+    from unigrounding.codecs.base import ModelView
+    from unigrounding.registry import DECODERS
+
+    cfg_file = tmp_path / "sam.py"
+    cfg_file.write_text(
+        'custom_imports = dict(imports=["plugins.sam_point_decoder"], allow_failed_imports=False)\n'
+    )
+    Config.fromfile(str(cfg_file))
+    with pytest.raises(FileNotFoundError, match="SAM checkpoint"):
+        DECODERS.build(dict(type="SamPointDecoder", checkpoint=str(tmp_path / "none.pth")))
+    torch.manual_seed(0)
+    sam_decoder = DECODERS.build(dict(type="SamPointDecoder", sam=_tiny_sam()))
+    assert not list(sam_decoder.state_dict())  # SAM's weights stay out of our checkpoints
+    ds = make_dataset(shapes_root, task="res")
+    item = ds[0]
+    sample, image = item["data_samples"], item["inputs"]
+    codec = GridOffsetCodec(refine=False)
+    text = codec.processor.encode(sample.gt_refs.group(0), sample, "target")
+    view = ModelView([sample], [], image[None], None, None, texts=[text])
+    shapes = []
+    for decoder in (DECODERS.build(dict(type="ColourRegionGrowing")), sam_decoder):
+        codec.mask_decoder = decoder  # what bind() does with the model's decoders
+        refs = codec.decode(view)[0]
+        assert refs.masks.shape == (1, *sample.ori_shape) and refs.masks.dtype == torch.bool
+        shapes.append(refs.masks.sum().item())
+    assert shapes[0] > 0  # the colour decoder finds the object; random SAM gives some mask
+    empty = sam_decoder(image, np.zeros((0, 2)))
+    assert empty.shape == image.shape[-2:] and not empty.any()

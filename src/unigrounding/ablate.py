@@ -79,16 +79,26 @@ def _codec_config(cdir: Path, name: str) -> Config:
     return cfg
 
 
+def _leaf_datasets(ds: dict) -> list[dict]:
+    """The configs that read data, inside wrappers (``dataset``) and concatenations
+    (``datasets``)."""
+    if "datasets" in ds:
+        return [leaf for child in ds.datasets for leaf in _leaf_datasets(child)]
+    if "dataset" in ds:
+        return _leaf_datasets(ds.dataset)
+    return [ds]
+
+
 def _apply_preset(cfg: Config, settings: dict, data_root: Path, iters: int) -> None:
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
         if cfg.get(loader) is None:
             continue
-        ds = cfg[loader].dataset
-        ds.data_root = str(data_root)
-        if ds.type == "ShapesRefDataset":
-            ds.update(n_train=settings["n_train"], n_val=settings["n_val"])
-        if loader != "train_dataloader":
-            ds.max_samples = settings["eval_samples"]
+        for ds in _leaf_datasets(cfg[loader].dataset):
+            ds.data_root = str(data_root)
+            if ds.type == "ShapesRefDataset":
+                ds.update(n_train=settings["n_train"], n_val=settings["n_val"])
+            if loader != "train_dataloader":
+                ds.max_samples = settings["eval_samples"]
     cfg.train_cfg.max_iters = iters
     cfg.train_cfg.pop("val_interval", None)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None  # evaluated once, by test()
@@ -170,8 +180,9 @@ def center_box_baseline(cdir: Path, settings: dict, data_root: Path) -> dict:
     }
 
 
-def run_codec(cfg: Config, work: Path) -> dict:
-    """Fine-tune and evaluate one codec; the report row for it."""
+def run_codec(cfg: Config, work: Path) -> dict[str, dict]:
+    """Fine-tune and evaluate one codec: its report row under ``""``, and one row
+    per evaluation variant of the codec (the same checkpoint) under its name."""
     from mmengine.runner import Runner
 
     from .roundtrip import roundtrip
@@ -181,11 +192,26 @@ def run_codec(cfg: Config, work: Path) -> dict:
     start = time.perf_counter()
     runner.train()
     train_seconds = time.perf_counter() - start
-    metrics = runner.test()
     model = runner.model
     dataset = runner.test_dataloader.dataset
     samples = [dataset[i]["data_samples"] for i in range(min(len(dataset), 200))]
-    ceiling = roundtrip(model.codec, model.tokenizer, samples)
+
+    def evaluate() -> dict:
+        ceiling = roundtrip(model.codec, model.tokenizer, samples)
+        return _row(runner.test(), ceiling, cfg, train_seconds)
+
+    rows = {"": evaluate()}
+    for variant, settings in model.codec.eval_variants.items():
+        saved = {k: getattr(model.codec, k) for k in settings}
+        for k, v in settings.items():
+            setattr(model.codec, k, v)
+        rows[variant] = evaluate()
+        for k, v in saved.items():
+            setattr(model.codec, k, v)
+    return rows
+
+
+def _row(metrics: dict, ceiling: dict, cfg: Config, train_seconds: float) -> dict:
     batch = cfg.train_dataloader.batch_size
     return {
         "rec_acc@0.5": metrics.get("rec/acc@0.5"),
@@ -240,7 +266,8 @@ def run_ablation(
         cfg = _codec_config(cdir, name)
         _apply_preset(cfg, settings, data_root, settings["finetune_iters"])
         cfg.model.init_checkpoint = str(pretrained)
-        report["codecs"][name] = run_codec(cfg, out / "work" / name)
+        for variant, row in run_codec(cfg, out / "work" / name).items():
+            report["codecs"][f"{name} ({variant})" if variant else name] = row
     report["seconds"] = time.perf_counter() - start
     from .report import write_report
 

@@ -1,11 +1,14 @@
 """Referring codecs. Each module registers one codec in ``CODECS``."""
 
 from .base import NEEDS, Codec, ModelView, Processor, Rendered
+from .grid_offset.codec import GridOffsetCodec, GridOffsetProcessor
 from .text_coords import TextCoordsCodec, TextCoordsProcessor
 
 __all__ = [
     "NEEDS",
     "Codec",
+    "GridOffsetCodec",
+    "GridOffsetProcessor",
     "ModelView",
     "Processor",
     "Rendered",

@@ -72,9 +72,12 @@ class ModelView:
     """What the shared model exposes to a codec for one batch.
 
     Fields a codec did not declare in :attr:`Codec.needs` stay ``None``.
-    ``generate`` (prediction only) re-prompts the model: it takes a list of
-    per-sample follow-up user texts and returns a new view of the answers, so
-    multi-pass codecs can refine their own output.
+    ``generate`` (prediction only) re-prompts the model so multi-pass codecs can
+    refine their own output: ``generate(texts, new_conversation=False, rows=None)``
+    takes one user text per sample (or per index in ``rows``) and returns a new
+    view of the answers — continuing each conversation after the model's answer,
+    or, with ``new_conversation``, asking ``text`` alone (it then holds its own
+    ``<image>``).
     """
 
     samples: list[GroundingDataSample]
@@ -91,7 +94,7 @@ class ModelView:
     generated_hidden_states: torch.Tensor | None = None
     generated_logits: torch.Tensor | None = None
     texts: list[str] | None = None
-    generate: Callable[[list[str]], ModelView] | None = None
+    generate: Callable[..., ModelView] | None = None
 
 
 class Codec(nn.Module):
@@ -106,6 +109,9 @@ class Codec(nn.Module):
     #: Mean box IoU that encoding ground truth and decoding it back must reach
     #: (the conformance suite checks it; the codec's stated quantization bound).
     min_roundtrip_iou: ClassVar[float] = 0.9
+    #: Evaluation-only settings that ``ablate`` also reports for the same
+    #: checkpoint: variant name → codec attributes to set (e.g. a pass switched off).
+    eval_variants: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, processor: Processor) -> None:
         super().__init__()
@@ -125,6 +131,11 @@ class Codec(nn.Module):
         self.tokenizer = tokenizer
         self.hidden_size = hidden_size
 
+    def init_token_embeddings(self, embeddings: nn.Embedding) -> None:
+        """Called once by the model after :meth:`bind`, before any checkpoint is
+        loaded: a codec may set the input-embedding rows of its own special
+        tokens (the default leaves the LLM's initialisation)."""
+
     def prepare(self, view: ModelView) -> None:
         """Image-dependent work before embedding (resolve deferred slots, ...)."""
 
@@ -135,6 +146,12 @@ class Codec(nn.Module):
     def loss(self, view: ModelView) -> dict[str, torch.Tensor]:
         """Auxiliary losses beside the LM loss."""
         return {}
+
+    def oracle_follow_up(self, sample: GroundingDataSample, answer: str, ask: str) -> str | None:
+        """For multi-pass codecs: the ideal answer to the follow-up ``ask`` after
+        the first-pass ``answer`` (the encoded ground truth), so ``roundtrip`` can
+        measure the ceiling of every pass. ``None``: the codec has one pass."""
+        return None
 
     def decode(self, view: ModelView) -> list[RefTargets]:
         """Predicted referents per sample; by default parsed from generated text."""

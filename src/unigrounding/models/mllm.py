@@ -106,6 +106,7 @@ class GroundingMLLM(BaseModel):
             {k: PROPOSERS.build(v) for k, v in (proposers or {}).items()}
         )
         self.codec.bind(self.tokenizer, hidden, self.decoders, self.proposers)
+        self.codec.init_token_embeddings(self.llm.get_input_embeddings())
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(IMAGE)
         grid = image_size // self.vision.token_stride // self.projector.merge
         self.num_image_tokens = grid * grid
@@ -231,7 +232,7 @@ class GroundingMLLM(BaseModel):
     ) -> list[GroundingDataSample]:
         view = self._view(inputs, data_samples, train=False)
         self._generate(view)
-        view.generate = lambda follow_ups: self._follow_up(view, follow_ups)
+        view.generate = lambda texts, **kw: self._follow_up(view, texts, **kw)
         start = time.perf_counter()
         preds = self.codec.decode(view)
         decode_ms = (time.perf_counter() - start) * 1000 / max(len(preds), 1)
@@ -240,19 +241,24 @@ class GroundingMLLM(BaseModel):
             sample.set_metainfo({"pred_text": text, "decode_ms": decode_ms})
         return data_samples
 
-    def _follow_up(self, view: ModelView, follow_ups: list[str]) -> ModelView:
-        """Continue each conversation with the model's answer and a new user turn."""
+    def _follow_up(
+        self,
+        view: ModelView,
+        texts: list[str],
+        new_conversation: bool = False,
+        rows: list[int] | None = None,
+    ) -> ModelView:
+        """Ask the samples ``rows`` (default: all) one more user turn each: after
+        the model's answer, or alone in a new conversation."""
+        rows = list(range(len(view.samples))) if rows is None else list(rows)
         samples = []
-        for sample, answer, text in zip(view.samples, view.texts, follow_ups, strict=True):
-            turns = [
-                *sample.conversation[:-1],
-                {"role": "assistant", "text": answer},
-                {"role": "user", "text": text},
-                {"role": "assistant", "text": ""},
-            ]
+        for row, text in zip(rows, texts, strict=True):
+            sample = view.samples[row]
+            ask = [{"role": "user", "text": text}, {"role": "assistant", "text": ""}]
+            answered = [*sample.conversation[:-1], {"role": "assistant", "text": view.texts[row]}]
             samples.append(sample.clone())
-            samples[-1].conversation = turns
-        new_view = self._view(view.images, samples, train=False)
+            samples[-1].conversation = ask if new_conversation else answered + ask
+        new_view = self._view(view.images[rows], samples, train=False)
         self._generate(new_view)
         return new_view
 

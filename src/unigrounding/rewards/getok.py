@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ..structures import mask_iou, paired_box_iou
+from ..codecs.grid_offset.offsets import one_step_hit
+from ..structures import mask_iou, paired_box_iou, points_in_mask
 
 TAU_L1 = 18.0
 W_HIT, W_SPREAD = 0.6, 0.4
@@ -39,17 +40,6 @@ class PredictedInstance:
         self.points = np.asarray(self.points, dtype=np.float64).reshape(-1, 2)
         if self.box is not None:
             self.box = np.asarray(self.box, dtype=np.float64).reshape(4)
-
-
-def points_in_mask(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``(m,)`` bool: whether each point lands on a set pixel (outside the image: no)."""
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    h, w = mask.shape
-    cols, rows = np.floor(pts[:, 0]).astype(int), np.floor(pts[:, 1]).astype(int)
-    inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
-    hit = np.zeros(len(pts), dtype=bool)
-    hit[inside] = mask[rows[inside], cols[inside]]
-    return hit
 
 
 def hit_ratio(points: np.ndarray, mask: np.ndarray) -> float:
@@ -177,11 +167,10 @@ def refinement_reward(
     deleted = np.asarray(deleted, dtype=bool).reshape(-1)
     was_in = points_in_mask(coarse, mask)
     now_in = points_in_mask(refined, mask) & ~deleted
-    moves = np.array([(du, dv) for dv in (-1, 0, 1) for du in (-1, 0, 1)], dtype=np.float64)
     scores = []
     for c, before, after, gone in zip(coarse, was_in, now_in, deleted, strict=True):
         if gone and not before:
-            reachable = points_in_mask(c + moves * step, mask).any()
+            reachable = one_step_hit(mask, c, step)[0]
             scores.append(0.0 if reachable else 1.0)
         elif before and not after:
             scores.append(-1.0)

@@ -51,6 +51,17 @@ def paired_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(union))
 
 
+def points_in_mask(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``(m,)`` bool: whether each point lands on a set pixel (outside the image: no)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    h, w = mask.shape
+    cols, rows = np.floor(pts[:, 0]).astype(int), np.floor(pts[:, 1]).astype(int)
+    inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+    hit = np.zeros(len(pts), dtype=bool)
+    hit[inside] = mask[rows[inside], cols[inside]]
+    return hit
+
+
 def mask_to_box(mask: np.ndarray | torch.Tensor) -> list[float] | None:
     """Tight xyxy box around a boolean mask (pixel edges), or ``None`` if it is empty."""
     m = torch.as_tensor(mask, dtype=torch.bool)

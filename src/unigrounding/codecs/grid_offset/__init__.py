@@ -1,0 +1,34 @@
+"""``grid_offset``: GETok's grid and offset tokens (``../shared/papers/getok.txt``)."""
+
+from .codec import REFINE_TEMPLATE, GridOffsetCodec, GridOffsetProcessor
+from .data import GridOffsetRefineDataset
+from .lattice import DELETE, MOVES, GridLattice, offset_token
+from .offsets import (
+    POOLS,
+    RefineExample,
+    box_corner_refinement,
+    offset_pools,
+    one_step_hit,
+    refinement_target,
+    sample_refinement,
+)
+from .points import segment_critical_cells
+
+__all__ = [
+    "DELETE",
+    "MOVES",
+    "POOLS",
+    "REFINE_TEMPLATE",
+    "GridLattice",
+    "GridOffsetCodec",
+    "GridOffsetProcessor",
+    "GridOffsetRefineDataset",
+    "RefineExample",
+    "box_corner_refinement",
+    "offset_pools",
+    "offset_token",
+    "one_step_hit",
+    "refinement_target",
+    "sample_refinement",
+    "segment_critical_cells",
+]
