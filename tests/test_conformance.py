@@ -37,6 +37,12 @@ def test_special_tokens_added_and_embeddings_sized(model):
     assert model.llm.get_input_embeddings().num_embeddings >= len(model.tokenizer)
 
 
+def test_model_moves_between_devices_and_dtypes(model):
+    """What mmengine's runner does first; a codec must not shadow nn.Module internals."""
+    model.to("cpu").to(torch.float64).to(torch.float32)
+    assert next(model.parameters()).dtype == torch.float32
+
+
 def test_processor_round_trip_reaches_its_ceiling(model, shapes_root):
     ds = make_dataset(shapes_root)
     samples = [ds[i]["data_samples"] for i in range(len(ds))]

@@ -237,7 +237,7 @@ class GridOffsetCodec(Codec):
                 moves, used = self._moves(second[k]), 0
                 refined = []
                 for inst in instances:
-                    xy = self._apply(inst, moves[used : used + len(inst.cells)], sample)
+                    xy = self._refined_points(inst, moves[used : used + len(inst.cells)], sample)
                     used += len(inst.cells)
                     refined.append(replace(inst, xy=xy))
                 instances = refined
@@ -282,7 +282,9 @@ class GridOffsetCodec(Codec):
                 moves.append(self.processor.lattice.read_offset(tok) or (0, 0))
         return moves
 
-    def _apply(self, inst: Instance, moves: list, sample: GroundingDataSample) -> np.ndarray:
+    def _refined_points(
+        self, inst: Instance, moves: list, sample: GroundingDataSample
+    ) -> np.ndarray:
         """The instance's points after its moves (missing moves: stay)."""
         moves = list(moves) + [(0, 0)] * (len(inst.xy) - len(moves))
         keep = [m is not None for m in moves]
