@@ -18,7 +18,12 @@ train_dataloader = dict(
         type="ConcatDataset",
         datasets=[
             dict(**_res, split="train", turns_per_sample=1),
-            dict(type="GridOffsetRefineDataset", n=32, m=64, dataset=dict(**_res, split="train")),
+            dict(
+                type="GridOffsetRefineDataset",
+                n={{_base_.n}},
+                m={{_base_.m}},
+                dataset=dict(**_res, split="train"),
+            ),
         ],
     )
 )
