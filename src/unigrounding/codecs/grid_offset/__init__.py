@@ -10,6 +10,7 @@ from .offsets import (
     offset_pools,
     one_step_hit,
     refinement_target,
+    refinement_targets,
     sample_refinement,
 )
 from .points import segment_critical_cells
@@ -29,6 +30,7 @@ __all__ = [
     "offset_token",
     "one_step_hit",
     "refinement_target",
+    "refinement_targets",
     "sample_refinement",
     "segment_critical_cells",
 ]

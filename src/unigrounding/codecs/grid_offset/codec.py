@@ -32,7 +32,7 @@ from ...registry import CODECS
 from ...structures import GroundingDataSample, RefTargets
 from ..base import Codec, ModelView, Processor
 from .lattice import DELETE, MOVES, GridLattice, offset_token
-from .offsets import best_corner_moves, refinement_target
+from .offsets import best_corner_moves, refinement_targets
 from .points import segment_critical_cells
 
 #: The second-pass user turn: the original question, then the proposal.
@@ -85,11 +85,10 @@ class GridOffsetProcessor(Processor):
         box = frame.boxes_to_input(refs.boxes[i].numpy())[0]
         return self.lattice.cell_of(box.reshape(2, 2), hw)
 
-    def tokens_of(self, cells: np.ndarray) -> str:
-        return "".join(self.lattice.grid_token(int(i), int(j)) for i, j in cells)
-
     def encode(self, refs: RefTargets, sample: GroundingDataSample, role: str) -> str:
-        return ";".join(self.tokens_of(self.cells(refs, i, sample)) for i in range(len(refs)))
+        return ";".join(
+            self.lattice.grid_tokens(self.cells(refs, i, sample)) for i in range(len(refs))
+        )
 
     # ------------------------------------------------------------------- parse
     def read(self, text: str, sample: GroundingDataSample) -> tuple[list[Instance], int]:
@@ -206,7 +205,7 @@ class GridOffsetCodec(Codec):
                 for i in range(lattice.n):
                     self._set(weight, lattice.grid_token(i, j), grid[j * lattice.n + i], rms)
             for du, dv in MOVES:
-                self._set(weight, f"<off_{du}_{dv}>", moves[(dv + 1) * 3 + du + 1], rms)
+                self._set(weight, offset_token(du, dv), moves[(dv + 1) * 3 + du + 1], rms)
 
     def _set(self, weight: torch.Tensor, token: str, code: torch.Tensor, rms: torch.Tensor):
         row = self.tokenizer.convert_tokens_to_ids(token)
@@ -224,7 +223,7 @@ class GridOffsetCodec(Codec):
             asks = [
                 REFINE_TEMPLATE.format(
                     question=view.samples[k].conversation[0]["text"],
-                    proposal=";".join(proc.tokens_of(i.cells) for i in proposals[k][0]),
+                    proposal=";".join(proc.lattice.grid_tokens(i.cells) for i in proposals[k][0]),
                 )
                 for k in todo
             ]
@@ -262,7 +261,7 @@ class GridOffsetCodec(Codec):
                 tokens += [offset_token(*m) for m in moves]
             elif inst.unit == "mask" and "masks" in target:
                 mask = sample.frame.mask_to_input(target.masks[k]).numpy()
-                tokens += [refinement_target(mask, xy, proc.lattice) for xy in inst.xy]
+                tokens += refinement_targets(mask, inst.xy, proc.lattice)
             else:
                 goal = sample.frame.points_to_input(target.points[k].numpy())
                 for xy, g in zip(inst.xy, goal, strict=False):

@@ -85,11 +85,15 @@ class GridOffsetRefineDataset(Dataset):
             cells, targets = example.cells, example.targets
             task = "res"
         question = TASK_TEMPLATES[task][0].replace("{expression}", sample.expression)
-        proposal = "".join(self.lattice.grid_token(int(i), int(j)) for i, j in cells)
         sample = sample.clone()
         sample.set_metainfo({"task": task})
         sample.conversation = [
-            {"role": "user", "text": REFINE_TEMPLATE.format(question=question, proposal=proposal)},
+            {
+                "role": "user",
+                "text": REFINE_TEMPLATE.format(
+                    question=question, proposal=self.lattice.grid_tokens(cells)
+                ),
+            },
             {"role": "assistant", "text": "".join(targets)},
         ]
         return {"inputs": item["inputs"], "data_samples": sample}

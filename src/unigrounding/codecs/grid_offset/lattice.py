@@ -43,6 +43,10 @@ class GridLattice:
     def grid_token(self, i: int, j: int) -> str:
         return f"<grid_{i}_{j}>"
 
+    def grid_tokens(self, cells: np.ndarray) -> str:
+        """The grid tokens of cells ``(K, 2)`` ``(i, j)``, concatenated."""
+        return "".join(self.grid_token(int(i), int(j)) for i, j in np.reshape(cells, (-1, 2)))
+
     def tokens(self) -> tuple[str, ...]:
         """Every token of the codec: grid (row-major), the nine moves, ``<delete>``."""
         grid = [self.grid_token(i, j) for j in range(self.n) for i in range(self.n)]

@@ -83,20 +83,30 @@ def one_step_hit(mask: np.ndarray, xy: np.ndarray, step: np.ndarray) -> np.ndarr
 
 def refinement_target(mask: np.ndarray, xy: np.ndarray, lattice: GridLattice) -> str:
     """The offset token (or ``<delete>``) Algorithm 1 emits for a proposed point."""
-    xy = np.asarray(xy, dtype=np.float64).reshape(1, 2)
-    if points_in_mask(xy, mask)[0]:
-        return offset_token(0, 0)
+    return refinement_targets(mask, xy, lattice)[0]
+
+
+def refinement_targets(mask: np.ndarray, xy: np.ndarray, lattice: GridLattice) -> list[str]:
+    """:func:`refinement_target` for each point of ``xy`` ``(K, 2)`` (the mask's
+    distance transform is computed once)."""
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     depth = ndimage.distance_transform_edt(mask)
-    best, best_key = None, None
-    for du, dv in MOVES:
-        p = lattice.move(xy, np.array([[du, dv]]), mask.shape)
-        if not points_in_mask(p, mask)[0]:
+    targets = []
+    for point, on_mask in zip(xy, points_in_mask(xy, mask), strict=True):
+        if on_mask:
+            targets.append(offset_token(0, 0))
             continue
-        x, y = np.floor(p[0]).astype(int)
-        key = (-depth[y, x], abs(du) + abs(dv))
-        if best_key is None or key < best_key:
-            best, best_key = (du, dv), key
-    return DELETE if best is None else offset_token(*best)
+        best, best_key = None, None
+        for du, dv in MOVES:
+            p = lattice.move(point, np.array([[du, dv]]), mask.shape)
+            if not points_in_mask(p, mask)[0]:
+                continue
+            x, y = np.floor(p[0]).astype(int)
+            key = (-depth[y, x], abs(du) + abs(dv))
+            if best_key is None or key < best_key:
+                best, best_key = (du, dv), key
+        targets.append(DELETE if best is None else offset_token(*best))
+    return targets
 
 
 @dataclass
@@ -127,7 +137,7 @@ def sample_refinement(
         names.append(pool)
     cells = np.stack([np.array(taken) % lattice.n, np.array(taken) // lattice.n], 1)
     centres = lattice.centre(cells, mask.shape)
-    targets = [refinement_target(mask, c, lattice) for c in centres]
+    targets = refinement_targets(mask, centres, lattice)
     return RefineExample(cells.astype(int), targets, names)
 
 
