@@ -29,7 +29,7 @@ TINY_MODEL = dict(
         num_key_value_heads=4,
         max_position_embeddings=1024,
     ),
-    max_new_tokens=32,
+    max_new_tokens=64,
 )
 
 

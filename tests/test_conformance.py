@@ -116,9 +116,13 @@ def test_overfit_one_batch_decodes_the_right_region(model, shapes_root):
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     first = None
-    for _ in range(150):
+    # Latent codecs need more steps: their decoders only find the referent once
+    # the LLM's hidden states tell the two samples apart (trp: ~200 steps).
+    for _ in range(400):
         loss = sum(model(batch["inputs"], batch["data_samples"], mode="loss").values())
         first = first if first is not None else loss.item()
+        if loss.item() < 0.02 * first:
+            break
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -28,7 +28,9 @@ def roundtrip(codec: Codec, tokenizer, samples: list[GroundingDataSample]) -> di
         text = codec.processor.encode(target, s, "target")
         encode_s += time.perf_counter() - start
         start = time.perf_counter()
-        decoded = codec.processor.parse(text, s)
+        decoded = codec.oracle_geometry(s, text)
+        if decoded is None:
+            decoded = codec.processor.parse(text, s)
         if codec.oracle_follow_up(s, text, "") is not None:
             first_pass.extend(_ious(decoded, target))
             decoded = _oracle_decode(codec, s, text)

@@ -3,6 +3,7 @@
 from .base import NEEDS, Codec, ModelView, Processor, Rendered
 from .grid_offset.codec import GridOffsetCodec, GridOffsetProcessor
 from .text_coords import TextCoordsCodec, TextCoordsProcessor
+from .trp.codec import TrpCodec, TrpProcessor
 
 __all__ = [
     "NEEDS",
@@ -14,4 +15,6 @@ __all__ = [
     "Rendered",
     "TextCoordsCodec",
     "TextCoordsProcessor",
+    "TrpCodec",
+    "TrpProcessor",
 ]

@@ -47,6 +47,10 @@ class Processor:
 
     #: Special tokens this processor emits; added to the tokenizer by the model.
     special_tokens: ClassVar[tuple[str, ...]] = ()
+    #: Plain words of the codec's own syntax. The offline word-level tokenizer
+    #: of the tiny preset learns them as whole words (otherwise they would be
+    #: spelled letter by letter); a real model's tokenizer ignores them.
+    words: ClassVar[tuple[str, ...]] = ()
 
     def encode(self, refs: RefTargets, sample: GroundingDataSample, role: str) -> str:
         """Text for one referent group; ``role`` is ``"prompt"`` or ``"target"``."""
@@ -112,6 +116,9 @@ class Codec(nn.Module):
     #: Evaluation-only settings that ``ablate`` also reports for the same
     #: checkpoint: variant name → codec attributes to set (e.g. a pass switched off).
     eval_variants: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Decoders the codec cannot work without (name → config); the model builds
+    #: them unless its own ``decoders`` config gives that name.
+    default_decoders: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, processor: Processor) -> None:
         super().__init__()
@@ -151,6 +158,13 @@ class Codec(nn.Module):
         """For multi-pass codecs: the ideal answer to the follow-up ``ask`` after
         the first-pass ``answer`` (the encoded ground truth), so ``roundtrip`` can
         measure the ceiling of every pass. ``None``: the codec has one pass."""
+        return None
+
+    def oracle_geometry(self, sample: GroundingDataSample, text: str) -> RefTargets | None:
+        """For latent codecs: what :meth:`decode` returns for ``text`` (the encoded
+        first target group) if every decoder reproduced the ground truth, so
+        ``roundtrip`` measures what the text structure alone keeps. ``None``:
+        regions are read from the text itself."""
         return None
 
     def decode(self, view: ModelView) -> list[RefTargets]:

@@ -21,11 +21,17 @@ def select_attn_implementation(requested: str = "auto") -> str:
     return "sdpa"
 
 
-def build_tokenizer(spec: dict | str | None, llm_path: str | None, extra_tokens: tuple[str, ...]):
-    """``"shapesref"`` (offline word-level), a local directory, or the LLM's own."""
+def build_tokenizer(
+    spec: dict | str | None,
+    llm_path: str | None,
+    extra_tokens: tuple[str, ...],
+    extra_words: tuple[str, ...] = (),
+):
+    """``"shapesref"`` (offline word-level, which also learns ``extra_words``
+    whole), a local directory, or the LLM's own."""
     path = spec if isinstance(spec, str) else (spec or {}).get("path")
     if path == "shapesref" or (path is None and llm_path is None):
-        tok = build_shapesref_tokenizer()
+        tok = build_shapesref_tokenizer(extra_words)
     else:
         tok = AutoTokenizer.from_pretrained(path or llm_path, local_files_only=True)
         if tok.pad_token is None:

@@ -8,6 +8,7 @@ codec hooks (``prepare`` → ``inject`` → LLM → ``loss`` / ``decode``).
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 
 import torch
@@ -88,7 +89,10 @@ class GroundingMLLM(BaseModel):
         self.codec: Codec = CODECS.build(codec)
         self.image_size, self.max_new_tokens = image_size, max_new_tokens
         self.tokenizer = build_tokenizer(
-            tokenizer, llm.get("pretrained"), self.codec.processor.special_tokens
+            tokenizer,
+            llm.get("pretrained"),
+            self.codec.processor.special_tokens,
+            self.codec.processor.words,
         )
         self.llm = build_llm(llm, len(self.tokenizer), attn_implementation)
         hidden = self.llm.config.hidden_size
@@ -101,7 +105,8 @@ class GroundingMLLM(BaseModel):
             self.pyramid = FeaturePyramid(
                 self.vision.channels, self.vision.strides, **(pyramid or {})
             )
-        self.decoders = nn.ModuleDict({k: DECODERS.build(v) for k, v in (decoders or {}).items()})
+        decoders = {**copy.deepcopy(self.codec.default_decoders), **(decoders or {})}
+        self.decoders = nn.ModuleDict({k: DECODERS.build(v) for k, v in decoders.items()})
         self.proposers = nn.ModuleDict(
             {k: PROPOSERS.build(v) for k, v in (proposers or {}).items()}
         )

@@ -30,12 +30,17 @@ def _template_words() -> set[str]:
     return set(re.findall(r"[A-Za-z]+", text))
 
 
-def build_shapesref_tokenizer() -> PreTrainedTokenizerFast:
-    """Deterministic word-level tokenizer covering all ShapesRef text."""
+def build_shapesref_tokenizer(extra_words: tuple[str, ...] = ()) -> PreTrainedTokenizerFast:
+    """Deterministic word-level tokenizer covering all ShapesRef text.
+
+    ``extra_words`` (a codec's syntax words) come after the base vocabulary, so
+    the ids of every base token are the same with or without them.
+    """
     words = sorted(set(vocabulary()) | _template_words() | set(CHAT_WORDS))
     chars = list(string.ascii_letters + string.digits + string.punctuation)
     pieces = [PAD, BOS, EOS, UNK, IMAGE, SPACE, "\n"]
     pieces += [SPACE + w for w in words] + words + chars + ["##" + c for c in chars]
+    pieces += [p for w in extra_words for p in (SPACE + w, w)]
     vocab = {p: i for i, p in enumerate(dict.fromkeys(pieces))}
     tok = Tokenizer(WordPiece(vocab, unk_token=UNK, continuing_subword_prefix="##"))
     tok.pre_tokenizer = pre_tokenizers.Sequence(

@@ -1,0 +1,16 @@
+"""``trp``: REF-VLM's triplet-based referring paradigm (``../shared/papers/ref_vlm.txt``)."""
+
+from .codec import TrpCodec, TrpProcessor, mask_guided_aggregation, region_weights
+from .syntax import SPECIAL_TOKENS, Triplet, parse_triplets, serialize_triplet, vd_cot
+
+__all__ = [
+    "SPECIAL_TOKENS",
+    "Triplet",
+    "TrpCodec",
+    "TrpProcessor",
+    "mask_guided_aggregation",
+    "parse_triplets",
+    "region_weights",
+    "serialize_triplet",
+    "vd_cot",
+]

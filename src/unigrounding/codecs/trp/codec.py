@@ -1,0 +1,373 @@
+"""``trp``: REF-VLM's triplet-based referring paradigm.
+
+Output: every referent is a phrase-unit-``<REF>`` triplet
+(:mod:`.syntax`); the last-layer hidden state of each ``<REF>`` is routed to
+the decoder of its unit (the *latent embeddings router*), padded to a fixed
+number of queries per decoder, and decoded into a box / mask / keypoints.
+Training matches predictions to targets with parallel grouped Hungarian
+matching inside each triplet (:mod:`unigrounding.decoders.matching`), so the
+padding never enters a loss. A decoder without queries in a batch still runs on
+a zero "fake" query so that its parameters take part in every backward pass
+(REF-VLM appendix C.2: distributed training would otherwise hang).
+
+Input: a visual prompt is a ``[VPT]`` token per instance whose embedding is the
+parameter-free mask-guided aggregation of the image tokens (section 4.2,
+:func:`mask_guided_aggregation`).
+
+Decoders are looked up by name in the model's ``decoders`` (DESIGN.md section 3):
+``unit_decoders`` maps a unit to a decoder name; a unit whose decoder the model
+lacks is not decoded (its triplets are counted as parse failures).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...decoders.matching import PAD_BOX, grouped_hungarian, pad_groups
+from ...registry import CODECS
+from ...structures import SLOT_PATTERN, GroundingDataSample, RefTargets
+from ..base import Codec, ModelView, Processor, Rendered
+from .syntax import (
+    REF,
+    SPECIAL_TOKENS,
+    VPT,
+    WORDS,
+    Triplet,
+    parse_triplets,
+    serialize_triplet,
+    vd_cot,
+)
+
+#: Units a TRP answer may name, and the decoders that exist for them.
+TRP_UNITS = ("box", "mask", "keypoint")
+
+
+@CODECS.register_module()
+class TrpProcessor(Processor):
+    """Renders targets as TRP triplets (with the VD-CoT block when ``vd_cot``)
+    and prompts as ``[VPT]`` tokens; :meth:`parse` reads the triplet structure
+    (geometry comes from the decoders, so the returned ``RefTargets`` is empty
+    and the triplets travel in its metainfo)."""
+
+    special_tokens = SPECIAL_TOKENS
+    words = WORDS
+
+    def __init__(self, vd_cot: bool = True) -> None:
+        self.vd_cot = vd_cot
+
+    def encode(self, refs: RefTargets, sample: GroundingDataSample, role: str) -> str:
+        if role == "prompt":
+            return " ".join([VPT] * len(refs))
+        return serialize_triplet(_phrase(refs), _units(refs), len(refs))
+
+    def format(self, sample: GroundingDataSample) -> Rendered:
+        rendered = super().format(sample)
+        groups, prompts = [], []
+        for turn, raw in zip(rendered.turns, sample.conversation, strict=True):
+            slots = [(k, int(i)) for k, i in re.findall(SLOT_PATTERN, raw["text"])]
+            prompts += [
+                (i, row)
+                for k, i in slots
+                if k == "prompt"
+                for row in range(len(sample.prompt_refs.group(i)))
+            ]
+            targets = [i for k, i in slots if k == "target"]
+            groups += targets
+            if self.vd_cot and turn["role"] == "assistant":
+                cot = [
+                    (_phrase(g), _units(g), len(g))
+                    for g in (sample.gt_refs.group(i) for i in targets)
+                ]
+                turn["text"] = vd_cot(cot) + " " + turn["text"]
+        rendered.side.update(target_groups=groups, prompt_rows=prompts)
+        return rendered
+
+    def parse(self, text: str, sample: GroundingDataSample) -> RefTargets:
+        triplets, failures = parse_triplets(text, TRP_UNITS)
+        refs = RefTargets.empty(parse_failures=failures)
+        refs.set_metainfo({"triplets": triplets})
+        return refs
+
+
+def _phrase(refs: RefTargets) -> str:
+    phrases = [p for p in refs.phrases if p] if len(refs) else []
+    return phrases[0] if phrases else "target"
+
+
+def _units(refs: RefTargets) -> list[str]:
+    units = [u for u in dict.fromkeys(refs.units) if u in TRP_UNITS] if len(refs) else []
+    return units or ["box"]
+
+
+def region_weights(
+    refs: RefTargets, row: int, sample: GroundingDataSample, grid: int
+) -> torch.Tensor:
+    """``(grid * grid,)`` weights of the image tokens covered by prompt ``row``:
+    its mask (or box, or point) in the model-input frame, area-pooled to the
+    token grid and normalised to sum 1. A region smaller than every token falls
+    back to the token under its centre."""
+    side = sample.frame.input_hw
+    if "masks" in refs and refs.masks[row].any():
+        region = sample.frame.mask_to_input(refs.masks[row]).float()
+    else:
+        region = torch.zeros(side)
+        if refs.units[row] == "point" and "points" in refs:
+            x1, y1 = sample.frame.points_to_input(refs.points[row].numpy())[0]
+            x2, y2 = x1 + 1, y1 + 1
+        else:
+            x1, y1, x2, y2 = sample.frame.boxes_to_input(refs.boxes[row].numpy())[0]
+        h, w = side
+        r0, r1 = int(np.clip(np.floor(y1), 0, h - 1)), int(np.clip(np.ceil(y2), 1, h))
+        c0, c1 = int(np.clip(np.floor(x1), 0, w - 1)), int(np.clip(np.ceil(x2), 1, w))
+        region[r0:r1, c0:c1] = 1.0
+    pooled = F.adaptive_avg_pool2d(region[None, None], grid).flatten()
+    if pooled.sum() <= 0:
+        ys, xs = torch.nonzero(region, as_tuple=True)
+        cy = int(ys.float().mean() * grid / side[0]) if len(ys) else grid // 2
+        cx = int(xs.float().mean() * grid / side[1]) if len(xs) else grid // 2
+        pooled[min(cy, grid - 1) * grid + min(cx, grid - 1)] = 1.0
+    return pooled / pooled.sum()
+
+
+def mask_guided_aggregation(image_feats: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """REF-VLM eq. 1 with one embedding per prompt (the paper's length L = 1):
+    the mask-weighted sum of the projected image tokens, ``(P, N) @ (N, D)``.
+
+    It aggregates *after* the shared projector, whose tokens already carry the
+    2-D sin-cos position code: this plays the role of eqs. 2-3 (the paper adds a
+    cosine code to the aggregate) and keeps the scheme parameter-free.
+    """
+    return weights.to(image_feats) @ image_feats
+
+
+@CODECS.register_module(name="trp")
+class TrpCodec(Codec):
+    """Latent codec: ``<REF>`` hidden states → unit decoders.
+
+    Args:
+        vd_cot: write the VD-CoT block before every answer.
+        unit_decoders: unit → name of a decoder in the model's ``decoders``.
+        queries_per_decoder: fixed query length per image for each decoder
+            (REF-VLM pads to "a fixed length" without giving it); ``<REF>``s
+            beyond it are not decoded.
+        loss_weights: unit → weight of its decoder loss next to the LM loss
+            (REF-VLM: 0.5 for boxes and masks).
+    """
+
+    kind = "latent"
+    units = TRP_UNITS
+    needs = frozenset({"hidden_states", "feature_pyramid", "image_feats"})
+    min_roundtrip_iou = 0.99  # continuous decoders: no quantization, only structure
+    # REF-VLM's stage 2 trains box and mask decoders; the keypoint decoder joins
+    # in stage 3 (add ``keypoint=dict(type="KeypointDecoder")`` to ``decoders``).
+    default_decoders = {"box": {"type": "BoxDecoder"}, "mask": {"type": "MaskDecoder"}}
+
+    def __init__(
+        self,
+        vd_cot: bool = True,
+        unit_decoders: dict[str, str] | None = None,
+        queries_per_decoder: int = 8,
+        loss_weights: dict[str, float] | None = None,
+    ) -> None:
+        super().__init__(TrpProcessor(vd_cot))
+        self.unit_decoders = dict(unit_decoders or {u: u for u in TRP_UNITS})
+        self.queries_per_decoder = queries_per_decoder
+        self.loss_weights = {"box": 0.5, "mask": 0.5, "keypoint": 0.5, **(loss_weights or {})}
+        self.query_proj = nn.ModuleDict()
+        self.decoders: dict[str, nn.Module] = {}  # plain dict: the model owns the modules
+
+    def bind(self, tokenizer, hidden_size, decoders=None, proposers=None) -> None:
+        super().bind(tokenizer, hidden_size, decoders, proposers)
+        self.ref_id = tokenizer.convert_tokens_to_ids(REF)
+        self.vpt_id = tokenizer.convert_tokens_to_ids(VPT)
+        for unit, name in self.unit_decoders.items():
+            if decoders is not None and name in decoders:
+                self.decoders[unit] = decoders[name]
+                self.query_proj[unit] = nn.Linear(hidden_size, decoders[name].dim)
+        if not self.decoders:
+            raise ValueError(
+                f"trp needs at least one of the decoders {self.unit_decoders}; "
+                f"the model has {sorted(decoders or {})}"
+            )
+
+    # ------------------------------------------------------------ prompts (input)
+    def inject(self, embeds: torch.Tensor, view: ModelView) -> torch.Tensor:
+        is_vpt = view.input_ids == self.vpt_id
+        if not is_vpt.any():
+            return embeds
+        grid = int(round(view.image_feats.shape[1] ** 0.5))
+        rows = []
+        for b, (sample, rendered) in enumerate(zip(view.samples, view.rendered, strict=True)):
+            slots = rendered.side.get("prompt_rows", [])
+            for k in range(int(is_vpt[b].sum())):
+                if k >= len(slots):
+                    raise ValueError(
+                        f"sample {sample.metainfo.get('sample_id')}: {VPT} token {k} has no prompt"
+                    )
+                group, row = slots[k]
+                refs = sample.prompt_refs.group(group)
+                w = region_weights(refs, row, sample, grid).to(embeds.device)
+                rows.append(mask_guided_aggregation(view.image_feats[b], w))
+        return embeds.masked_scatter(is_vpt.unsqueeze(-1), torch.stack(rows).to(embeds.dtype))
+
+    # ------------------------------------------------------------ router
+    def _route(
+        self, hidden: torch.Tensor, ref_rows: list[list[int]], triplets: list[list[Triplet]]
+    ) -> dict[str, tuple[torch.Tensor, list[list[tuple[int, list[int]]]]]]:
+        """Per unit: ``(B, Q, H)`` padded queries and, per sample, the
+        ``(triplet index, query slots)`` of each triplet routed there."""
+        q = self.queries_per_decoder
+        routed = {}
+        for unit in self.decoders:
+            queries = hidden.new_zeros(len(ref_rows), q, hidden.shape[-1])
+            slots: list[list[tuple[int, list[int]]]] = []
+            for b, (rows, trips) in enumerate(zip(ref_rows, triplets, strict=True)):
+                used, mine = 0, []
+                for t, trip in enumerate(trips):
+                    if unit not in trip.units:
+                        continue
+                    picks = [p for p in trip.ref_positions if p < len(rows)][: q - used]
+                    queries[b, used : used + len(picks)] = hidden[b, [rows[p] for p in picks]]
+                    mine.append((t, list(range(used, used + len(picks)))))
+                    used += len(picks)
+                slots.append(mine)
+            routed[unit] = (queries, slots)
+        return routed
+
+    def _decode_unit(self, unit: str, queries: torch.Tensor, view: ModelView) -> torch.Tensor:
+        return self.decoders[unit](self.query_proj[unit](queries), view.feature_pyramid)
+
+    # ------------------------------------------------------------ training
+    def loss(self, view: ModelView) -> dict[str, torch.Tensor]:
+        ref_rows, triplets, targets = [], [], []
+        for b, rendered in enumerate(view.rendered):
+            is_ref = (view.input_ids[b] == self.ref_id) & (view.labels[b] != -100)
+            ref_rows.append(torch.nonzero(is_ref).flatten().tolist())
+            # the triplets as rendered (one per target slot, in order), not re-parsed:
+            # a no-target group writes no <REF> and must still keep its place
+            groups = [view.samples[b].gt_refs.group(g) for g in rendered.side["target_groups"]]
+            trips, ordinal = [], 0
+            for g in groups:
+                trips.append(Triplet(_phrase(g), _units(g), list(range(ordinal, ordinal + len(g)))))
+                ordinal += len(g)
+            triplets.append(trips)
+            targets.append(groups)
+        losses: dict[str, torch.Tensor] = {}
+        image_size = view.images.shape[-1]
+        for unit, (queries, slots) in self._route(view.hidden_states, ref_rows, triplets).items():
+            decoder = self.decoders[unit]
+            pred = self._decode_unit(unit, queries, view)
+            preds, gts = [], []
+            for b, mine in enumerate(slots):
+                for t, qs in mine:
+                    if not qs:
+                        continue
+                    preds.append(pred[b, qs])
+                    gts.append(decoder.targets(targets[b][t], view.samples[b].frame, image_size))
+            if not preds:  # the paper's fake tensor: keep every parameter in the graph
+                losses[f"loss_{unit}"] = 0.0 * pred.sum()
+                continue
+            fill = PAD_BOX.to(pred) if unit == "box" else 0.0
+            p, n_p = pad_groups(preds, fill)
+            g, n_g = pad_groups([x.to(pred) for x in gts], fill)
+            matches = grouped_hungarian(decoder.match_cost(p, g), n_p, n_g)
+            matched_p = torch.cat([p[i, r] for i, (r, _) in enumerate(matches)])
+            matched_g = torch.cat([g[i, c] for i, (_, c) in enumerate(matches)])
+            weight = self.loss_weights.get(unit, 1.0)
+            for name, value in decoder.loss(matched_p, matched_g).items():
+                losses[f"loss_{name}"] = weight * value
+        return losses
+
+    # ------------------------------------------------------------ prediction
+    def decode(self, view: ModelView) -> list[RefTargets]:
+        ref_rows, triplets, failures = [], [], []
+        for b, text in enumerate(view.texts):
+            trips, fails = parse_triplets(text, tuple(self.decoders))
+            ids = view.generated_ids[b].tolist()
+            eos = self.tokenizer.eos_token_id
+            end = ids.index(eos) if eos in ids else len(ids)
+            ref_rows.append([i for i in range(end) if ids[i] == self.ref_id])
+            triplets.append(trips)
+            failures.append(fails)
+        image_size = view.images.shape[-1]
+        outputs: dict[int, dict[int, dict[str, object]]] = {}
+        routed = self._route(view.generated_hidden_states, ref_rows, triplets)
+        for unit, (queries, slots) in routed.items():
+            if not any(slots):
+                continue
+            pred = self._decode_unit(unit, queries, view)
+            for b, mine in enumerate(slots):
+                frame = view.samples[b].frame
+                for t, qs in mine:
+                    if qs:
+                        geo = self.decoders[unit].geometry(pred[b, qs], frame, image_size)
+                        outputs.setdefault(b, {}).setdefault(t, {})[unit] = geo
+        return [
+            _assemble(triplets[b], outputs.get(b, {}), failures[b], view.samples[b])
+            for b in range(len(view.texts))
+        ]
+
+    def oracle_geometry(self, sample: GroundingDataSample, text: str) -> RefTargets | None:
+        """Decoders that reproduce the ground truth: the parsed triplets get the
+        target instances in order, so only the text structure can lose anything."""
+        triplets, failures = parse_triplets(text, TRP_UNITS)
+        target = sample.gt_refs.group(0)
+        n = min(sum(len(t.ref_positions) for t in triplets), len(target))
+        refs = target[:n]
+        refs.set_metainfo({"parse_failures": failures})
+        return refs
+
+
+def _assemble(
+    triplets: list[Triplet], outputs: dict[int, dict[str, dict]], failures: int, sample
+) -> RefTargets:
+    """One ``RefTargets`` from the decoders' outputs per triplet."""
+    boxes, masks, points, phrases, units, groups = [], [], [], [], [], []
+    hw = tuple(int(v) for v in sample.ori_shape)
+    for t, trip in enumerate(triplets):
+        geo = outputs.get(t)
+        if not geo:
+            failures += 1  # no decoder for its unit(s), or every <REF> beyond the budget
+            continue
+        count = min(len(next(iter(v.values()))) for v in geo.values() if v)
+        for i in range(count):
+            mask = geo["mask"]["masks"][i] if "mask" in geo else None
+            if "box" in geo:
+                box = geo["box"]["boxes"][i]
+            elif "keypoint" in geo:
+                box = geo["keypoint"]["boxes"][i]
+            elif mask is not None and mask.any():
+                ys, xs = torch.nonzero(mask, as_tuple=True)
+                box = [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]
+            else:
+                failures += 1  # an empty mask and nothing else to place it
+                continue
+            box = np.clip(np.asarray(box, dtype=np.float64), 0, [hw[1], hw[0], hw[1], hw[0]])
+            if box[2] <= box[0] or box[3] <= box[1]:
+                failures += 1
+                continue
+            boxes.append(box)
+            masks.append(mask if mask is not None else torch.zeros(hw, dtype=torch.bool))
+            if "keypoint" in geo:
+                points.append(geo["keypoint"]["points"][i])
+            phrases.append(trip.phrase)
+            units.append(next(u for u in TRP_UNITS if u in geo))
+            groups.append(t)
+    if not boxes:
+        return RefTargets.empty(parse_failures=failures)
+    has_mask = any("mask" in g for g in outputs.values())
+    refs = RefTargets.build(
+        boxes,
+        phrases=phrases,
+        units=units,
+        group_ids=groups,
+        masks=torch.stack(masks) if has_mask else None,
+        points=points if len(points) == len(boxes) else None,
+    )
+    refs.set_metainfo({"parse_failures": failures})
+    return refs

@@ -1,0 +1,217 @@
+"""``trp`` (REF-VLM): syntax, parser, router with fake tensors, decoders, prompts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import make_dataset, tiny_model_cfg
+
+from unigrounding.codecs.trp import (
+    mask_guided_aggregation,
+    parse_triplets,
+    region_weights,
+    serialize_triplet,
+    vd_cot,
+)
+from unigrounding.data import collate
+from unigrounding.decoders import BoxDecoder, KeypointDecoder
+from unigrounding.registry import MODELS
+from unigrounding.structures import RefTargets
+
+UNITS = ("box", "mask", "keypoint")
+
+
+def test_serialization_of_one_to_one_and_one_to_many():
+    assert (
+        serialize_triplet("a big one", ["box"], 1)
+        == "<Phrase>a big one</Phrase>(<Unit>box</Unit>[0]<REF>)"
+    )
+    assert (
+        serialize_triplet("two capybaras", ["box"], 2)
+        == "<Phrase>two capybaras</Phrase>(<Unit>box</Unit>[0]<REF>[1]<REF>)"
+    )
+    assert serialize_triplet("dog", ["box", "keypoint"], 1) == (
+        "<Phrase>dog</Phrase>(<Unit>box, keypoint</Unit>[0]<REF>)"
+    )
+
+
+def test_vd_cot_block_states_name_unit_number_or_no_decoding():
+    assert vd_cot([]) == "<Task>Unit decode (False).</Task>"
+    assert vd_cot([("red circle", ["box"], 1), ("squares", ["mask"], 2)]) == (
+        "<Task>Unit decode (True). name: red circle, unit: box, number: 1; "
+        "name: squares, unit: mask, number: 2.</Task>"
+    )
+
+
+def test_parse_groups_consecutive_refs_into_triplets():
+    text = (
+        vd_cot([("capybaras", ["box"], 2)])
+        + " There are "
+        + serialize_triplet("two capybaras", ["box"], 2)
+        + " and "
+        + serialize_triplet("a dog", ["box", "keypoint"], 1)
+        + "."
+    )
+    triplets, failures = parse_triplets(text, UNITS)
+    assert failures == 0
+    assert [(t.phrase, t.units, t.ref_positions) for t in triplets] == [
+        ("two capybaras", ["box"], [0, 1]),
+        ("a dog", ["box", "keypoint"], [2]),
+    ]
+
+
+def test_nested_phrases_take_the_innermost_closed_phrase():
+    text = (
+        "<Phrase><Phrase>dog</Phrase> in <Phrase>park</Phrase></Phrase>(<Unit>mask</Unit>[0]<REF>)"
+    )
+    triplets, failures = parse_triplets(text, UNITS)
+    assert failures == 0
+    assert [(t.phrase, t.units) for t in triplets] == [("dog in park", ["mask"])]
+
+
+@pytest.mark.parametrize(
+    ("text", "n_triplets", "min_failures"),
+    [
+        ("<Phrase>a</Phrase>(<Unit>box</Unit>[0]<REF>", 1, 0),  # truncated after the ref
+        ("<Phrase>a</Phrase>(<Unit>box", 0, 1),  # truncated inside the unit
+        ("<Phrase>a(<Unit>box</Unit>[0]<REF>)", 1, 1),  # phrase never closed
+        ("</Phrase>(<Unit>box</Unit>[0]<REF>)", 1, 1),  # end without start
+        ("<Phrase>a</Phrase>[0]<REF>", 0, 1),  # ref with no unit
+        ("<Phrase>a</Phrase>(<Unit>depth</Unit>[0]<REF>)", 0, 2),  # unknown unit
+        ("<Phrase>a</Phrase>(<Unit>box</Unit>" + "[0]<REF>" * 200, 1, 0),  # looping
+    ],
+)
+def test_parser_tolerates_malformed_output(text, n_triplets, min_failures):
+    triplets, failures = parse_triplets(text, UNITS)
+    assert len(triplets) == n_triplets
+    assert failures >= min_failures
+
+
+def test_refs_inside_the_task_block_are_counted_but_not_decoded():
+    text = "<Task>name: a <REF></Task><Phrase>a</Phrase>(<Unit>box</Unit>[0]<REF>)"
+    triplets, _ = parse_triplets(text, UNITS)
+    assert [t.ref_positions for t in triplets] == [[1]]  # ordinal 1: the second <REF>
+
+
+@pytest.fixture(scope="module")
+def trp_model():
+    torch.manual_seed(0)
+    cfg = tiny_model_cfg(type="trp")
+    cfg["decoders"] = dict(keypoint=dict(type="KeypointDecoder", num_keypoints=2))
+    return MODELS.build(cfg)
+
+
+def test_decoders_are_owned_by_the_model_not_the_codec(trp_model):
+    names = [n for n, _ in trp_model.named_parameters()]
+    assert any(n.startswith("decoders.box.") for n in names)
+    assert not any(n.startswith("codec.decoders") for n in names)
+    assert set(trp_model.codec.decoders) == {"box", "mask", "keypoint"}
+
+
+def test_box_only_batch_gives_every_decoder_a_gradient(trp_model, rec_batch):
+    """The paper's fake tensors: inactive decoders stay in the graph (zero grads)."""
+    trp_model.train()
+    trp_model.zero_grad()
+    losses = trp_model(rec_batch["inputs"], rec_batch["data_samples"], mode="loss")
+    assert losses["loss_mask"].item() == 0.0 and losses["loss_keypoint"].item() == 0.0
+    assert losses["loss_box_l1"].item() > 0
+    sum(losses.values()).backward()
+    for name, p in trp_model.decoders.named_parameters():
+        assert p.grad is not None, name
+    assert any(p.grad.abs().sum() > 0 for p in trp_model.decoders["box"].parameters())
+    assert all(p.grad.abs().sum() == 0 for p in trp_model.decoders["mask"].parameters())
+
+
+def test_res_batch_trains_and_decodes_masks(trp_model, shapes_root, monkeypatch):
+    ds = make_dataset(shapes_root, task="res")
+    batch = collate([ds[i] for i in range(2)])
+    trp_model.train()
+    losses = trp_model(batch["inputs"], batch["data_samples"], mode="loss")
+    assert losses["loss_mask_focal"].item() > 0 and losses["loss_box"].item() == 0.0
+    sample = batch["data_samples"][0]
+    text = serialize_triplet("it", ["mask"], 1)
+    from unigrounding.codecs.base import ModelView
+
+    ids = trp_model.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+    trp_model.eval()
+    with torch.no_grad():
+        view = trp_model._view(batch["inputs"][:1], [sample], train=False)
+        hidden = torch.randn(1, ids.shape[1], trp_model.llm.config.hidden_size)
+        view = ModelView(
+            [sample],
+            view.rendered,
+            view.images,
+            view.input_ids,
+            view.attention_mask,
+            image_feats=view.image_feats,
+            feature_pyramid=view.feature_pyramid,
+            generated_ids=ids,
+            generated_hidden_states=hidden,
+            texts=[text],
+        )
+
+        # a mask decoder that marks the left half of its grid
+        def left_half(queries, pyramid):
+            logits = torch.full((*queries.shape[:2], 16, 16), -5.0)
+            logits[..., :8] = 5.0
+            return logits.flatten(2)
+
+        monkeypatch.setattr(trp_model.decoders["mask"], "forward", left_half)
+        refs = trp_model.codec.decode(view)[0]
+    assert len(refs) == 1 and refs.units == ["mask"] and refs.phrases == ["it"]
+    assert refs.masks.shape[-2:] == tuple(sample.ori_shape)
+    expected = sample.frame.mask_to_original(torch.arange(64).expand(64, 64) < 32)
+    assert torch.equal(refs.masks[0], expected)
+    ys, xs = torch.nonzero(expected, as_tuple=True)
+    assert refs.boxes[0].tolist() == [
+        0.0,
+        float(ys.min()),
+        float(xs.max() + 1),
+        float(ys.max() + 1),
+    ]
+
+
+def test_keypoint_decoder_starts_from_the_box_decoder():
+    box, kp = BoxDecoder(dim=32), KeypointDecoder(num_keypoints=3, dim=32)
+    kp.init_from_box_decoder(box)
+    for (n, a), (_, b) in zip(
+        box.decoder.named_parameters(), kp.decoder.named_parameters(), strict=True
+    ):
+        assert torch.equal(a, b), n
+    assert torch.equal(box.head[0].weight, kp.head[0].weight)
+    pyramid = [torch.randn(2, 32, s, s) for s in (8, 4, 2)]
+    assert kp(torch.randn(2, 5, 32), pyramid).shape == (2, 5, 6)
+
+
+def test_region_weights_cover_the_prompt_and_fall_back_to_its_centre(rec_batch):
+    sample = rec_batch["data_samples"][0]
+    # a box over the top-left quarter of the original image
+    h, w = sample.ori_shape
+    refs = RefTargets.build([[0, 0, w / 2, h / 2]])
+    weights = region_weights(refs, 0, sample, grid=8)
+    assert weights.sum().item() == pytest.approx(1.0)
+    grid = weights.reshape(8, 8)
+    assert grid[:4, :4].sum().item() == pytest.approx(1.0, abs=0.2)  # padding may shift it
+    tiny = RefTargets.build([[w / 2, h / 2, w / 2 + 0.1, h / 2 + 0.1]])
+    weights = region_weights(tiny, 0, sample, grid=8)
+    assert weights.sum().item() == pytest.approx(1.0) and weights.max().item() > 0.2
+
+
+def test_vpt_prompts_are_replaced_by_mask_guided_aggregation(trp_model, shapes_root):
+    ds = make_dataset(shapes_root, task="reg")
+    batch = collate([ds[i] for i in range(2)])
+    view = trp_model._view(batch["inputs"], batch["data_samples"], train=True)
+    is_vpt = view.input_ids == trp_model.codec.vpt_id
+    assert is_vpt.sum(1).tolist() == [1, 1]
+    embeds = trp_model._embed(view)
+    sample = batch["data_samples"][0]
+    group, row = view.rendered[0].side["prompt_rows"][0]
+    w = region_weights(sample.prompt_refs.group(group), row, sample, grid=8)
+    expected = mask_guided_aggregation(view.image_feats[0], w)
+    torch.testing.assert_close(embeds[0][is_vpt[0]][0], expected)
+
+
+def test_unknown_decoder_name_is_a_clear_error():
+    cfg = tiny_model_cfg(type="trp", unit_decoders={"box": "nope"})
+    with pytest.raises(ValueError, match="needs at least one of the decoders"):
+        MODELS.build(cfg)
