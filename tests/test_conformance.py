@@ -108,29 +108,39 @@ def test_predict_returns_refs_and_never_raises_on_untrained_output(model, rec_ba
         assert isinstance(s.pred_text, str)
 
 
+def _decoded_ious(model, batch) -> list[float]:
+    model.eval()
+    out = model(batch["inputs"], [s.clone() for s in batch["data_samples"]], mode="predict")
+    model.train()
+    return [
+        float(paired_box_iou(s.pred_refs.boxes[:1], s.gt_refs.boxes[:1])[0])
+        if len(s.pred_refs)
+        else 0.0
+        for s in out
+    ]
+
+
 @pytest.mark.slow
 def test_overfit_one_batch_decodes_the_right_region(model, shapes_root):
+    """Train on two samples until both decode to the right region (checked every
+    50 steps once the loss fell 50x; at most 400 steps): latent codecs need more
+    steps, as their decoders only find the referent once the LLM's hidden states
+    tell the two samples apart (trp, gnd_query: ~200-300)."""
     torch.manual_seed(0)
     ds = make_dataset(shapes_root, split="train")
     batch = collate([ds[i] for i in range(2)])
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    first = None
-    # Latent codecs need more steps: their decoders only find the referent once
-    # the LLM's hidden states tell the two samples apart (trp: ~200 steps).
-    for _ in range(400):
+    first, ious = None, []
+    for step in range(1, 401):
         loss = sum(model(batch["inputs"], batch["data_samples"], mode="loss").values())
         first = first if first is not None else loss.item()
-        if loss.item() < 0.02 * first:
-            break
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert loss.item() < 0.1 * first
-    model.eval()
-    out = model(batch["inputs"], [s.clone() for s in batch["data_samples"]], mode="predict")
-    for s in out:
-        assert len(s.pred_refs) >= 1, s.pred_text
-        iou = paired_box_iou(s.pred_refs.boxes[:1], s.gt_refs.boxes[:1])[0]
-        assert iou >= 0.5, (s.pred_text, s.gt_refs.boxes)
-    assert np.isfinite(loss.item())
+        if step % 50 == 0 and loss.item() < 0.02 * first:
+            ious = _decoded_ious(model, batch)
+            if min(ious) >= 0.5:
+                break
+    assert np.isfinite(loss.item()) and loss.item() < 0.1 * first
+    assert ious and min(ious) >= 0.5, ious

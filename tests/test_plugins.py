@@ -91,3 +91,36 @@ def test_sam_point_decoder_swaps_in_for_the_default_without_retraining(tmp_path,
     assert shapes[0] > 0  # the colour decoder finds the object; random SAM gives some mask
     empty = sam_decoder(image, np.zeros((0, 2)))
     assert empty.shape == image.shape[-2:] and not empty.any()
+
+
+def test_sam_ref_decoder_trains_from_ref_embeddings(shapes_root):
+    """trp with SAM's mask decoder prompted by <REF> states (tiny random SAM)."""
+    import torch
+
+    import plugins.sam_ref_decoder  # noqa: F401  (registration, as custom_imports does)
+    from unigrounding.data import collate
+
+    torch.manual_seed(0)
+    cfg = tiny_model_cfg(type="trp")
+    cfg["decoders"] = dict(mask=dict(type="SamRefDecoder", sam=_tiny_sam()))
+    model = MODELS.build(cfg)
+    names = list(model.state_dict())
+    assert any(n.startswith("decoders.mask.mask_decoder.") for n in names)
+    assert not any("image_encoder" in n for n in names)  # frozen SAM encoder not saved
+    ds = make_dataset(shapes_root, split="train", task="res")
+    batch = collate([ds[i] for i in range(2)])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    first = None
+    for _ in range(25):
+        losses = model(batch["inputs"], batch["data_samples"], mode="loss")
+        mask_loss = (losses["loss_mask_focal"] + losses["loss_mask_dice"]).item()
+        first = first if first is not None else mask_loss
+        opt.zero_grad()
+        sum(losses.values()).backward()
+        opt.step()
+    decoder = model.decoders["mask"].mask_decoder
+    # the mask path trains (SAM's IoU head gets no gradient: its score is unused)
+    for p in [*decoder.transformer.parameters(), *decoder.output_upscaling.parameters()]:
+        assert p.grad is not None
+    assert mask_loss < 0.7 * first

@@ -6,12 +6,11 @@ import pytest
 import torch
 from conftest import make_dataset, tiny_model_cfg
 
-from unigrounding.codecs.trp import (
+from unigrounding.codecs.trp import parse_triplets, serialize_triplet, vd_cot
+from unigrounding.codecs.visual_prompts import (
+    cosine_position_code,
     mask_guided_aggregation,
-    parse_triplets,
-    region_weights,
-    serialize_triplet,
-    vd_cot,
+    region_mask,
 )
 from unigrounding.data import collate
 from unigrounding.decoders import BoxDecoder, KeypointDecoder
@@ -151,7 +150,7 @@ def test_res_batch_trains_and_decodes_masks(trp_model, shapes_root, monkeypatch)
         )
 
         # a mask decoder that marks the left half of its grid
-        def left_half(queries, pyramid):
+        def left_half(queries, pyramid, images=None):
             logits = torch.full((*queries.shape[:2], 16, 16), -5.0)
             logits[..., :8] = 5.0
             return logits.flatten(2)
@@ -183,35 +182,67 @@ def test_keypoint_decoder_starts_from_the_box_decoder():
     assert kp(torch.randn(2, 5, 32), pyramid).shape == (2, 5, 6)
 
 
-def test_region_weights_cover_the_prompt_and_fall_back_to_its_centre(rec_batch):
+def test_region_mask_covers_the_prompt_and_falls_back_to_its_centre(rec_batch):
     sample = rec_batch["data_samples"][0]
-    # a box over the top-left quarter of the original image
     h, w = sample.ori_shape
-    refs = RefTargets.build([[0, 0, w / 2, h / 2]])
-    weights = region_weights(refs, 0, sample, grid=8)
-    assert weights.sum().item() == pytest.approx(1.0)
-    grid = weights.reshape(8, 8)
-    assert grid[:4, :4].sum().item() == pytest.approx(1.0, abs=0.2)  # padding may shift it
+    quarter = region_mask(RefTargets.build([[0, 0, w / 2, h / 2]]), 0, sample, (8, 8))
+    # area fractions of the top-left quarter in the input frame (padding may shift it)
+    assert quarter.max().item() == 1.0 and quarter[4:, 4:].sum().item() == 0.0
     tiny = RefTargets.build([[w / 2, h / 2, w / 2 + 0.1, h / 2 + 0.1]])
-    weights = region_weights(tiny, 0, sample, grid=8)
-    assert weights.sum().item() == pytest.approx(1.0) and weights.max().item() > 0.2
+    assert region_mask(tiny, 0, sample, (8, 8)).sum().item() > 0
 
 
-def test_vpt_prompts_are_replaced_by_mask_guided_aggregation(trp_model, shapes_root):
+def test_mask_guided_aggregation_pools_each_block_and_adds_the_index_code():
+    fmap = torch.arange(4.0).repeat_interleave(2).reshape(1, 1, 8).expand(3, 8, 8).clone()
+    fmap[:, 4:] += 10  # values: column block 0/1 and row block 0/1 differ
+    mask = torch.zeros(8, 8)
+    mask[0:2, 0:4] = 1.0  # top-left block only
+    mask[6, 6] = 0.5  # a partly covered cell of the bottom-right block
+    out = mask_guided_aggregation(fmap, mask, blocks=2, temperature=10000.0)
+    code = cosine_position_code(4, 3)
+    assert out.shape == (4, 3)
+    torch.testing.assert_close(out[0], torch.full((3,), 0.5) + code[0])  # mean of 0,0,1,1
+    torch.testing.assert_close(out[1], code[1])  # untouched block: zeros + code
+    torch.testing.assert_close(out[3], torch.full((3,), 13.0) + code[3])
+    torch.testing.assert_close(code[:, 0], torch.arange(4.0).sin())  # eq. 2, channel 0
+    torch.testing.assert_close(code[:, 1], torch.arange(4.0).cos())
+
+
+def test_vpt_prompts_are_replaced_by_the_projected_aggregation(trp_model, shapes_root):
     ds = make_dataset(shapes_root, task="reg")
     batch = collate([ds[i] for i in range(2)])
     view = trp_model._view(batch["inputs"], batch["data_samples"], train=True)
     is_vpt = view.input_ids == trp_model.codec.vpt_id
-    assert is_vpt.sum(1).tolist() == [1, 1]
+    assert is_vpt.sum(1).tolist() == [4, 4]  # one prompt, 2 x 2 blocks
     embeds = trp_model._embed(view)
     sample = batch["data_samples"][0]
     group, row = view.rendered[0].side["prompt_rows"][0]
-    w = region_weights(sample.prompt_refs.group(group), row, sample, grid=8)
-    expected = mask_guided_aggregation(view.image_feats[0], w)
-    torch.testing.assert_close(embeds[0][is_vpt[0]][0], expected)
+    mask = region_mask(sample.prompt_refs.group(group), row, sample, (8, 8))
+    pooled = mask_guided_aggregation(view.vision_tokens[0], mask, blocks=2)
+    expected = view.project(pooled, torch.zeros(4, dtype=torch.long))
+    torch.testing.assert_close(embeds[0][is_vpt[0]], expected)
 
 
 def test_unknown_decoder_name_is_a_clear_error():
     cfg = tiny_model_cfg(type="trp", unit_decoders={"box": "nope"})
     with pytest.raises(ValueError, match="needs at least one of the decoders"):
         MODELS.build(cfg)
+
+
+def test_box_and_mask_decoder_losses_fall_when_overfitting(shapes_root):
+    """One batch mixing REC (box unit) and RES (mask unit) conversations."""
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg(type="trp"))
+    rec, res = (make_dataset(shapes_root, split="train", task=t) for t in ("rec", "res"))
+    batch = collate([rec[0], rec[1], res[2], res[3]])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    history = []
+    for _ in range(200):
+        losses = model(batch["inputs"], batch["data_samples"], mode="loss")
+        history.append({k: v.item() for k, v in losses.items()})
+        opt.zero_grad()
+        sum(losses.values()).backward()
+        opt.step()
+    for key in ("loss_box_l1", "loss_box_giou", "loss_mask_focal", "loss_mask_dice"):
+        assert history[-1][key] < 0.6 * history[0][key], (key, history[0][key], history[-1][key])

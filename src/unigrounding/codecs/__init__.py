@@ -1,6 +1,7 @@
 """Referring codecs. Each module registers one codec in ``CODECS``."""
 
 from .base import NEEDS, Codec, ModelView, Processor, Rendered
+from .gnd_query import GndQueryCodec, GndQueryProcessor
 from .grid_offset.codec import GridOffsetCodec, GridOffsetProcessor
 from .text_coords import TextCoordsCodec, TextCoordsProcessor
 from .trp.codec import TrpCodec, TrpProcessor
@@ -8,6 +9,8 @@ from .trp.codec import TrpCodec, TrpProcessor
 __all__ = [
     "NEEDS",
     "Codec",
+    "GndQueryCodec",
+    "GndQueryProcessor",
     "GridOffsetCodec",
     "GridOffsetProcessor",
     "ModelView",

@@ -26,7 +26,14 @@ from ..structures import SLOT_PATTERN, GroundingDataSample, RefTargets
 
 #: Model outputs a codec may declare in :attr:`Codec.needs`.
 NEEDS = frozenset(
-    {"hidden_states", "image_feats", "feature_pyramid", "proposals", "generated_logits"}
+    {
+        "hidden_states",
+        "image_feats",
+        "vision_tokens",
+        "feature_pyramid",
+        "proposals",
+        "generated_logits",
+    }
 )
 
 
@@ -62,13 +69,30 @@ class Processor:
         raise NotImplementedError
 
     def format(self, sample: GroundingDataSample) -> Rendered:
+        """Every slot filled by :meth:`encode`. ``side`` records the slots in
+        the order they were rendered — ``target_groups`` (group ids of
+        ``gt_refs``) and ``prompt_rows`` (``(group, row)`` per prompt instance)
+        — so latent codecs can pair their placeholder tokens with referents."""
+        targets: list[int] = []
+        prompts: list[tuple[int, int]] = []
+
         def fill(match: re.Match) -> str:
             kind, index = match.group(1), int(match.group(2))
-            refs = sample.gt_refs if kind == "target" else sample.prompt_refs
-            return self.encode(refs.group(index), sample, kind)
+            refs = (sample.gt_refs if kind == "target" else sample.prompt_refs).group(index)
+            if kind == "target":
+                targets.append(index)
+            else:
+                prompts.extend((index, row) for row in range(len(refs)))
+            return self.encode(refs, sample, kind)
 
         turns = [dict(t, text=re.sub(SLOT_PATTERN, fill, t["text"])) for t in sample.conversation]
-        return Rendered(turns)
+        return Rendered(turns, {"target_groups": targets, "prompt_rows": prompts})
+
+
+def group_phrase(refs: RefTargets, default: str = "target") -> str:
+    """The phrase of a referent group (its first non-empty one), or ``default``."""
+    phrases = [p for p in refs.phrases if p] if len(refs) else []
+    return phrases[0] if phrases else default
 
 
 @dataclass
@@ -76,6 +100,10 @@ class ModelView:
     """What the shared model exposes to a codec for one batch.
 
     Fields a codec did not declare in :attr:`Codec.needs` stay ``None``.
+    ``vision_tokens`` is the tower's token map before the projector,
+    ``(B, C, H, W)``; with it comes ``project(features, rows)``, which sends
+    ``(N, C)`` feature vectors of samples ``rows`` through the shared projector
+    (e.g. aggregated visual-prompt features, REF-VLM's shared projector).
     ``generate`` (prediction only) re-prompts the model so multi-pass codecs can
     refine their own output: ``generate(texts, new_conversation=False, rows=None)``
     takes one user text per sample (or per index in ``rows``) and returns a new
@@ -91,6 +119,8 @@ class ModelView:
     attention_mask: torch.Tensor
     labels: torch.Tensor | None = None
     image_feats: torch.Tensor | None = None
+    vision_tokens: torch.Tensor | None = None
+    project: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     feature_pyramid: list[torch.Tensor] | None = None
     proposals: list[Any] | None = None
     hidden_states: torch.Tensor | None = None

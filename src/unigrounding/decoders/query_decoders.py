@@ -8,7 +8,9 @@ what each query is, and how many there are (REF-VLM's point (1)). Every decoder
 exposes the same small interface, so a codec routes queries by unit without
 knowing which decoder it talks to:
 
-* ``forward(queries, pyramid)`` → predictions ``(B, Q, ...)``;
+* ``forward(queries, pyramid, images)`` → predictions ``(B, Q, ...)`` (the
+  model-input images are there for decoders with their own image encoder,
+  e.g. ``plugins/sam_ref_decoder.py``);
 * ``targets(refs, frame, image_size)`` → ground truth of the same form;
 * ``match_cost(pred, target)`` → ``(G, N, M)`` for :mod:`.matching`;
 * ``loss(pred, target)`` → weighted losses over matched pairs;
@@ -36,6 +38,38 @@ def _mlp(dim: int, out: int, layers: int = 3) -> nn.Sequential:
     for _ in range(layers - 1):
         mods += [nn.Linear(dim, dim), nn.ReLU()]
     return nn.Sequential(*mods, nn.Linear(dim, out))
+
+
+def box_targets(refs, frame, image_size: int) -> torch.Tensor:
+    """Boxes of ``refs`` as normalised ``(cx, cy, w, h)`` of the model input."""
+    boxes = frame.boxes_to_input(refs.boxes.numpy()) / image_size
+    boxes = torch.as_tensor(np.clip(boxes, 0.0, 1.0), dtype=torch.float32).reshape(-1, 4)
+    return box_convert(boxes, "xyxy", "cxcywh")
+
+
+def box_geometry(pred: torch.Tensor, frame, image_size: int) -> np.ndarray:
+    """Normalised ``(cx, cy, w, h)`` predictions → xyxy original-image pixels."""
+    xyxy = box_convert(pred.float(), "cxcywh", "xyxy").clamp(0, 1) * image_size
+    return frame.boxes_to_original(xyxy.detach().cpu().numpy())
+
+
+def mask_targets(refs, frame, image_size: int) -> torch.Tensor:
+    """Masks of ``refs`` in the input frame, area-pooled to the stride-4 grid,
+    rounded: ``(N, (image_size / 4) ** 2)``."""
+    grid = image_size // 4
+    if not len(refs):
+        return torch.zeros(0, grid * grid)
+    masks = torch.stack([frame.mask_to_input(m) for m in refs.masks]).float()[:, None]
+    return F.adaptive_avg_pool2d(masks, grid).flatten(1).round()
+
+
+def mask_geometry(pred: torch.Tensor, frame, image_size: int) -> torch.Tensor | None:
+    """Stride-4 mask logits ``(N, g*g)`` → ``(N, H, W)`` bool masks of the original image."""
+    side = int(round(pred.shape[-1] ** 0.5))
+    logits = pred.detach().float().reshape(-1, 1, side, side)
+    up = F.interpolate(logits, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    masks = [frame.mask_to_original(m[0].cpu() > 0) for m in up]
+    return torch.stack(masks) if masks else None
 
 
 class QueryDecoder(nn.Module):
@@ -85,13 +119,13 @@ class BoxDecoder(QueryDecoder):
         self.l1_weight, self.giou_weight = l1_weight, giou_weight
         self.head = _mlp(self.dim, 4)
 
-    def forward(self, queries: torch.Tensor, pyramid: list[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, queries: torch.Tensor, pyramid: list[torch.Tensor], images=None
+    ) -> torch.Tensor:
         return self.head(self.decode(queries, pyramid)).sigmoid()
 
     def targets(self, refs, frame, image_size: int) -> torch.Tensor:
-        boxes = frame.boxes_to_input(refs.boxes.numpy()) / image_size
-        boxes = torch.as_tensor(np.clip(boxes, 0.0, 1.0), dtype=torch.float32).reshape(-1, 4)
-        return box_convert(boxes, "xyxy", "cxcywh")
+        return box_targets(refs, frame, image_size)
 
     def match_cost(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return box_match_cost(pred, target, self.l1_weight, self.giou_weight)
@@ -107,54 +141,23 @@ class BoxDecoder(QueryDecoder):
         return {"box_l1": self.l1_weight * l1, "box_giou": self.giou_weight * giou / n}
 
     def geometry(self, pred: torch.Tensor, frame, image_size: int) -> dict:
-        xyxy = box_convert(pred.float(), "cxcywh", "xyxy").clamp(0, 1) * image_size
-        return {"boxes": frame.boxes_to_original(xyxy.cpu().numpy())}
+        return {"boxes": box_geometry(pred, frame, image_size)}
 
 
-@DECODERS.register_module()
-class MaskDecoder(QueryDecoder):
-    """MaskFormer-style mask decoder: each decoded query becomes a mask embedding
-    whose dot product with per-pixel embeddings gives mask logits.
-
-    Per-pixel embeddings come from a small top-down pixel decoder (sum of the
-    pyramid levels resampled to the finest, one 3x3 conv, 2x upsampling), so a
-    stride-8 pyramid gives masks at stride 4. Loss: sigmoid focal + Dice
-    (MaskFormer's 20 : 1 scaled to weights ``focal_weight`` / ``dice_weight``).
-    """
+class MaskUnit:
+    """What a mask prediction is, for any mask decoder: ``(B, Q, g*g)`` logits
+    on the stride-4 grid of the model input (``g = image_size / 4``), trained
+    with sigmoid focal + Dice (MaskFormer's 20 : 1), matched with
+    :func:`~.matching.mask_match_cost`."""
 
     unit = "mask"
 
     def __init__(self, focal_weight: float = 20.0, dice_weight: float = 1.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.focal_weight, self.dice_weight = focal_weight, dice_weight
-        self.pixel = nn.Sequential(
-            nn.Conv2d(self.dim, self.dim, 3, padding=1), nn.GroupNorm(1, self.dim), nn.ReLU()
-        )
-        self.head = _mlp(self.dim, self.dim)
 
-    def pixel_embeddings(self, pyramid: list[torch.Tensor]) -> torch.Tensor:
-        finest = pyramid[0]
-        fused = finest + sum(
-            F.interpolate(p, size=finest.shape[-2:], mode="bilinear", align_corners=False)
-            for p in pyramid[1:]
-        )
-        return F.interpolate(
-            self.pixel(fused), scale_factor=2, mode="bilinear", align_corners=False
-        )
-
-    def forward(self, queries: torch.Tensor, pyramid: list[torch.Tensor]) -> torch.Tensor:
-        """``(B, Q, h*w)`` mask logits on the stride-4 grid (flattened)."""
-        embed = self.head(self.decode(queries, pyramid))
-        pixels = self.pixel_embeddings(pyramid)
-        return torch.einsum("bqc,bchw->bqhw", embed, pixels).flatten(2)
-
-    def targets(self, refs, frame, image_size: int, grid: int | None = None) -> torch.Tensor:
-        """Masks in the input frame, area-pooled to the stride-4 grid, rounded."""
-        grid = grid or image_size // 4
-        if not len(refs):
-            return torch.zeros(0, grid * grid)
-        masks = torch.stack([frame.mask_to_input(m) for m in refs.masks]).float()[:, None]
-        return F.adaptive_avg_pool2d(masks, grid).flatten(1).round()
+    def targets(self, refs, frame, image_size: int) -> torch.Tensor:
+        return mask_targets(refs, frame, image_size)
 
     def match_cost(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return mask_match_cost(pred, target)
@@ -170,13 +173,50 @@ class MaskDecoder(QueryDecoder):
         }
 
     def geometry(self, pred: torch.Tensor, frame, image_size: int) -> dict:
-        side = int(round(pred.shape[-1] ** 0.5))
-        logits = pred.float().reshape(-1, 1, side, side)
-        up = F.interpolate(
-            logits, size=(image_size, image_size), mode="bilinear", align_corners=False
+        return {"masks": mask_geometry(pred, frame, image_size)}
+
+
+class PixelDecoder(nn.Module):
+    """Per-pixel embeddings for mask logits: the pyramid levels resampled to the
+    finest and summed, one 3x3 conv, 2x upsampling (a stride-8 pyramid gives
+    stride-4 embeddings) — a small top-down stand-in for MaskFormer's FPN."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(dim, dim, 3, padding=1), nn.GroupNorm(1, dim), nn.ReLU()
         )
-        masks = [frame.mask_to_original(m[0].cpu() > 0) for m in up]
-        return {"masks": torch.stack(masks) if masks else None}
+
+    def forward(self, pyramid: list[torch.Tensor]) -> torch.Tensor:
+        finest = pyramid[0]
+        fused = finest + sum(
+            F.interpolate(p, size=finest.shape[-2:], mode="bilinear", align_corners=False)
+            for p in pyramid[1:]
+        )
+        return F.interpolate(self.conv(fused), scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def mask_logits(embed: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """``(B, Q, C)`` mask embeddings · ``(B, C, h, w)`` pixel embeddings → ``(B, Q, h*w)``."""
+    return torch.einsum("bqc,bchw->bqhw", embed, pixels).flatten(2)
+
+
+@DECODERS.register_module()
+class MaskDecoder(MaskUnit, QueryDecoder):
+    """MaskFormer-style mask decoder: each decoded query becomes a mask embedding
+    whose dot product with per-pixel embeddings (:class:`PixelDecoder`) gives
+    mask logits on the stride-4 grid."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.pixel = PixelDecoder(self.dim)
+        self.head = _mlp(self.dim, self.dim)
+
+    def forward(
+        self, queries: torch.Tensor, pyramid: list[torch.Tensor], images=None
+    ) -> torch.Tensor:
+        """``(B, Q, h*w)`` mask logits on the stride-4 grid (flattened)."""
+        return mask_logits(self.head(self.decode(queries, pyramid)), self.pixel(pyramid))
 
 
 @DECODERS.register_module()
@@ -201,7 +241,9 @@ class KeypointDecoder(QueryDecoder):
         hidden = copy.deepcopy(box_decoder.head[:-1])
         self.head[:-1].load_state_dict(hidden.state_dict())
 
-    def forward(self, queries: torch.Tensor, pyramid: list[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, queries: torch.Tensor, pyramid: list[torch.Tensor], images=None
+    ) -> torch.Tensor:
         out = self.head(self.decode(queries, pyramid)).sigmoid()
         return out.reshape(*out.shape[:-1], self.num_keypoints * 2)
 

@@ -162,7 +162,13 @@ class GroundingMLLM(BaseModel):
         instruction = None
         if self.projector.instruction is not None:
             instruction = self._instruction(rendered)
-        view.image_feats = self.projector(self.vision.token_map(feats), instruction)
+        tokens = self.vision.token_map(feats)
+        view.image_feats = self.projector(tokens, instruction)
+        if "vision_tokens" in self.codec.needs:
+            view.vision_tokens = tokens
+            view.project = lambda x, rows: self.projector.project(
+                x, None if instruction is None else instruction[rows]
+            )
         if self.pyramid is not None:
             view.feature_pyramid = self.pyramid(feats, self.image_size)
         self.codec.prepare(view)

@@ -174,13 +174,27 @@ class Projector(nn.Module):
             .permute(0, 2, 4, 3, 5, 1)
             .reshape(b, (h // m) * (w // m), m * m * c)
         )
+        x = self._mlp(x, instruction)
+        if self.pos_embed == "sincos":
+            x = x + sincos_2d(h // m, w // m, x.shape[-1]).to(x)
+        return x
+
+    def project(
+        self, features: torch.Tensor, instruction: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(N, C)`` feature vectors (e.g. pooled over a region) → ``(N, D)``
+        through the same MLP as the image tokens, without the grid position
+        code. With ``merge > 1`` a vector stands for every patch of its merged
+        block (it is repeated ``merge**2`` times)."""
+        return self._mlp(features.repeat(1, self.merge * self.merge), instruction)
+
+    def _mlp(self, x: torch.Tensor, instruction: torch.Tensor | None) -> torch.Tensor:
+        """The MLP on ``(..., in_dim)``; the instruction ``(B, D)`` (one per
+        leading row of ``x``) joins its hidden layer."""
         hidden = self.mlp[0](x)
         if self.instruction is not None:
             if instruction is None:
                 raise ValueError("an instruction-aware projector needs the instruction embedding")
             cue = self.instruction(F.rms_norm(instruction, instruction.shape[-1:]))
-            hidden = hidden + cue[:, None]
-        x = self.mlp[2](self.mlp[1](hidden))
-        if self.pos_embed == "sincos":
-            x = x + sincos_2d(h // m, w // m, x.shape[-1]).to(x)
-        return x
+            hidden = hidden + cue.reshape(len(cue), *[1] * (x.dim() - 2), -1)
+        return self.mlp[2](self.mlp[1](hidden))

@@ -1,6 +1,6 @@
 """``trp``: REF-VLM's triplet-based referring paradigm (``../shared/papers/ref_vlm.txt``)."""
 
-from .codec import TrpCodec, TrpProcessor, mask_guided_aggregation, region_weights
+from .codec import TrpCodec, TrpProcessor
 from .syntax import SPECIAL_TOKENS, Triplet, parse_triplets, serialize_triplet, vd_cot
 
 __all__ = [
@@ -8,9 +8,7 @@ __all__ = [
     "Triplet",
     "TrpCodec",
     "TrpProcessor",
-    "mask_guided_aggregation",
     "parse_triplets",
-    "region_weights",
     "serialize_triplet",
     "vd_cot",
 ]

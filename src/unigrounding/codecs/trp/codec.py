@@ -10,8 +10,9 @@ padding never enters a loss. A decoder without queries in a batch still runs on
 a zero "fake" query so that its parameters take part in every backward pass
 (REF-VLM appendix C.2: distributed training would otherwise hang).
 
-Input: a visual prompt is a ``[VPT]`` token per instance whose embedding is the
-parameter-free mask-guided aggregation of the image tokens (section 4.2,
+Input: a visual prompt is a run of ``[VPT]`` tokens per instance whose
+embeddings are the parameter-free mask-guided aggregation of the tower's
+features, sent through the shared projector (section 4.2,
 :func:`mask_guided_aggregation`).
 
 Decoders are looked up by name in the model's ``decoders`` (DESIGN.md section 3):
@@ -25,13 +26,13 @@ import re
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ...decoders.matching import PAD_BOX, grouped_hungarian, pad_groups
 from ...registry import CODECS
 from ...structures import SLOT_PATTERN, GroundingDataSample, RefTargets
-from ..base import Codec, ModelView, Processor, Rendered
+from ..base import Codec, ModelView, Processor, Rendered, group_phrase
+from ..visual_prompts import mask_guided_aggregation, region_mask
 from .syntax import (
     REF,
     SPECIAL_TOKENS,
@@ -57,34 +58,27 @@ class TrpProcessor(Processor):
     special_tokens = SPECIAL_TOKENS
     words = WORDS
 
-    def __init__(self, vd_cot: bool = True) -> None:
-        self.vd_cot = vd_cot
+    def __init__(self, vd_cot: bool = True, vpt_tokens: int = 4) -> None:
+        self.vd_cot, self.vpt_tokens = vd_cot, vpt_tokens
 
     def encode(self, refs: RefTargets, sample: GroundingDataSample, role: str) -> str:
         if role == "prompt":
-            return " ".join([VPT] * len(refs))
-        return serialize_triplet(_phrase(refs), _units(refs), len(refs))
+            return " ".join([VPT * self.vpt_tokens] * len(refs))
+        return serialize_triplet(group_phrase(refs), _units(refs), len(refs))
 
     def format(self, sample: GroundingDataSample) -> Rendered:
         rendered = super().format(sample)
-        groups, prompts = [], []
-        for turn, raw in zip(rendered.turns, sample.conversation, strict=True):
-            slots = [(k, int(i)) for k, i in re.findall(SLOT_PATTERN, raw["text"])]
-            prompts += [
-                (i, row)
-                for k, i in slots
-                if k == "prompt"
-                for row in range(len(sample.prompt_refs.group(i)))
-            ]
-            targets = [i for k, i in slots if k == "target"]
-            groups += targets
-            if self.vd_cot and turn["role"] == "assistant":
-                cot = [
-                    (_phrase(g), _units(g), len(g))
-                    for g in (sample.gt_refs.group(i) for i in targets)
+        if self.vd_cot:
+            for turn, raw in zip(rendered.turns, sample.conversation, strict=True):
+                if turn["role"] != "assistant":
+                    continue
+                groups = [
+                    sample.gt_refs.group(int(i))
+                    for kind, i in re.findall(SLOT_PATTERN, raw["text"])
+                    if kind == "target"
                 ]
+                cot = [(group_phrase(g), _units(g), len(g)) for g in groups]
                 turn["text"] = vd_cot(cot) + " " + turn["text"]
-        rendered.side.update(target_groups=groups, prompt_rows=prompts)
         return rendered
 
     def parse(self, text: str, sample: GroundingDataSample) -> RefTargets:
@@ -94,55 +88,9 @@ class TrpProcessor(Processor):
         return refs
 
 
-def _phrase(refs: RefTargets) -> str:
-    phrases = [p for p in refs.phrases if p] if len(refs) else []
-    return phrases[0] if phrases else "target"
-
-
 def _units(refs: RefTargets) -> list[str]:
     units = [u for u in dict.fromkeys(refs.units) if u in TRP_UNITS] if len(refs) else []
     return units or ["box"]
-
-
-def region_weights(
-    refs: RefTargets, row: int, sample: GroundingDataSample, grid: int
-) -> torch.Tensor:
-    """``(grid * grid,)`` weights of the image tokens covered by prompt ``row``:
-    its mask (or box, or point) in the model-input frame, area-pooled to the
-    token grid and normalised to sum 1. A region smaller than every token falls
-    back to the token under its centre."""
-    side = sample.frame.input_hw
-    if "masks" in refs and refs.masks[row].any():
-        region = sample.frame.mask_to_input(refs.masks[row]).float()
-    else:
-        region = torch.zeros(side)
-        if refs.units[row] == "point" and "points" in refs:
-            x1, y1 = sample.frame.points_to_input(refs.points[row].numpy())[0]
-            x2, y2 = x1 + 1, y1 + 1
-        else:
-            x1, y1, x2, y2 = sample.frame.boxes_to_input(refs.boxes[row].numpy())[0]
-        h, w = side
-        r0, r1 = int(np.clip(np.floor(y1), 0, h - 1)), int(np.clip(np.ceil(y2), 1, h))
-        c0, c1 = int(np.clip(np.floor(x1), 0, w - 1)), int(np.clip(np.ceil(x2), 1, w))
-        region[r0:r1, c0:c1] = 1.0
-    pooled = F.adaptive_avg_pool2d(region[None, None], grid).flatten()
-    if pooled.sum() <= 0:
-        ys, xs = torch.nonzero(region, as_tuple=True)
-        cy = int(ys.float().mean() * grid / side[0]) if len(ys) else grid // 2
-        cx = int(xs.float().mean() * grid / side[1]) if len(xs) else grid // 2
-        pooled[min(cy, grid - 1) * grid + min(cx, grid - 1)] = 1.0
-    return pooled / pooled.sum()
-
-
-def mask_guided_aggregation(image_feats: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """REF-VLM eq. 1 with one embedding per prompt (the paper's length L = 1):
-    the mask-weighted sum of the projected image tokens, ``(P, N) @ (N, D)``.
-
-    It aggregates *after* the shared projector, whose tokens already carry the
-    2-D sin-cos position code: this plays the role of eqs. 2-3 (the paper adds a
-    cosine code to the aggregate) and keeps the scheme parameter-free.
-    """
-    return weights.to(image_feats) @ image_feats
 
 
 @CODECS.register_module(name="trp")
@@ -157,11 +105,14 @@ class TrpCodec(Codec):
             beyond it are not decoded.
         loss_weights: unit → weight of its decoder loss next to the LM loss
             (REF-VLM: 0.5 for boxes and masks).
+        vpt_blocks: a visual prompt becomes ``vpt_blocks**2`` ``[VPT]``
+            embeddings, one per block of the feature grid (REF-VLM's blocked
+            aggregation; Osprey's unblocked pooling is ``vpt_blocks=1``).
     """
 
     kind = "latent"
     units = TRP_UNITS
-    needs = frozenset({"hidden_states", "feature_pyramid", "image_feats"})
+    needs = frozenset({"hidden_states", "feature_pyramid", "vision_tokens"})
     min_roundtrip_iou = 0.99  # continuous decoders: no quantization, only structure
     # REF-VLM's stage 2 trains box and mask decoders; the keypoint decoder joins
     # in stage 3 (add ``keypoint=dict(type="KeypointDecoder")`` to ``decoders``).
@@ -173,8 +124,10 @@ class TrpCodec(Codec):
         unit_decoders: dict[str, str] | None = None,
         queries_per_decoder: int = 8,
         loss_weights: dict[str, float] | None = None,
+        vpt_blocks: int = 2,
     ) -> None:
-        super().__init__(TrpProcessor(vd_cot))
+        super().__init__(TrpProcessor(vd_cot, vpt_blocks**2))
+        self.vpt_blocks = vpt_blocks
         self.unit_decoders = dict(unit_decoders or {u: u for u in TRP_UNITS})
         self.queries_per_decoder = queries_per_decoder
         self.loss_weights = {"box": 0.5, "mask": 0.5, "keypoint": 0.5, **(loss_weights or {})}
@@ -200,20 +153,22 @@ class TrpCodec(Codec):
         is_vpt = view.input_ids == self.vpt_id
         if not is_vpt.any():
             return embeds
-        grid = int(round(view.image_feats.shape[1] ** 0.5))
-        rows = []
+        fmap = view.vision_tokens
+        per_prompt = self.vpt_blocks**2
+        feats, rows = [], []
         for b, (sample, rendered) in enumerate(zip(view.samples, view.rendered, strict=True)):
             slots = rendered.side.get("prompt_rows", [])
-            for k in range(int(is_vpt[b].sum())):
-                if k >= len(slots):
-                    raise ValueError(
-                        f"sample {sample.metainfo.get('sample_id')}: {VPT} token {k} has no prompt"
-                    )
-                group, row = slots[k]
-                refs = sample.prompt_refs.group(group)
-                w = region_weights(refs, row, sample, grid).to(embeds.device)
-                rows.append(mask_guided_aggregation(view.image_feats[b], w))
-        return embeds.masked_scatter(is_vpt.unsqueeze(-1), torch.stack(rows).to(embeds.dtype))
+            if int(is_vpt[b].sum()) != per_prompt * len(slots):
+                raise ValueError(
+                    f"sample {sample.metainfo.get('sample_id')}: {int(is_vpt[b].sum())} {VPT} "
+                    f"tokens for {len(slots)} prompt(s) of {per_prompt} each"
+                )
+            for group, row in slots:
+                mask = region_mask(sample.prompt_refs.group(group), row, sample, fmap.shape[-2:])
+                feats.append(mask_guided_aggregation(fmap[b], mask.to(fmap), self.vpt_blocks))
+                rows += [b] * per_prompt
+        projected = view.project(torch.cat(feats), torch.tensor(rows, device=fmap.device))
+        return embeds.masked_scatter(is_vpt.unsqueeze(-1), projected.to(embeds.dtype))
 
     # ------------------------------------------------------------ router
     def _route(
@@ -240,7 +195,9 @@ class TrpCodec(Codec):
         return routed
 
     def _decode_unit(self, unit: str, queries: torch.Tensor, view: ModelView) -> torch.Tensor:
-        return self.decoders[unit](self.query_proj[unit](queries), view.feature_pyramid)
+        return self.decoders[unit](
+            self.query_proj[unit](queries), view.feature_pyramid, view.images
+        )
 
     # ------------------------------------------------------------ training
     def loss(self, view: ModelView) -> dict[str, torch.Tensor]:
@@ -253,7 +210,9 @@ class TrpCodec(Codec):
             groups = [view.samples[b].gt_refs.group(g) for g in rendered.side["target_groups"]]
             trips, ordinal = [], 0
             for g in groups:
-                trips.append(Triplet(_phrase(g), _units(g), list(range(ordinal, ordinal + len(g)))))
+                trips.append(
+                    Triplet(group_phrase(g), _units(g), list(range(ordinal, ordinal + len(g))))
+                )
                 ordinal += len(g)
             triplets.append(trips)
             targets.append(groups)

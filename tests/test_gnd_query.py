@@ -1,0 +1,111 @@
+"""``gnd_query`` (UGLMM): [GND] runs, grounding decoder losses, prompts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import make_dataset, tiny_model_cfg
+
+from unigrounding.codecs.gnd_query import GND, parse_objects
+from unigrounding.data import collate
+from unigrounding.decoders import GroundingQueryDecoder
+from unigrounding.decoders.grounding_query import UGLMM_LOSS_WEIGHTS
+from unigrounding.registry import MODELS
+
+
+def test_parse_objects_groups_runs_and_counts_remainders():
+    run = GND * 3
+    text = f"Sure, it is the red circle {run}. Also the squares {run}, {run}"
+    objects, failures = parse_objects(text, 3)
+    assert failures == 0
+    assert [(p, g, o) for p, g, o in objects] == [
+        ("the red circle", 0, [0, 1, 2]),
+        ("Also the squares", 1, [3, 4, 5]),
+        ("Also the squares", 1, [6, 7, 8]),
+    ]
+    objects, failures = parse_objects(f"a {GND * 4}", 3)  # one object + a stray token
+    assert len(objects) == 1 and failures == 1
+    objects, failures = parse_objects(f"a {GND * 2}", 3)
+    assert objects == [] and failures == 1
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_target_rendering_has_k_tokens_per_instance(k, rec_batch):
+    model = MODELS.build(tiny_model_cfg(type="gnd_query", k=k))
+    sample = rec_batch["data_samples"][0]
+    rendered = model.codec.processor.format(sample)
+    answer = rendered.turns[-1]["text"]
+    assert answer.count(GND) == k * len(sample.gt_refs.group(0))
+    objects, failures = parse_objects(answer, k)
+    assert failures == 0 and len(objects) == len(sample.gt_refs.group(0))
+
+
+def test_default_loss_weights_are_the_papers():
+    assert UGLMM_LOSS_WEIGHTS == {"cls": 0.08, "bce": 0.1, "dice": 0.1, "giou": 0.04, "l1": 0.1}
+    decoder = GroundingQueryDecoder()
+    assert decoder.queries.num_embeddings == 300
+
+
+@pytest.fixture(scope="module")
+def gnd_model():
+    torch.manual_seed(0)
+    cfg = tiny_model_cfg(type="gnd_query")
+    cfg["decoders"] = dict(grounding=dict(type="GroundingQueryDecoder", num_queries=20))
+    return MODELS.build(cfg)
+
+
+def test_rec_trains_box_terms_and_res_adds_mask_terms(gnd_model, rec_batch, shapes_root):
+    gnd_model.train()
+    rec = gnd_model(rec_batch["inputs"], rec_batch["data_samples"], mode="loss")
+    assert rec["loss_gnd_l1"] > 0 and rec["loss_gnd_giou"] > 0 and rec["loss_gnd_cls"] > 0
+    assert rec["loss_gnd_bce"].item() == 0.0 and "loss_gnd_dice" not in rec
+    ds = make_dataset(shapes_root, task="res")
+    batch = collate([ds[i] for i in range(2)])
+    res = gnd_model(batch["inputs"], batch["data_samples"], mode="loss")
+    assert res["loss_gnd_bce"] > 0 and res["loss_gnd_dice"] > 0
+    gnd_model.zero_grad()
+    sum(rec.values()).backward()
+    for name, p in gnd_model.decoders.named_parameters():
+        assert p.grad is not None, name
+
+
+def test_box_and_mask_losses_fall_when_overfitting_res(shapes_root):
+    torch.manual_seed(0)
+    cfg = tiny_model_cfg(type="gnd_query")
+    cfg["decoders"] = dict(grounding=dict(type="GroundingQueryDecoder", num_queries=20))
+    model = MODELS.build(cfg)
+    ds = make_dataset(shapes_root, split="train", task="res")
+    batch = collate([ds[i] for i in range(2)])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    history = []
+    for _ in range(60):
+        losses = model(batch["inputs"], batch["data_samples"], mode="loss")
+        history.append({k: v.item() for k, v in losses.items()})
+        opt.zero_grad()
+        sum(losses.values()).backward()
+        opt.step()
+    for key in ("loss_gnd_l1", "loss_gnd_giou", "loss_gnd_bce", "loss_gnd_dice"):
+        assert history[-1][key] < 0.6 * history[0][key], key
+
+
+def test_prompts_are_mask_pooled_through_the_projector(gnd_model, shapes_root):
+    from unigrounding.codecs.visual_prompts import mask_guided_aggregation, region_mask
+
+    ds = make_dataset(shapes_root, task="reg")
+    batch = collate([ds[i] for i in range(2)])
+    view = gnd_model._view(batch["inputs"], batch["data_samples"], train=True)
+    is_prompt = view.input_ids == gnd_model.codec.prompt_id
+    assert is_prompt.sum(1).tolist() == [1, 1]
+    embeds = gnd_model._embed(view)
+    sample = batch["data_samples"][1]
+    group, row = view.rendered[1].side["prompt_rows"][0]
+    mask = region_mask(sample.prompt_refs.group(group), row, sample, (8, 8))
+    pooled = mask_guided_aggregation(view.vision_tokens[1], mask, 1, None)
+    expected = view.project(pooled, torch.ones(1, dtype=torch.long))
+    torch.testing.assert_close(embeds[1][is_prompt[1]], expected)
+
+
+def test_k_must_be_positive():
+    with pytest.raises(ValueError, match="k .* must be >= 1"):
+        MODELS.build(tiny_model_cfg(type="gnd_query", k=0))
