@@ -94,6 +94,27 @@ def test_ablate_writes_report_with_schema_and_reuses_pretraining(small_preset, t
     )
 
 
+def test_ablate_res_takes_mask_codecs_and_scores_masks(small_preset, tmp_path):
+    report = ablate.run_ablation(tmp_path / "res", task="res", log=lambda *_: None)
+    from unigrounding.codecs.catalog import registered_codecs
+
+    expected = {n for n, c in registered_codecs().items() if "mask" in c.units}
+    assert "text_coords" not in expected and expected <= {
+        n.split(" (")[0] for n in report["codecs"]
+    }
+    assert report["task"] == "res"
+    base = report["baselines"]["center_box"]
+    assert 0 < base["res_ciou"] < 1 and 0 < base["res_giou"] < 1
+    for row in report["codecs"].values():
+        assert row["res_ciou"] is not None and row["rec_acc@0.5"] is None
+    assert "RES gIoU" in (tmp_path / "res" / "report.md").read_text()
+
+
+def test_ablate_rejects_unknown_task(small_preset, tmp_path):
+    with pytest.raises(ValueError, match="unknown task"):
+        ablate.run_ablation(tmp_path / "x", task="gcg", log=lambda *_: None)
+
+
 def test_ablate_rejects_unknown_codec(small_preset, tmp_path):
     with pytest.raises(ValueError, match="unknown codec"):
         ablate.run_ablation(tmp_path / "x", codecs=["nope"], log=lambda *_: None)
@@ -110,3 +131,14 @@ def test_report_markdown_marks_missing_values():
         }
     )
     assert "| c | 0.500 |" in text and "n/a" in text
+
+
+@pytest.mark.parametrize(("cuda", "cpus", "jobs"), [(False, 2, 2), (False, 1, 1), (True, 8, 1)])
+def test_default_jobs_runs_two_codecs_at_once_only_on_multicore_cpu(monkeypatch, cuda, cpus, jobs):
+    import os
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    assert ablate.default_jobs() == jobs

@@ -5,6 +5,9 @@ codec-neutral checkpoint — the vision tower pretrained once on ShapesRef cell
 attributes (``configs/pretrain/shapesref_cells.py``) and cached — then
 evaluated with the same metrics. A trivial baseline is printed beside them so a
 number can be read against "no learning at all".
+
+``task="rec"`` (the default) compares boxes; ``task="res"`` retrains the codecs
+that can output masks on ShapesRef RES and scores cIoU / gIoU.
 """
 
 from __future__ import annotations
@@ -79,6 +82,20 @@ def _codec_config(cdir: Path, name: str) -> Config:
     return cfg
 
 
+#: Task → its evaluator; codecs must list the task's unit to take part.
+TASKS = {"rec": ("RECMetric", "box"), "res": ("RESMetric", "mask")}
+
+
+def _apply_task(cfg: Config, task: str) -> None:
+    """Point every ShapesRef dataset of the config at ``task`` and score it."""
+    metric, _ = TASKS[task]
+    for loader in ("train_dataloader", "test_dataloader"):
+        for ds in _leaf_datasets(cfg[loader].dataset):
+            if ds.type == "ShapesRefDataset":
+                ds.task = task
+    cfg.test_evaluator = [{"type": metric}]
+
+
 def _leaf_datasets(ds: dict) -> list[dict]:
     """The configs that read data, inside wrappers (``dataset``) and concatenations
     (``datasets``)."""
@@ -140,12 +157,15 @@ def _source_digest() -> str:
     return _digest("".join(p.read_text() for p in sorted(package.rglob("*.py"))))
 
 
-def center_box_baseline(cdir: Path, settings: dict, data_root: Path) -> dict:
-    """The trivial REC baseline: a box of the mean training target size (relative
-    to the image) at the image centre, scored with the REC protocol."""
+def center_box_baseline(cdir: Path, settings: dict, data_root: Path, task: str = "rec") -> dict:
+    """The trivial baseline: a box of the mean training target size (relative
+    to the image) at the image centre, scored with the REC protocol — and, for
+    ``task="res"``, filled as a mask and scored with the RES protocol."""
     from mmengine.registry import DefaultScope
 
+    from .evaluation.grounding import union_mask
     from .registry import DATASETS
+    from .structures import box_to_mask
 
     cfg = Config.fromfile(str(cdir / "ablate" / "base.py"))
     _apply_preset(cfg, settings, data_root, 1)
@@ -160,7 +180,7 @@ def center_box_baseline(cdir: Path, settings: dict, data_root: Path) -> dict:
             x1, y1, x2, y2 = g["box"]
             rel.append(((x2 - x1) / w, (y2 - y1) / h))
     rw, rh = np.mean(rel, axis=0)
-    ious = []
+    ious, inters, unions = [], [], []
     for i in range(len(val)):
         info = val.get_data_info(i)
         h, w = info["ori_shape"]
@@ -172,12 +192,23 @@ def center_box_baseline(cdir: Path, settings: dict, data_root: Path) -> dict:
                 )[0]
             )
         )
+        if task == "res":
+            gt = union_mask(val[i]["data_samples"].gt_refs, (h, w), boxes_as_masks=True)
+            pred = box_to_mask(guess.tolist(), h, w)
+            inters.append(int(np.logical_and(pred, gt).sum()))
+            unions.append(int(np.logical_or(pred, gt).sum()))
     ious = np.array(ious)
-    return {
+    row = {
         "rec_acc@0.5": float((ious >= 0.5).mean()),
         "rec_miou": float(ious.mean()),
         "n": len(ious),
     }
+    if task == "res":
+        row["res_ciou"] = sum(inters) / max(sum(unions), 1)
+        row["res_giou"] = float(
+            np.mean([a / u if u else 1.0 for a, u in zip(inters, unions, strict=True)])
+        )
+    return row
 
 
 def run_codec(cfg: Config, work: Path) -> dict[str, dict]:
@@ -211,6 +242,57 @@ def run_codec(cfg: Config, work: Path) -> dict[str, dict]:
     return rows
 
 
+def default_jobs() -> int:
+    """Two codecs at a time on a CPU-only machine with at least two cores (the
+    tiny model's small matrix products use two threads poorly: two one-thread
+    runs finish sooner than the same runs one after the other), else one."""
+    import os
+
+    if torch.cuda.is_available():
+        return 1
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def _run_codec_in_process(cfg_path: str, work: str, threads: int) -> dict[str, dict]:
+    """Worker of :func:`_run_codecs`: a fresh interpreter trains one codec."""
+    torch.set_num_threads(threads)
+    import unigrounding  # noqa: F401  (registration)
+
+    return run_codec(Config.fromfile(cfg_path), Path(work))
+
+
+def _run_codecs(
+    configs: dict[str, Config], work: Path, jobs: int, log: callable
+) -> dict[str, dict[str, dict]]:
+    """Report rows per codec, in the order of ``configs``."""
+    if jobs == 1:
+        results = {}
+        for name, cfg in configs.items():
+            log(f"[ablate] fine-tuning {name}")
+            results[name] = run_codec(cfg, work / name)
+        return results
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    futures = {}
+    # spawn: a forked child would inherit torch's thread pools and any open state
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for name, cfg in configs.items():
+            (work / name).mkdir(parents=True, exist_ok=True)
+            cfg_path = work / name / "ablate_config.py"
+            cfg.dump(str(cfg_path))
+            futures[name] = pool.submit(
+                _run_codec_in_process, str(cfg_path), str(work / name), threads
+            )
+        results = {}
+        for name, future in futures.items():
+            results[name] = future.result()
+            log(f"[ablate] {name} done")
+    return results
+
+
 def _row(metrics: dict, ceiling: dict, cfg: Config, train_seconds: float) -> dict:
     batch = cfg.train_dataloader.batch_size
     return {
@@ -238,15 +320,25 @@ def run_ablation(
     codecs: list[str] | None = None,
     config_dir_path: str | Path | None = None,
     log=print,
+    task: str = "rec",
+    jobs: int | None = None,
 ) -> dict:
-    """Pretrain once (cached), fine-tune + evaluate each codec, write the report."""
+    """Pretrain once (cached), fine-tune + evaluate each codec, write the report.
+
+    Without ``codecs``, every registered codec whose units include the task's
+    (``box`` for REC, ``mask`` for RES) takes part. ``jobs`` codecs train at
+    once, each in its own process with an equal share of the CPU threads
+    (default :func:`default_jobs`); results do not depend on it."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
     start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cdir = config_dir(config_dir_path)
     settings = PRESETS[preset]
     available = registered_codecs()
-    names = codecs or list(available)
+    unit = TASKS[task][1]
+    names = codecs or [n for n, cls in available.items() if unit in cls.units]
     unknown = [n for n in names if n not in available]
     if unknown:
         raise ValueError(f"unknown codec(s) {unknown}; registered: {sorted(available)}")
@@ -254,19 +346,28 @@ def run_ablation(
     pretrained = pretrain(cdir, settings, data_root, log)
     report = {
         "preset": preset,
+        "task": task,
         "dataset": "shapesref",
         "seconds": 0.0,
         "settings": settings,
         "pretrained": str(pretrained),
-        "baselines": {"center_box": center_box_baseline(cdir, settings, data_root)},
+        "baselines": {"center_box": center_box_baseline(cdir, settings, data_root, task)},
         "codecs": {},
     }
+    jobs = default_jobs() if jobs is None else max(1, jobs)
+    configs = {}
     for name in names:
-        log(f"[ablate] fine-tuning {name} ({settings['finetune_iters']} iters)")
         cfg = _codec_config(cdir, name)
         _apply_preset(cfg, settings, data_root, settings["finetune_iters"])
+        _apply_task(cfg, task)
         cfg.model.init_checkpoint = str(pretrained)
-        for variant, row in run_codec(cfg, out / "work" / name).items():
+        configs[name] = cfg
+    log(
+        f"[ablate] fine-tuning {', '.join(names)} ({settings['finetune_iters']} iters each, "
+        f"{jobs} at a time)"
+    )
+    for name, rows in _run_codecs(configs, out / "work", jobs, log).items():
+        for variant, row in rows.items():
             report["codecs"][f"{name} ({variant})" if variant else name] = row
     report["seconds"] = time.perf_counter() - start
     from .report import write_report

@@ -9,6 +9,7 @@ COLUMNS = [
     ("rec_acc@0.5", "REC Acc@0.5", "{:.3f}"),
     ("rec_miou", "mIoU", "{:.3f}"),
     ("res_ciou", "RES cIoU", "{:.3f}"),
+    ("res_giou", "RES gIoU", "{:.3f}"),
     ("parse_failures", "parse fail", "{}"),
     ("tokens_per_object", "tok/obj", "{:.1f}"),
     ("train_samples_per_s", "train samp/s", "{:.1f}"),
@@ -24,7 +25,8 @@ def _cell(value, fmt: str) -> str:
 
 def markdown(report: dict) -> str:
     lines = [
-        f"# unigrounding ablation — preset `{report['preset']}` on {report['dataset']}",
+        f"# unigrounding ablation — preset `{report['preset']}`, task "
+        f"{report.get('task', 'rec').upper()}, on {report['dataset']}",
         "",
         "| codec | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
         "|---|" + "---|" * len(COLUMNS),

@@ -50,7 +50,14 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
     from ..ablate import run_ablation
 
     codecs = args.codecs.split(",") if args.codecs else None
-    run_ablation(args.out, preset=args.preset, codecs=codecs, config_dir_path=args.config_dir)
+    run_ablation(
+        args.out,
+        preset=args.preset,
+        codecs=codecs,
+        config_dir_path=args.config_dir,
+        task=args.task,
+        jobs=args.jobs,
+    )
 
 
 def _cmd_roundtrip(args: argparse.Namespace) -> None:
@@ -118,6 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ablate", help="train + evaluate every codec on one backbone and budget")
     p.add_argument("--preset", default="quick", choices=["quick", "full"])
     p.add_argument("--codecs", help="comma-separated subset (default: all registered)")
+    p.add_argument(
+        "--task",
+        default="rec",
+        choices=["rec", "res"],
+        help="rec: boxes, every codec; res: masks, the codecs that output them",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        help="codecs trained at once, one process each (default: 2 on a multi-core CPU, 1 on GPU)",
+    )
     p.add_argument("--out", default="work_dirs/ablate")
     p.add_argument("--config-dir", help="configs/ folder (default: the repository's)")
     p.set_defaults(func=_cmd_ablate)

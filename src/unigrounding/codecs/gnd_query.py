@@ -174,7 +174,8 @@ class GndQueryCodec(Codec):
             use_masks &= all(u == "mask" for u in refs.units) and ("masks" in refs or not len(refs))
             masks.append(mask_targets(refs, sample.frame, image_size) if use_masks else None)
         embeddings, counts = self._embeddings(view.hidden_states, positions, objects)
-        out = self.decoder(embeddings, view.feature_pyramid)
+        use_masks &= int(counts.sum()) > 0
+        out = self.decoder(embeddings, view.feature_pyramid, with_masks=use_masks)
         if int(counts.sum()) == 0:  # nothing to ground: keep the decoder in the graph
             return {"loss_gnd": 0.0 * sum(v.sum() for v in out.values())}
         gt_boxes, _ = pad_groups([x.to(embeddings) for x in boxes], PAD_BOX.to(embeddings))

@@ -104,11 +104,19 @@ class GroundingQueryDecoder(QueryDecoder):
         self.logit_bias = nn.Parameter(torch.tensor(-math.log(99.0)))
 
     def forward(
-        self, embeddings: torch.Tensor, pyramid: list[torch.Tensor], images=None
+        self,
+        embeddings: torch.Tensor,
+        pyramid: list[torch.Tensor],
+        images=None,
+        with_masks: bool = True,
     ) -> dict[str, torch.Tensor]:
         """``(B, M, dim)`` grounding embeddings → ``logits`` ``(B, K, M)``
         (query-object similarity), ``boxes`` ``(B, K, 4)`` normalised
-        ``cxcywh`` and ``masks`` ``(B, K, h*w)`` logits on the stride-4 grid."""
+        ``cxcywh`` and ``masks`` ``(B, K, h*w)`` logits on the stride-4 grid.
+
+        ``with_masks=False`` (box-only batches) computes the mask of the first
+        query only: the mask branch stays in the graph (REF-VLM's fake-tensor
+        argument) without paying for ``K`` masks nobody scores."""
         b = embeddings.shape[0]
         anchors = self.anchors.sigmoid()
         queries = self.queries.weight + _anchor_code(anchors, self.dim)
@@ -117,7 +125,9 @@ class GroundingQueryDecoder(QueryDecoder):
         return {
             "logits": logits,
             "boxes": (self.anchors + self.box_head(decoded)).sigmoid(),
-            "masks": mask_logits(self.mask_head(decoded), self.pixel(pyramid)),
+            "masks": mask_logits(
+                self.mask_head(decoded if with_masks else decoded[:, :1]), self.pixel(pyramid)
+            ),
         }
 
     def match(

@@ -1,0 +1,26 @@
+"""Every shipped config parses and builds its model (no training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+from unigrounding.registry import MODELS
+
+CONFIGS = sorted(
+    p
+    for p in (Path(__file__).resolve().parents[1] / "configs").rglob("*.py")
+    if "_base_" not in p.parts
+)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_config_builds_its_model(path):
+    cfg = Config.fromfile(str(path))
+    assert cfg.get("train_dataloader") is not None, "every config trains something"
+    with DefaultScope.overwrite_default_scope("unigrounding"):
+        model = MODELS.build(cfg.model)
+    assert sum(p.numel() for p in model.parameters()) > 0
