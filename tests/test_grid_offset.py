@@ -3,6 +3,7 @@ import pytest
 
 from unigrounding.codecs.grid_offset import (
     DELETE,
+    MOVES,
     POOLS,
     GridLattice,
     box_corner_refinement,
@@ -129,7 +130,7 @@ def test_box_corner_offsets_reach_tau_or_delete_both():
 
 # ---------------------------------------------------------------- processor / codec
 import torch  # noqa: E402
-from conftest import make_dataset  # noqa: E402
+from conftest import make_dataset, tiny_model_cfg  # noqa: E402
 
 from unigrounding.codecs import GridOffsetCodec  # noqa: E402
 from unigrounding.codecs.base import ModelView  # noqa: E402
@@ -172,8 +173,9 @@ def test_two_pass_decode_applies_offsets_and_keeps_a_deleted_box(shapes_root):
     asked = []
 
     def view(second: str) -> ModelView:
-        def generate(asks, new_conversation=False, rows=None):
+        def generate(asks, new_conversation=False, rows=None, allowed_tokens=None):
             asked.append((asks, new_conversation, rows))
+            assert set(allowed_tokens) == {*(offset_token(*m) for m in MOVES), DELETE}
             return ModelView([sample], [], None, None, None, texts=[second])
 
         return ModelView(
@@ -280,3 +282,23 @@ def test_refine_dataset_serialises_algorithm_1(shapes_root):
         seen_tasks.add(sample.task)
         assert sample.conversation == refine[k]["data_samples"].conversation  # seeded
     assert seen_tasks == {"rec", "res"}
+
+
+def test_refine_pass_is_constrained_to_moves_and_delete(rec_batch):
+    """Untrained, the second pass may still only emit offsets, <delete> or EOS."""
+    from unigrounding.codecs.grid_offset import DELETE, MOVES, offset_token
+    from unigrounding.registry import MODELS
+
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg(type="grid_offset", n=8, m=16)).eval()
+    with torch.no_grad():
+        view = model._view(rec_batch["inputs"], rec_batch["data_samples"], train=False)
+        model._generate(view)
+        allowed = [*(offset_token(*m) for m in MOVES), DELETE]
+        answer = model._follow_up(
+            view, ["<image>\nRefine: <grid_1_1>"] * 4, new_conversation=True, allowed_tokens=allowed
+        )
+    ids = set(model.tokenizer.convert_tokens_to_ids(allowed)) | {model.tokenizer.eos_token_id}
+    assert set(answer.generated_ids.flatten().tolist()) <= ids
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        model._follow_up(view, ["x"] * 4, allowed_tokens=["<no_such_token>"])

@@ -22,6 +22,7 @@ import torch
 from mmengine.config import Config
 
 from .codecs.catalog import registered_codecs
+from .registry import CODECS
 from .structures import paired_box_iou
 
 PRESETS = {
@@ -278,19 +279,25 @@ def _run_codecs(
     threads = max(1, (os.cpu_count() or 1) // jobs)
     futures = {}
     # spawn: a forked child would inherit torch's thread pools and any open state
+    # latent codecs (decoders, longer answers) train slowest: start them first so
+    # the parallel lanes finish together
+    order = sorted(
+        configs,
+        key=lambda n: getattr(CODECS.get(configs[n].model.codec.type), "kind", "") != "latent",
+    )
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for name, cfg in configs.items():
+        for name in order:
+            cfg = configs[name]
             (work / name).mkdir(parents=True, exist_ok=True)
             cfg_path = work / name / "ablate_config.py"
             cfg.dump(str(cfg_path))
             futures[name] = pool.submit(
                 _run_codec_in_process, str(cfg_path), str(work / name), threads
             )
-        results = {}
-        for name, future in futures.items():
-            results[name] = future.result()
+        for name in order:
+            futures[name].result()
             log(f"[ablate] {name} done")
-    return results
+    return {name: futures[name].result() for name in configs}
 
 
 def _row(metrics: dict, ceiling: dict, cfg: Config, train_seconds: float) -> dict:

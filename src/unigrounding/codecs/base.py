@@ -105,11 +105,12 @@ class ModelView:
     ``(N, C)`` feature vectors of samples ``rows`` through the shared projector
     (e.g. aggregated visual-prompt features, REF-VLM's shared projector).
     ``generate`` (prediction only) re-prompts the model so multi-pass codecs can
-    refine their own output: ``generate(texts, new_conversation=False, rows=None)``
-    takes one user text per sample (or per index in ``rows``) and returns a new
-    view of the answers — continuing each conversation after the model's answer,
-    or, with ``new_conversation``, asking ``text`` alone (it then holds its own
-    ``<image>``).
+    refine their own output: ``generate(texts, new_conversation=False, rows=None,
+    allowed_tokens=None)`` takes one user text per sample (or per index in
+    ``rows``) and returns a new view of the answers — continuing each
+    conversation after the model's answer, or, with ``new_conversation``, asking
+    ``text`` alone (it then holds its own ``<image>``); ``allowed_tokens``
+    restricts the answers to those tokens (constrained decoding).
     """
 
     samples: list[GroundingDataSample]

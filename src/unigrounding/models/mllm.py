@@ -258,9 +258,11 @@ class GroundingMLLM(BaseModel):
         texts: list[str],
         new_conversation: bool = False,
         rows: list[int] | None = None,
+        allowed_tokens: list[str] | None = None,
     ) -> ModelView:
         """Ask the samples ``rows`` (default: all) one more user turn each: after
-        the model's answer, or alone in a new conversation."""
+        the model's answer, or alone in a new conversation; ``allowed_tokens``
+        restricts the answer to those tokens (and end of sequence)."""
         rows = list(range(len(view.samples))) if rows is None else list(rows)
         samples = []
         for row, text in zip(rows, texts, strict=True):
@@ -270,11 +272,24 @@ class GroundingMLLM(BaseModel):
             samples.append(sample.clone())
             samples[-1].conversation = ask if new_conversation else answered + ask
         new_view = self._view(view.images[rows], samples, train=False)
-        self._generate(new_view)
+        allowed = None
+        if allowed_tokens is not None:
+            ids = self.tokenizer.convert_tokens_to_ids(list(allowed_tokens))
+            unk = self.tokenizer.unk_token_id
+            unknown = [
+                t
+                for t, i in zip(allowed_tokens, ids, strict=True)
+                if i is None or (i == unk and t != self.tokenizer.unk_token)
+            ]
+            if unknown:
+                raise ValueError(f"allowed_tokens not in the vocabulary: {unknown}")
+            allowed = torch.tensor([*ids, self.tokenizer.eos_token_id], device=self.device)
+        self._generate(new_view, allowed)
         return new_view
 
-    def _generate(self, view: ModelView) -> None:
-        """Greedy decoding with the KV cache; fills the view's generated fields."""
+    def _generate(self, view: ModelView, allowed: torch.Tensor | None = None) -> None:
+        """Greedy decoding with the KV cache; fills the view's generated fields.
+        ``allowed``: token ids the answer may use (constrained decoding)."""
         eos = self.tokenizer.eos_token_id
         mask = view.attention_mask
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -291,6 +306,10 @@ class GroundingMLLM(BaseModel):
         done = torch.zeros(b, dtype=torch.bool, device=mask.device)
         past, step_logits = out.past_key_values, out.logits[:, -1]
         for _ in range(self.max_new_tokens):
+            if allowed is not None:
+                step_logits = torch.full_like(step_logits, float("-inf")).index_copy(
+                    1, allowed, step_logits.index_select(1, allowed)
+                )
             nxt = step_logits.argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
             tokens.append(nxt)

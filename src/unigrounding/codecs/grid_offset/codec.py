@@ -227,7 +227,15 @@ class GridOffsetCodec(Codec):
                 )
                 for k in todo
             ]
-            answers = view.generate(asks, new_conversation=True, rows=todo)
+            # the second pass may only move or delete (GETok's refinement
+            # vocabulary): unconstrained, a briefly trained model re-answers
+            # the question with grid tokens (seen in the quick ablation)
+            answers = view.generate(
+                asks,
+                new_conversation=True,
+                rows=todo,
+                allowed_tokens=[*(offset_token(*m) for m in MOVES), DELETE],
+            )
             second = dict(zip(todo, answers.texts, strict=True))
         out = []
         for k, (instances, failures) in enumerate(proposals):
