@@ -8,7 +8,8 @@
 #   7B model fine-tuned for days; in 500 steps the query similarity barely
 #   moves. Here cls / bce / dice / giou / l1 = 1 / 1 / 1 / 0.4 / 1.
 # Harness (text_coords' schedule, 500 iterations, 200 val refs), REC Acc@0.5:
-# K 300 + paper weights 0.17; K 64 + paper weights 0.31; K 64 + these 0.55.
+# K 300 + paper weights 0.17; K 64 + paper weights 0.31; K 64 + these 0.55;
+# the same with k = 1 [GND] per object 0.495 (UGLMM's Table 5: more is better).
 _base_ = ["./base.py"]
 model = dict(
     codec=dict(type="gnd_query", k=3),
