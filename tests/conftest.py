@@ -53,6 +53,20 @@ def make_dataset(root, split="val", task="rec", **kwargs):
     )
 
 
+def train_steps(model, batch, steps: int, lr: float = 3e-3) -> list[dict[str, float]]:
+    """Train ``model`` on one batch for ``steps`` AdamW steps; the losses of each step."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    history = []
+    for _ in range(steps):
+        losses = model(batch["inputs"], batch["data_samples"], mode="loss")
+        history.append({k: v.item() for k, v in losses.items()})
+        opt.zero_grad()
+        sum(losses.values()).backward()
+        opt.step()
+    return history
+
+
 @pytest.fixture(scope="session")
 def rec_batch(shapes_root):
     ds = make_dataset(shapes_root)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_dataset, tiny_model_cfg
+from conftest import make_dataset, tiny_model_cfg, train_steps
 
 from unigrounding.codecs.gnd_query import GND, parse_objects
 from unigrounding.data import collate
@@ -76,15 +76,7 @@ def test_box_and_mask_losses_fall_when_overfitting_res(shapes_root):
     model = MODELS.build(cfg)
     ds = make_dataset(shapes_root, split="train", task="res")
     batch = collate([ds[i] for i in range(2)])
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    history = []
-    for _ in range(60):
-        losses = model(batch["inputs"], batch["data_samples"], mode="loss")
-        history.append({k: v.item() for k, v in losses.items()})
-        opt.zero_grad()
-        sum(losses.values()).backward()
-        opt.step()
+    history = train_steps(model, batch, 60)
     for key in ("loss_gnd_l1", "loss_gnd_giou", "loss_gnd_bce", "loss_gnd_dice"):
         assert history[-1][key] < 0.6 * history[0][key], key
 

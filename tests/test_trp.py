@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_dataset, tiny_model_cfg
+from conftest import make_dataset, tiny_model_cfg, train_steps
 
 from unigrounding.codecs.trp import parse_triplets, serialize_triplet, vd_cot
 from unigrounding.codecs.visual_prompts import (
@@ -235,14 +235,6 @@ def test_box_and_mask_decoder_losses_fall_when_overfitting(shapes_root):
     model = MODELS.build(tiny_model_cfg(type="trp"))
     rec, res = (make_dataset(shapes_root, split="train", task=t) for t in ("rec", "res"))
     batch = collate([rec[0], rec[1], res[2], res[3]])
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    history = []
-    for _ in range(200):
-        losses = model(batch["inputs"], batch["data_samples"], mode="loss")
-        history.append({k: v.item() for k, v in losses.items()})
-        opt.zero_grad()
-        sum(losses.values()).backward()
-        opt.step()
+    history = train_steps(model, batch, 200)
     for key in ("loss_box_l1", "loss_box_giou", "loss_mask_focal", "loss_mask_dice"):
         assert history[-1][key] < 0.6 * history[0][key], (key, history[0][key], history[-1][key])

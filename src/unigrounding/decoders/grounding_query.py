@@ -29,7 +29,7 @@ from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal
 
 from ..registry import DECODERS
 from .matching import box_match_cost, grouped_hungarian, mask_match_cost
-from .query_decoders import PixelDecoder, QueryDecoder, _mlp, mask_logits
+from .query_decoders import PixelDecoder, QueryDecoder, _mlp, dice_loss, mask_logits
 
 #: UGLMM supplementary B.3: lambda_cls, lambda_bce, lambda_dice, lambda_giou, lambda_l1.
 UGLMM_LOSS_WEIGHTS = {"cls": 0.08, "bce": 0.1, "dice": 0.1, "giou": 0.04, "l1": 0.1}
@@ -180,10 +180,8 @@ class GroundingQueryDecoder(QueryDecoder):
             pred_m = torch.cat([out["masks"][b, q] for b, (q, _) in enumerate(matches)])
             gt_m = torch.cat([masks[b, o] for b, (_, o) in enumerate(matches)])
             bce = F.binary_cross_entropy_with_logits(pred_m, gt_m, reduction="none").mean(-1)
-            prob = pred_m.sigmoid()
-            dice = 1 - (2 * (prob * gt_m).sum(-1) + 1) / (prob.sum(-1) + gt_m.sum(-1) + 1)
             losses["gnd_bce"] = w["bce"] * bce.sum() / n
-            losses["gnd_dice"] = w["dice"] * dice.sum() / n
+            losses["gnd_dice"] = w["dice"] * dice_loss(pred_m, gt_m).sum() / n
         else:  # keep the mask branch in the graph (a box-only batch)
             losses["gnd_bce"] = 0.0 * out["masks"].sum()
         return losses

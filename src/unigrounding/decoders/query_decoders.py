@@ -30,7 +30,7 @@ from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal
 
 from ..models.vision import sincos_2d
 from ..registry import DECODERS
-from .matching import box_match_cost, mask_match_cost
+from .matching import PAD_BOX, box_match_cost, mask_match_cost
 
 
 def _mlp(dim: int, out: int, layers: int = 3) -> nn.Sequential:
@@ -38,6 +38,14 @@ def _mlp(dim: int, out: int, layers: int = 3) -> nn.Sequential:
     for _ in range(layers - 1):
         mods += [nn.Linear(dim, dim), nn.ReLU()]
     return nn.Sequential(*mods, nn.Linear(dim, out))
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-row Dice loss (``+1`` smoothing) of mask logits against ``{0, 1}``
+    targets, both ``(N, P)``: the matched-pair form of
+    :func:`~.matching.mask_match_cost`'s Dice term."""
+    prob = logits.sigmoid()
+    return 1 - (2 * (prob * target).sum(-1) + 1) / (prob.sum(-1) + target.sum(-1) + 1)
 
 
 def box_targets(refs, frame, image_size: int) -> torch.Tensor:
@@ -81,6 +89,9 @@ class QueryDecoder(nn.Module):
     """
 
     unit: ClassVar[str] = ""
+    #: What padded target / prediction rows hold when groups are batched
+    #: (:func:`~.matching.pad_groups`); any value the match cost stays finite on.
+    pad_value: ClassVar[torch.Tensor | float] = 0.0
 
     def __init__(self, dim: int = 64, layers: int = 2, heads: int = 4, levels: int = 3) -> None:
         super().__init__()
@@ -113,6 +124,7 @@ class BoxDecoder(QueryDecoder):
     """
 
     unit = "box"
+    pad_value = PAD_BOX
 
     def __init__(self, l1_weight: float = 5.0, giou_weight: float = 2.0, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -151,6 +163,7 @@ class MaskUnit:
     :func:`~.matching.mask_match_cost`."""
 
     unit = "mask"
+    pad_value = 0.0
 
     def __init__(self, focal_weight: float = 20.0, dice_weight: float = 1.0, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -165,11 +178,9 @@ class MaskUnit:
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         n = max(len(pred), 1)
         focal = sigmoid_focal_loss(pred, target, reduction="none").mean(-1).sum() / n
-        prob = pred.sigmoid()
-        dice = 1 - (2 * (prob * target).sum(-1) + 1) / (prob.sum(-1) + target.sum(-1) + 1)
         return {
             "mask_focal": self.focal_weight * focal,
-            "mask_dice": self.dice_weight * dice.sum() / n,
+            "mask_dice": self.dice_weight * dice_loss(pred, target).sum() / n,
         }
 
     def geometry(self, pred: torch.Tensor, frame, image_size: int) -> dict:

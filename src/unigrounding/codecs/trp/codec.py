@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...decoders.matching import PAD_BOX, grouped_hungarian, pad_groups
+from ...decoders.matching import grouped_hungarian, pad_groups
 from ...registry import CODECS
 from ...structures import SLOT_PATTERN, GroundingDataSample, RefTargets
 from ..base import Codec, ModelView, Processor, Rendered, group_phrase
@@ -231,9 +231,8 @@ class TrpCodec(Codec):
             if not preds:  # the paper's fake tensor: keep every parameter in the graph
                 losses[f"loss_{unit}"] = 0.0 * pred.sum()
                 continue
-            fill = PAD_BOX.to(pred) if unit == "box" else 0.0
-            p, n_p = pad_groups(preds, fill)
-            g, n_g = pad_groups([x.to(pred) for x in gts], fill)
+            p, n_p = pad_groups(preds, decoder.pad_value)
+            g, n_g = pad_groups([x.to(pred) for x in gts], decoder.pad_value)
             matches = grouped_hungarian(decoder.match_cost(p, g), n_p, n_g)
             matched_p = torch.cat([p[i, r] for i, (r, _) in enumerate(matches)])
             matched_g = torch.cat([g[i, c] for i, (_, c) in enumerate(matches)])
