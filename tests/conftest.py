@@ -32,6 +32,17 @@ TINY_MODEL = dict(
     max_new_tokens=64,
 )
 
+#: A tiny Deformable-DETR proposer for codecs that need proposals.
+TINY_PROPOSER = dict(
+    type="DeformableDetrProposer",
+    dim=32,
+    strides=(8, 16, 32, 64),
+    encoder_layers=1,
+    decoder_layers=1,
+    heads=2,
+    ffn_dim=64,
+)
+
 
 @pytest.fixture(scope="session")
 def shapes_root(tmp_path_factory):
@@ -74,7 +85,37 @@ def rec_batch(shapes_root):
 
 
 def tiny_model_cfg(**codec) -> dict:
+    """The tiny test model with ``codec``; a codec that needs proposers gets
+    tiny ones under the names it expects, and a frozen tower (as in its
+    configs: proposals from a tower that keeps learning would drift)."""
+    from unigrounding.registry import CODECS
+
     cfg = copy.deepcopy(TINY_MODEL)
     if codec:
         cfg["codec"] = codec
+    needed = CODECS.get(cfg["codec"]["type"]).default_proposers
+    cfg["proposers"] = {name: copy.deepcopy(TINY_PROPOSER) for name in needed}
+    cfg["freeze_vision"] = bool(needed)
     return cfg
+
+
+def train_proposers(model, batch, steps: int, lr: float = 2e-3) -> list[float]:
+    """Each proposer's own detection stage, on one batch (they are frozen in
+    the grounding model); the summed loss of each step."""
+    from unigrounding.decoders.query_decoders import box_targets
+
+    history = []
+    for proposer in model.proposers.values():
+        proposer.requires_grad_(True)
+        opt = torch.optim.AdamW(proposer.parameters(), lr=lr)
+        with torch.no_grad():
+            feats = model.vision(batch["inputs"])
+        targets = [box_targets(s.gt_refs, s.frame, model.image_size) for s in batch["data_samples"]]
+        for _ in range(steps):
+            loss = sum(proposer.loss(feats, model.image_size, targets).values())
+            history.append(loss.item())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        proposer.requires_grad_(False)
+    return history

@@ -43,7 +43,14 @@ def small_preset(monkeypatch, tmp_path):
     monkeypatch.setitem(
         ablate.PRESETS,
         "quick",
-        {"pretrain_iters": 2, "finetune_iters": 2, "n_train": 30, "n_val": 10, "eval_samples": 8},
+        {
+            "pretrain_iters": 2,
+            "finetune_iters": 2,
+            "stage_iters": 2,
+            "n_train": 30,
+            "n_val": 10,
+            "eval_samples": 8,
+        },
     )
 
 
@@ -87,10 +94,26 @@ def test_ablate_writes_report_with_schema_and_reuses_pretraining(small_preset, t
     assert list((tmp_path / "ab").glob("*.png"))
     logs = []
     ablate.run_ablation(tmp_path / "ab2", codecs=["text_coords"], log=logs.append)
-    assert any("reusing cached pretraining" in line for line in logs)
+    assert any("reusing cached stage pretrain/" in line for line in logs)
     assert (
         report["pretrained"]
         == json.loads((tmp_path / "ab2" / "report.json").read_text())["pretrained"]
+    )
+
+
+def test_ablate_runs_a_codecs_own_stage_in_the_pool_and_reports_it(small_preset, tmp_path):
+    """region_proxy's proposer stage runs beside another codec (two lanes),
+    its recall lands in the report, and the codec starts from its export."""
+    report = ablate.run_ablation(
+        tmp_path / "st", codecs=["region_proxy", "text_coords"], jobs=2, log=lambda *_: None
+    )
+    stage = report["stages"]["region_proxy/proposer_shapesref.py"]
+    assert 0.0 <= stage["proposals/recall@100"] <= 1.0 and stage["train_iters"] == 2
+    assert set(report["codecs"]) == {"region_proxy", "text_coords"}
+    config = (tmp_path / "st" / "work" / "region_proxy" / "ablate_config.py").read_text()
+    assert "proposer_shapesref" in config  # init_checkpoint: the stage's export
+    assert (
+        "Stage `region_proxy/proposer_shapesref.py`" in (tmp_path / "st" / "report.md").read_text()
     )
 
 

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 import torch
-from conftest import make_dataset, tiny_model_cfg
+from conftest import make_dataset, tiny_model_cfg, train_proposers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from unigrounding.codecs.catalog import registered_codecs
 from unigrounding.data import collate
 from unigrounding.registry import MODELS
-from unigrounding.roundtrip import roundtrip
+from unigrounding.roundtrip import prepared_samples, roundtrip
 from unigrounding.structures import RefTargets, paired_box_iou
 
 CODECS = sorted(registered_codecs())
@@ -45,7 +45,7 @@ def test_model_moves_between_devices_and_dtypes(model):
 
 def test_processor_round_trip_reaches_its_ceiling(model, shapes_root):
     ds = make_dataset(shapes_root)
-    samples = [ds[i]["data_samples"] for i in range(len(ds))]
+    samples = prepared_samples(model, [ds[i] for i in range(len(ds))])
     result = roundtrip(model.codec, model.tokenizer, samples)
     assert result["n"] == len(samples)
     assert result["box_iou_mean"] >= model.codec.min_roundtrip_iou
@@ -125,10 +125,14 @@ def test_overfit_one_batch_decodes_the_right_region(model, shapes_root):
     """Train on two samples until both decode to the right region (checked every
     50 steps once the loss fell 50x; at most 400 steps): latent codecs need more
     steps, as their decoders only find the referent once the LLM's hidden states
-    tell the two samples apart (trp, gnd_query: ~200-300)."""
+    tell the two samples apart (trp, gnd_query: ~200-300). Proposers first get
+    their own detection stage on the same images."""
     torch.manual_seed(0)
     ds = make_dataset(shapes_root, split="train")
     batch = collate([ds[i] for i in range(2)])
+    if len(model.proposers):
+        history = train_proposers(model, batch, 150)
+        assert history[-1] < 0.3 * history[0]
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     first, ious = None, []

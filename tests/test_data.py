@@ -187,3 +187,69 @@ def test_pickle_refused_without_opt_in_then_converted(shapes_root, tmp_path):
     assert read_refs(pickled, allow_pickle=True) == refs
     converted = convert_refs_pickle(pickled)
     assert converted.suffix == ".json" and read_refs(converted) == refs
+
+
+# ---------------------------------------------------------------- LVIS-Ground
+def _lvis_fixture(root, n_images=7):
+    """An LVIS-v1-format val file: category 1 in every image (twice in image 1),
+    category 2 in image 3 only; images referenced by ``coco_url`` (as in v1)."""
+    from PIL import Image
+
+    (root / "val2017").mkdir(parents=True)
+    images, anns = [], []
+    for i in range(1, n_images + 1):
+        name = f"{i:012d}.jpg"
+        Image.new("RGB", (30, 20), (i * 20, 0, 0)).save(root / "val2017" / name)
+        images.append({"id": i, "height": 20, "width": 30, "coco_url": f"http://x/val2017/{name}"})
+        anns.append({"id": 10 * i, "image_id": i, "category_id": 1, "bbox": [1, 1, 5, 4]})
+    anns.append({"id": 11, "image_id": 1, "category_id": 1, "bbox": [10, 2, 8, 8]})
+    anns.append({"id": 31, "image_id": 3, "category_id": 2, "bbox": [0, 0, 30, 20]})
+    cats = [{"id": 1, "name": "baseball_bat"}, {"id": 2, "name": "dog"}, {"id": 3, "name": "yak"}]
+    lvis = {"images": images, "annotations": anns, "categories": cats}
+    (root / "lvis_v1_val.json").write_text(json.dumps(lvis))
+    return lvis
+
+
+def test_lvis_ground_caps_images_per_category_and_takes_all_instances(tmp_path):
+    from unigrounding.data import LVISGroundDataset
+
+    _lvis_fixture(tmp_path)
+    pipeline = [dict(type="PackGroundingSample", image_size=32)]
+    ds = LVISGroundDataset(str(tmp_path), pipeline=pipeline)
+    records = [ds.get_data_info(i) for i in range(len(ds))]
+    bats = [r for r in records if r["expression"] == "baseball bat"]
+    assert [r["sample_id"] for r in bats] == ["1-1", "2-1", "3-1", "4-1", "5-1"]
+    assert len(bats[0]["gt"]) == 2 and [r["expression"] for r in records].count("dog") == 1
+    sample = ds[0]["data_samples"]
+    assert sample.category == "baseball bat" and len(sample.gt_refs) == 2
+    assert sample.gt_refs.boxes.tolist() == [[1, 1, 6, 5], [10, 2, 18, 10]]
+    assert "Locate every baseball bat" in sample.conversation[0]["text"]
+
+
+def test_lvis_ground_perfect_predictions_score_ar_one(tmp_path):
+    from unigrounding.data import LVISGroundDataset
+    from unigrounding.evaluation import LVISGroundAR
+
+    _lvis_fixture(tmp_path)
+    ds = LVISGroundDataset(
+        str(tmp_path), pipeline=[dict(type="PackGroundingSample", image_size=32)]
+    )
+    metric = LVISGroundAR()
+    samples = []
+    for i in range(len(ds)):
+        s = ds[i]["data_samples"]
+        s.pred_refs = s.gt_refs
+        samples.append(s.to_dict())
+    metric.process({}, samples)
+    out = metric.compute_metrics(metric.results)
+    assert out["ar"] == 1.0 and out["categories"] == 2 and out["n"] == 6
+
+
+def test_lvis_ground_malformed_annotation_names_file_and_record(tmp_path):
+    from unigrounding.data import AnnotationError, LVISGroundDataset
+
+    lvis = _lvis_fixture(tmp_path)
+    lvis["annotations"][2]["category_id"] = 99
+    (tmp_path / "lvis_v1_val.json").write_text(json.dumps(lvis))
+    with pytest.raises(AnnotationError, match=r"lvis_v1_val.json annotation #2 \(id=30\): unknown"):
+        LVISGroundDataset(str(tmp_path))

@@ -75,3 +75,148 @@ def test_rec_rejects_multi_target_samples():
     with pytest.raises(ValueError, match="exactly one target"):
         _run(RECMetric(), [_sample([[0, 0, 1, 1], [2, 2, 3, 3]], [[0, 0, 1, 1]])])
     assert torch.is_tensor(_sample([[0, 0, 1, 1]], None).gt_refs.boxes)
+
+
+# ---------------------------------------------------------------- benchmark metrics
+def _mask(hw, *cells):
+    m = np.zeros(hw, dtype=bool)
+    for y0, y1, x0, x1 in cells:
+        m[y0:y1, x0:x1] = True
+    return m
+
+
+def test_gres_hand_computed_with_no_target_samples():
+    from unigrounding.evaluation import GRESMetric
+
+    hw = (10, 10)
+    target = _mask(hw, (0, 4, 0, 4))  # 16 px
+    samples = [
+        # target 16 px, prediction 8 px inside it: I 8, U 16
+        _sample(
+            [[0, 0, 4, 4]], [[0, 0, 4, 2]], pred_masks=[_mask(hw, (0, 4, 0, 2))], gt_masks=[target]
+        ),
+        # no target, predicted empty: gIoU 1, adds nothing to cIoU
+        _sample([], None),
+        # no target, predicted 4 px: gIoU 0, U += 4
+        _sample([], [[5, 5, 7, 7]], pred_masks=[_mask(hw, (5, 7, 5, 7))]),
+        # target, predicted empty: gIoU 0, U += 16
+        _sample([[0, 0, 4, 4]], None, gt_masks=[target]),
+    ]
+    out = _run(GRESMetric(), samples)
+    assert out["ciou"] == pytest.approx(8 / (16 + 4 + 16))
+    assert out["giou"] == pytest.approx((0.5 + 1 + 0 + 0) / 4)
+    assert out["n_acc"] == pytest.approx(1 / 2) and out["t_acc"] == pytest.approx(1 / 2)
+    assert out["no_target_samples"] == 2
+
+
+def test_lvis_ground_ar_as_many_hand_computed():
+    from unigrounding.evaluation import LVISGroundAR
+
+    def sample(gt, pred, scores, category, hw=(200, 200)):
+        s = GroundingDataSample(metainfo={"ori_shape": hw, "category": category})
+        s.gt_refs = RefTargets.build(gt)
+        s.pred_refs = RefTargets.build(pred, scores=scores)
+        return s
+
+    samples = [
+        # cat A, 2 targets: the best-scored prediction is exact, the second misses;
+        # the third prediction (exact on target 2) is cut by AS-MANY (k = 2)
+        sample(
+            [[0, 0, 10, 10], [50, 50, 150, 150]],
+            [[0, 0, 10, 10], [160, 160, 170, 170], [50, 50, 150, 150]],
+            [0.9, 0.8, 0.1],
+            "A",
+        ),
+        # cat B, 1 target, IoU 0.6 (10x10 box vs 10x6 inside it)
+        sample([[0, 0, 10, 10]], [[0, 0, 10, 6]], [0.5], "B"),
+    ]
+    out = _run(LVISGroundAR(), samples)
+    # A recalls 1 of 2 at every threshold; B at 0.5, 0.55 and 0.6 (IoU exactly
+    # 0.6 counts: >=), 3 of 10 thresholds
+    assert out["ar"] == pytest.approx((0.5 + 0.3) / 2)
+    assert out["ar@0.5"] == pytest.approx((0.5 + 1) / 2)
+    assert out["ar@0.75"] == pytest.approx((0.5 + 0) / 2)
+    # small: A's 10x10 (hit) and B's 10x10 (3/10); large: A's 100x100 (missed)
+    assert out["ar_small"] == pytest.approx((1.0 + 0.3) / 2)
+    assert out["ar_large"] == 0.0 and out["ar_medium"] is None
+    assert out["categories"] == 2
+
+
+def test_lvis_ground_matching_is_one_to_one():
+    from unigrounding.evaluation.benchmarks import _recalled_at
+
+    gt = torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 9]])
+    pred = torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 10]])
+    hits = _recalled_at(pred, gt, np.array([0.5]))
+    assert hits.tolist() == [[True, True]]  # the duplicate takes the other target
+    assert _recalled_at(pred[:1], gt, np.array([0.5])).sum() == 1
+
+
+def test_pope_reads_first_yes_or_no_and_reports_prediction_yes_ratio():
+    from unigrounding.evaluation import POPEMetric
+
+    def sample(answer, text):
+        return GroundingDataSample(
+            metainfo={"answer": answer, "pred_text": text, "ori_shape": (1, 1)}
+        )
+
+    samples = [
+        sample("yes", "Yes, there is."),  # TP
+        sample("yes", "No."),  # FN
+        sample("no", "yes it is"),  # FP
+        sample("no", "There is no dog; yes."),  # TN (first word wins)
+        sample("yes", "I cannot tell."),  # unanswered: wrong, FN
+    ]
+    metric = POPEMetric()
+    metric.process({}, [s.to_dict() for s in samples])
+    out = metric.compute_metrics(metric.results)
+    assert out["accuracy"] == pytest.approx(2 / 5)
+    assert out["precision"] == pytest.approx(1 / 2) and out["recall"] == pytest.approx(1 / 3)
+    assert out["f1"] == pytest.approx(2 * (1 / 2) * (1 / 3) / (1 / 2 + 1 / 3))
+    assert out["yes_ratio"] == pytest.approx(2 / 5) and out["unanswered"] == 1
+    with pytest.raises(ValueError, match="sample s7: POPE needs"):
+        bad = GroundingDataSample(metainfo={"answer": "maybe", "sample_id": "s7"})
+        metric.process({}, [bad.to_dict()])
+
+
+def test_interactive_seg_reports_each_prompt_type():
+    from unigrounding.evaluation import InteractiveSegMetric
+
+    hw = (10, 10)
+    target = _mask(hw, (0, 4, 0, 4))
+    point = _sample([[0, 0, 4, 4]], [[0, 0, 4, 4]], pred_masks=[target], gt_masks=[target])
+    point.prompt_refs = RefTargets.build(
+        [[1, 1, 2, 2]], units=["point"], points=[np.array([[1.5, 1.5]])]
+    )
+    box = _sample(
+        [[0, 0, 4, 4]], [[0, 0, 4, 2]], pred_masks=[_mask(hw, (0, 4, 0, 2))], gt_masks=[target]
+    )
+    box.prompt_refs = RefTargets.build([[0, 0, 4, 4]], units=["box"])
+    out = _run(InteractiveSegMetric(), [point, box])
+    assert out["point/giou"] == 1.0 and out["box/giou"] == pytest.approx(0.5)
+    assert out["giou"] == pytest.approx(0.75) and out["ciou"] == pytest.approx(24 / 32)
+
+
+def test_reg_meteor_cider_tokenise_like_coco_and_score_empty_as_zero():
+    from unigrounding.evaluation import REGMetric
+
+    def sample(text, expression, sid):
+        return GroundingDataSample(
+            metainfo={"pred_text": text, "expression": expression, "sample_id": sid}
+        )
+
+    refs = ["the big red circle", "a small blue square", "the green triangle on the left"]
+    exact = [sample(r, r, i) for i, r in enumerate(refs)]
+    shouted = [sample(r.upper() + " .", r, i) for i, r in enumerate(refs)]  # case + punctuation
+    partial = [sample("the red circle", refs[0], 0), sample("", refs[1], 1), *exact[2:]]
+    scores = {}
+    for name, samples in (("exact", exact), ("shouted", shouted), ("partial", partial)):
+        metric = REGMetric(meteor=name != "shouted")  # METEOR: ~15 s of Java each
+        metric.process({}, [s.to_dict() for s in samples])
+        scores[name] = metric.compute_metrics(metric.results)
+    assert scores["exact"]["meteor"] > 0.95 and scores["exact"]["cider"] > 0
+    assert scores["shouted"]["cider"] == scores["exact"]["cider"]  # PTB tokenisation
+    assert scores["partial"]["meteor"] < scores["exact"]["meteor"]
+    assert scores["partial"]["cider"] < scores["exact"]["cider"]
+    with pytest.raises(ValueError, match="sample 9: REG needs a reference"):
+        REGMetric().process({}, [sample("x", "", 9).to_dict()])

@@ -87,3 +87,78 @@ def test_referent_flags_train_the_shared_model(rec_batch):
     states = (torch.zeros(1, 70, 64),) * 3
     flags = model.referent_flags(states, torch.arange(70)[None] < 64, [sample])
     assert flags.item() == 0
+
+
+# ---------------------------------------------------------------- detection stage
+def detection_dataset(root, **kwargs):
+    from unigrounding.data import CocoDetectionDataset
+
+    return CocoDetectionDataset(
+        data_root=str(root), pipeline=[dict(type="PackGroundingSample", image_size=64)], **kwargs
+    )
+
+
+def test_detection_dataset_has_every_object_of_an_image(shapes_root):
+    import json
+
+    coco = json.loads((shapes_root / "instances.json").read_text())
+    ds = detection_dataset(shapes_root, split="val")
+    val_images = [i for i in coco["images"] if i["file_name"].startswith("val")]
+    assert len(ds) == len(val_images)
+    sample = ds[0]["data_samples"]
+    anns = [a for a in coco["annotations"] if a["image_id"] == val_images[0]["id"]]
+    assert len(sample.gt_refs) == len(anns)
+    x, y, w, h = anns[0]["bbox"]
+    assert sample.gt_refs.boxes[0].tolist() == pytest.approx([x, y, x + w, y + h])
+    assert sample.gt_refs.group_ids.tolist() == [0] * len(anns)
+
+
+def test_detection_dataset_degenerate_box_names_file_and_annotation(shapes_root, tmp_path):
+    import json
+    import shutil
+
+    from unigrounding.structures import GeometryError
+
+    root = tmp_path / "data"
+    shutil.copytree(shapes_root, root)
+    coco = json.loads((root / "instances.json").read_text())
+    coco["annotations"][3]["bbox"][3] = 0.0
+    (root / "instances.json").write_text(json.dumps(coco))
+    bad = coco["annotations"][3]["id"]
+    with pytest.raises(GeometryError, match=rf"instances.json ann_id={bad}.*degenerate"):
+        detection_dataset(root)
+
+
+def test_proposer_stage_trains_the_proposer_only_and_loads_into_the_grounding_model(
+    shapes_root, tmp_path
+):
+    from conftest import TINY_MODEL, TINY_PROPOSER
+
+    from unigrounding.data import collate
+    from unigrounding.engine.export import export_model, init_from_pretrained
+    from unigrounding.registry import MODELS
+
+    torch.manual_seed(0)
+    stage = MODELS.build(
+        dict(
+            type="ProposerPretrainer",
+            vision=TINY_MODEL["vision"],
+            proposer=TINY_PROPOSER,
+            image_size=64,
+        )
+    )
+    batch = collate([detection_dataset(shapes_root, split="train")[i] for i in range(4)])
+    losses = stage(batch["inputs"], batch["data_samples"], mode="loss")
+    sum(losses.values()).backward()
+    assert all(p.grad is None for p in stage.vision.parameters())
+    assert all(p.grad is not None for p in stage.proposers.parameters())
+    stage.eval()
+    out = stage(batch["inputs"], batch["data_samples"], mode="predict")
+    assert all("scores" in s.pred_refs for s in out)
+    export_model(stage, __import__("mmengine").Config({}), tmp_path / "export")
+    model = MODELS.build(tiny_model_cfg(type="region_proxy"))
+    names = init_from_pretrained(model, tmp_path / "export")
+    assert not names["unexpected"]
+    assert not [k for k in names["missing"] if k.startswith(("proposers.", "vision."))]
+    for key, value in stage.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key

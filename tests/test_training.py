@@ -179,3 +179,49 @@ def test_eval_cli_writes_metrics_and_protocol(shapes_root, tmp_path):
     result = json.loads(out.read_text())
     assert {"rec/acc@0.5", "rec/miou", "rec/parse_failures"} <= set(result["metrics"])
     assert result["protocol"]["rec_hit"].startswith("IoU >=")
+
+
+def test_eval_predictions_file_scores_like_the_checkpoint_and_visualizes(shapes_root, tmp_path):
+    """The checkpoint's own predictions.jsonl, scored as a foreign predictions
+    file, gives the same metrics; --visualize writes the worst and best PNGs."""
+    from unigrounding.cli.main import main
+
+    cfg = tiny_train_cfg(shapes_root, tmp_path / "run", 2, 2, 2)
+    train(cfg)
+    cfg_file = tmp_path / "cfg.py"
+    cfg.dump(str(cfg_file))
+    base = ["eval", str(cfg_file), "--work-dir", str(tmp_path / "eval")]
+    main(
+        [
+            *base,
+            "--checkpoint",
+            str(tmp_path / "run" / "export"),
+            "--out",
+            str(tmp_path / "a.json"),
+            "--visualize",
+            "2",
+        ]
+    )
+    own = json.loads((tmp_path / "a.json").read_text())
+    pngs = sorted(Path(p).name for p in own["visualizations"])
+    assert len(pngs) == 4 and sum(n.startswith("worst") for n in pngs) == 2
+    preds = tmp_path / "eval" / "predictions.jsonl"
+    lines = preds.read_text().splitlines()
+    assert len(lines) == own["metrics"]["rec/n"]
+    main([*base, "--predictions", str(preds), "--out", str(tmp_path / "b.json")])
+    foreign = json.loads((tmp_path / "b.json").read_text())
+    for key in ("rec/acc@0.5", "rec/miou", "rec/missing"):
+        assert foreign["metrics"][key] == pytest.approx(own["metrics"][key])
+    assert foreign["unmatched_samples"] == 0
+    # a dropped record is a counted miss; a record for no test sample is an error
+    (tmp_path / "partial.jsonl").write_text("\n".join(lines[1:]))
+    main(
+        [*base, "--predictions", str(tmp_path / "partial.jsonl"), "--out", str(tmp_path / "c.json")]
+    )
+    assert json.loads((tmp_path / "c.json").read_text())["unmatched_samples"] == 1
+    (tmp_path / "stray.jsonl").write_text('{"sample_id": "nope", "boxes": []}\n')
+    with pytest.raises(ValueError, match="name no test sample"):
+        main([*base, "--predictions", str(tmp_path / "stray.jsonl")])
+    (tmp_path / "broken.jsonl").write_text('{"sample_id": "x"}\n')
+    with pytest.raises(ValueError, match="broken.jsonl record 0: needs 'sample_id' and 'boxes'"):
+        main([*base, "--predictions", str(tmp_path / "broken.jsonl")])

@@ -126,23 +126,50 @@ def _apply_preset(cfg: Config, settings: dict, data_root: Path, iters: int) -> N
     cfg.default_hooks.checkpoint.interval = iters
 
 
-def pretrain(cdir: Path, settings: dict, data_root: Path, log: callable = print) -> Path:
-    """The codec-neutral vision checkpoint, trained once and cached by content
-    (config, preset and the library's source)."""
+PRETRAIN_STAGE = "pretrain/shapesref_cells.py"
+
+
+def run_stage(
+    cdir: Path,
+    stage: str,
+    settings: dict,
+    data_root: Path,
+    init: Path | None = None,
+    log: callable = print,
+) -> tuple[Path, dict]:
+    """A training stage before the codecs (``configs/<stage>``), trained once
+    and cached by content (config, preset, starting checkpoint and the
+    library's source). Returns its export and its test metrics (if it has a
+    test evaluator). The shared stage 0 runs ``settings["pretrain_iters"]``;
+    a codec's own stages (``ablate_stages`` of its ablate config) their own
+    ``max_iters`` unless the preset sets ``stage_iters``."""
     from mmengine.runner import Runner
 
-    cfg = Config.fromfile(str(cdir / "pretrain" / "shapesref_cells.py"))
-    _apply_preset(cfg, settings, data_root, settings["pretrain_iters"])
+    cfg = Config.fromfile(str(cdir / stage))
+    iters = (
+        settings["pretrain_iters"]
+        if stage == PRETRAIN_STAGE
+        else settings.get("stage_iters") or cfg.train_cfg.max_iters
+    )
+    _apply_preset(cfg, settings, data_root, iters)
+    if init is not None:
+        cfg.model.init_checkpoint = str(init)
     key = _digest(cfg.pretty_text + json.dumps(settings, sort_keys=True) + _source_digest())
-    work = cache_dir() / f"pretrain-{key}"
-    export = work / "export"
-    if (export / "model.safetensors").exists():
-        log(f"[ablate] reusing cached pretraining checkpoint {export}")
-        return export
-    log(f"[ablate] vision-tower pretraining ({settings['pretrain_iters']} iters) -> {work}")
+    work = cache_dir() / f"{Path(stage).stem}-{key}"
+    export, metrics_file = work / "export", work / "stage_metrics.json"
+    if (export / "model.safetensors").exists() and metrics_file.exists():
+        log(f"[ablate] reusing cached stage {stage}: {export}")
+        return export, json.loads(metrics_file.read_text())
+    log(f"[ablate] stage {stage} ({iters} iters) -> {work}")
     cfg.work_dir = str(work)
-    Runner.from_cfg(cfg).train()
-    return export
+    runner = Runner.from_cfg(cfg)
+    start = time.perf_counter()
+    runner.train()
+    metrics = {"train_seconds": time.perf_counter() - start, "train_iters": iters}
+    if cfg.get("test_evaluator"):
+        metrics.update(runner.test())
+    metrics_file.write_text(json.dumps(metrics, indent=1))
+    return export, metrics
 
 
 def _digest(text: str) -> str:
@@ -217,7 +244,7 @@ def run_codec(cfg: Config, work: Path) -> dict[str, dict]:
     per evaluation variant of the codec (the same checkpoint) under its name."""
     from mmengine.runner import Runner
 
-    from .roundtrip import roundtrip
+    from .roundtrip import prepared_samples, roundtrip
 
     cfg.work_dir = str(work)
     runner = Runner.from_cfg(cfg)
@@ -226,7 +253,7 @@ def run_codec(cfg: Config, work: Path) -> dict[str, dict]:
     train_seconds = time.perf_counter() - start
     model = runner.model
     dataset = runner.test_dataloader.dataset
-    samples = [dataset[i]["data_samples"] for i in range(min(len(dataset), 200))]
+    samples = prepared_samples(model, [dataset[i] for i in range(min(len(dataset), 200))])
 
     def evaluate() -> dict:
         ceiling = roundtrip(model.codec, model.tokenizer, samples)
@@ -262,42 +289,94 @@ def _run_codec_in_process(cfg_path: str, work: str, threads: int) -> dict[str, d
     return run_codec(Config.fromfile(cfg_path), Path(work))
 
 
+def _run_stages(
+    cdir: Path, stages: tuple[str, ...], settings: dict, data_root: Path, init: Path, threads: int
+) -> tuple[Path, dict[str, dict]]:
+    """A codec's own stages in order, each starting from the previous export
+    (the first from ``init``): the last export and every stage's metrics."""
+    torch.set_num_threads(threads)
+    import unigrounding  # noqa: F401  (registration)
+
+    metrics = {}
+    for stage in stages:
+        init, metrics[stage] = run_stage(cdir, stage, settings, data_root, init, log=lambda _: None)
+    return init, metrics
+
+
 def _run_codecs(
-    configs: dict[str, Config], work: Path, jobs: int, log: callable
-) -> dict[str, dict[str, dict]]:
-    """Report rows per codec, in the order of ``configs``."""
+    configs: dict[str, Config],
+    work: Path,
+    jobs: int,
+    log: callable,
+    stage_args: tuple[Path, dict, Path, Path],
+) -> tuple[dict[str, dict[str, dict]], dict[str, dict]]:
+    """Report rows per codec (in the order of ``configs``) and the metrics of
+    the codecs' own stages (``ablate_stages``: e.g. a proposer's detection
+    stage). ``stage_args`` are the config folder, preset, data root and the
+    shared checkpoint those stages start from."""
+    cdir, settings, data_root, pretrained = stage_args
+    chains = {n: tuple(configs[n].pop("ablate_stages", ())) for n in configs}
+    stage_metrics: dict[str, dict] = {}
     if jobs == 1:
         results = {}
         for name, cfg in configs.items():
+            if chains[name]:
+                export, metrics = _run_stages(
+                    cdir, chains[name], settings, data_root, pretrained, torch.get_num_threads()
+                )
+                stage_metrics.update(metrics)
+                cfg.model.init_checkpoint = str(export)
             log(f"[ablate] fine-tuning {name}")
             results[name] = run_codec(cfg, work / name)
-        return results
+        return results, stage_metrics
     import multiprocessing
     import os
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    futures = {}
-    # spawn: a forked child would inherit torch's thread pools and any open state
     # latent codecs (decoders, longer answers) train slowest: start them first so
-    # the parallel lanes finish together
+    # the parallel lanes finish together; stages start before any codec
     order = sorted(
         configs,
         key=lambda n: getattr(CODECS.get(configs[n].model.codec.type), "kind", "") != "latent",
     )
+    # spawn: a forked child would inherit torch's thread pools and any open state
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for name in order:
+        stage_jobs = {
+            chain: pool.submit(_run_stages, cdir, chain, settings, data_root, pretrained, threads)
+            for chain in dict.fromkeys(c for c in chains.values() if c)
+        }
+        codec_jobs = {}
+
+        def submit(name: str) -> None:
             cfg = configs[name]
             (work / name).mkdir(parents=True, exist_ok=True)
             cfg_path = work / name / "ablate_config.py"
             cfg.dump(str(cfg_path))
-            futures[name] = pool.submit(
+            codec_jobs[name] = pool.submit(
                 _run_codec_in_process, str(cfg_path), str(work / name), threads
             )
+
         for name in order:
-            futures[name].result()
+            if not chains[name]:
+                submit(name)
+        waiting = set(stage_jobs.values())
+        while waiting:
+            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            for chain, future in stage_jobs.items():
+                if future not in done:
+                    continue
+                export, metrics = future.result()
+                stage_metrics.update(metrics)
+                log(f"[ablate] stages {', '.join(chain)} done")
+                for name in order:
+                    if chains[name] == chain:
+                        configs[name].model.init_checkpoint = str(export)
+                        submit(name)
+        for name in order:
+            codec_jobs[name].result()
             log(f"[ablate] {name} done")
-    return {name: futures[name].result() for name in configs}
+    return {name: codec_jobs[name].result() for name in configs}, stage_metrics
 
 
 def _row(metrics: dict, ceiling: dict, cfg: Config, train_seconds: float) -> dict:
@@ -350,7 +429,7 @@ def run_ablation(
     if unknown:
         raise ValueError(f"unknown codec(s) {unknown}; registered: {sorted(available)}")
     data_root = shapesref_root(settings)
-    pretrained = pretrain(cdir, settings, data_root, log)
+    pretrained, _ = run_stage(cdir, PRETRAIN_STAGE, settings, data_root, log=log)
     report = {
         "preset": preset,
         "task": task,
@@ -359,21 +438,27 @@ def run_ablation(
         "settings": settings,
         "pretrained": str(pretrained),
         "baselines": {"center_box": center_box_baseline(cdir, settings, data_root, task)},
+        "stages": {},
         "codecs": {},
     }
     jobs = default_jobs() if jobs is None else max(1, jobs)
     configs = {}
     for name in names:
         cfg = _codec_config(cdir, name)
+        stages = cfg.get("ablate_stages", [])
         _apply_preset(cfg, settings, data_root, settings["finetune_iters"])
         _apply_task(cfg, task)
-        cfg.model.init_checkpoint = str(pretrained)
+        cfg.model.init_checkpoint = str(pretrained)  # or its own stages' export
+        cfg.ablate_stages = stages
         configs[name] = cfg
     log(
         f"[ablate] fine-tuning {', '.join(names)} ({settings['finetune_iters']} iters each, "
         f"{jobs} at a time)"
     )
-    for name, rows in _run_codecs(configs, out / "work", jobs, log).items():
+    rows_by_codec, report["stages"] = _run_codecs(
+        configs, out / "work", jobs, log, (cdir, settings, data_root, pretrained)
+    )
+    for name, rows in rows_by_codec.items():
         for variant, row in rows.items():
             report["codecs"][f"{name} ({variant})" if variant else name] = row
     report["seconds"] = time.perf_counter() - start
@@ -390,16 +475,25 @@ def codec_roundtrip(name: str, n: int = 200, config_dir_path: str | Path | None 
     from mmengine.registry import DefaultScope
 
     from .registry import DATASETS, MODELS
-    from .roundtrip import roundtrip
+    from .roundtrip import prepared_samples, roundtrip
 
     cdir = config_dir(config_dir_path)
-    cfg = Config.fromfile(str(cdir / "ablate" / "base.py"))
+    cfg = _codec_config(cdir, name)
     cfg.model.codec = {"type": name}
     settings = dict(PRESETS["quick"], eval_samples=n)
     data_root = shapesref_root(settings)
+    start_from = None
+    if cfg.get("ablate_stages"):  # e.g. the proposer whose boxes bound the ceiling
+        start_from, _ = run_stage(cdir, PRETRAIN_STAGE, settings, data_root)
+        for stage in cfg.ablate_stages:
+            start_from, _ = run_stage(cdir, stage, settings, data_root, start_from)
     _apply_preset(cfg, settings, data_root, 1)
+    cfg.model.init_checkpoint = None if start_from is None else str(start_from)
     with DefaultScope.overwrite_default_scope("unigrounding"):
         model = MODELS.build(cfg.model)
         dataset = DATASETS.build(copy.deepcopy(cfg.test_dataloader.dataset))
-    samples = [dataset[i]["data_samples"] for i in range(min(n, len(dataset)))]
-    return {"codec": name, **roundtrip(model.codec, model.tokenizer, samples)}
+    items = [dataset[i] for i in range(min(n, len(dataset)))]
+    return {
+        "codec": name,
+        **roundtrip(model.codec, model.tokenizer, prepared_samples(model, items)),
+    }

@@ -19,7 +19,7 @@ SCOPE = "unigrounding"
 MODELS = Registry("model", parent=MMENGINE_MODELS, scope=SCOPE, locations=["unigrounding.models"])
 CODECS = Registry("codec", scope=SCOPE, locations=["unigrounding.codecs"])
 DECODERS = Registry("decoder", scope=SCOPE, locations=["unigrounding.decoders"])
-PROPOSERS = Registry("proposer", scope=SCOPE, locations=["unigrounding.models"])
+PROPOSERS = Registry("proposer", scope=SCOPE, locations=["unigrounding.proposers"])
 DATASETS = Registry(
     "dataset", parent=MMENGINE_DATASETS, scope=SCOPE, locations=["unigrounding.data"]
 )

@@ -41,6 +41,11 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {name} | " + " | ".join(_cell(row.get(k), f) for k, _, f in COLUMNS) + " |"
         )
+    for stage, metrics in report.get("stages", {}).items():
+        shown = ", ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+        )
+        lines += ["", f"Stage `{stage}`: {shown}."]
     lines += [
         "",
         f"Total wall time: {report['seconds']:.0f} s. Settings: `{json.dumps(report.get('settings', {}))}`.",

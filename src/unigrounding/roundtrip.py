@@ -6,10 +6,25 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 
 from .codecs.base import Codec, ModelView
 from .evaluation.grounding import union_mask
 from .structures import GroundingDataSample, RefTargets, paired_box_iou
+
+
+def prepared_samples(model, items: list[dict], batch_size: int = 50) -> list[GroundingDataSample]:
+    """The samples of dataset ``items`` after the model's ``prepare`` pass:
+    image-dependent codec state (e.g. ``region_proxy``'s regions) lands in
+    their metainfo, so the ceiling is measured on what the model would see."""
+    samples = [item["data_samples"] for item in items]
+    model.eval()
+    for i in range(0, len(items), batch_size):
+        chunk = items[i : i + batch_size]
+        model.prepare_samples(
+            torch.stack([x["inputs"] for x in chunk]), samples[i : i + batch_size]
+        )
+    return samples
 
 
 def roundtrip(codec: Codec, tokenizer, samples: list[GroundingDataSample]) -> dict:

@@ -34,10 +34,15 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from ..engine.runner import evaluate
+    from ..engine.evaluate import evaluate
 
     result = evaluate(
-        args.config, args.checkpoint, work_dir=args.work_dir, cfg_options=args.cfg_options
+        args.config,
+        checkpoint=args.checkpoint,
+        predictions=args.predictions,
+        work_dir=args.work_dir,
+        cfg_options=args.cfg_options,
+        visualize=args.visualize,
     )
     text = json.dumps(result, indent=2)
     if args.out:
@@ -115,10 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm", "mpi"])
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a checkpoint")
+    p = sub.add_parser("eval", help="evaluate a checkpoint or a predictions file")
     p.add_argument("config")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--out")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="exported model dir, .safetensors or .pth")
+    source.add_argument(
+        "--predictions",
+        help="JSON / JSON-lines predictions made elsewhere (see docs/evaluation.md)",
+    )
+    p.add_argument("--out", help="write the metrics JSON here too")
+    p.add_argument(
+        "--visualize", type=int, default=0, metavar="N", help="save the N worst and N best as PNGs"
+    )
     add_cfg(p)
     p.set_defaults(func=_cmd_eval)
 

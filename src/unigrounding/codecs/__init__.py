@@ -3,6 +3,7 @@
 from .base import NEEDS, Codec, ModelView, Processor, Rendered
 from .gnd_query import GndQueryCodec, GndQueryProcessor
 from .grid_offset.codec import GridOffsetCodec, GridOffsetProcessor
+from .region_proxy import RegionProxyCodec, RegionProxyProcessor
 from .text_coords import TextCoordsCodec, TextCoordsProcessor
 from .trp.codec import TrpCodec, TrpProcessor
 
@@ -15,6 +16,8 @@ __all__ = [
     "GridOffsetProcessor",
     "ModelView",
     "Processor",
+    "RegionProxyCodec",
+    "RegionProxyProcessor",
     "Rendered",
     "TextCoordsCodec",
     "TextCoordsProcessor",

@@ -30,6 +30,7 @@ NEEDS = frozenset(
         "hidden_states",
         "image_feats",
         "vision_tokens",
+        "vision_levels",
         "feature_pyramid",
         "proposals",
         "generated_logits",
@@ -95,15 +96,52 @@ def group_phrase(refs: RefTargets, default: str = "target") -> str:
     return phrases[0] if phrases else default
 
 
+def rewrite_tokens(view: ModelView, replacements: list[dict[int, list[int]]], pad_id: int) -> None:
+    """Replace tokens of the view's sequences, growing or shrinking them.
+
+    ``replacements[b]`` maps a position of row ``b``'s (unpadded) tokens to the
+    ids that take its place. A replaced token that is supervised (its label is
+    not ignored) has its replacement supervised; otherwise the replacement is
+    ignored too. The batch is re-padded on the side it was padded (left for
+    generation, right for training).
+    """
+    from ..models.chat import IGNORE, pad_batch  # the model's chat module imports codecs
+
+    left = view.labels is None
+    ids_rows, label_rows = [], []
+    for b, changes in enumerate(replacements):
+        real = view.attention_mask[b].bool()
+        ids = view.input_ids[b][real].tolist()
+        labels = view.labels[b][real].tolist() if not left else [IGNORE] * len(ids)
+        new_ids, new_labels = [], []
+        for t, (token, label) in enumerate(zip(ids, labels, strict=True)):
+            put = changes.get(t, [token])
+            new_ids += put
+            new_labels += [IGNORE] * len(put) if label == IGNORE else put
+        ids_rows.append(new_ids)
+        label_rows.append(new_labels)
+    device = view.input_ids.device
+    ids, mask = pad_batch(ids_rows, pad_id, left=left)
+    view.input_ids, view.attention_mask = ids.to(device), mask.to(device)
+    if not left:
+        view.labels = pad_batch(label_rows, IGNORE, left=False)[0].to(device)
+
+
 @dataclass
 class ModelView:
     """What the shared model exposes to a codec for one batch.
 
     Fields a codec did not declare in :attr:`Codec.needs` stay ``None``.
     ``vision_tokens`` is the tower's token map before the projector,
-    ``(B, C, H, W)``; with it comes ``project(features, rows)``, which sends
-    ``(N, C)`` feature vectors of samples ``rows`` through the shared projector
-    (e.g. aggregated visual-prompt features, REF-VLM's shared projector).
+    ``(B, C, H, W)``; ``vision_levels`` are the maps it is made of (the tower's
+    ``token_levels``), each at its own resolution. With either comes
+    ``project(features, rows)``, which sends ``(N, C)`` feature vectors of
+    samples ``rows`` through the shared projector (e.g. aggregated
+    visual-prompt features, REF-VLM's shared projector). ``proposals`` holds,
+    per proposer name, one ``InstanceData(bboxes, scores)`` per image (boxes in
+    model-input pixels). A codec's ``prepare`` may rewrite ``input_ids``,
+    ``attention_mask`` and ``labels`` (deferred slots, see
+    :func:`rewrite_tokens`).
     ``generate`` (prediction only) re-prompts the model so multi-pass codecs can
     refine their own output: ``generate(texts, new_conversation=False, rows=None,
     allowed_tokens=None)`` takes one user text per sample (or per index in
@@ -121,15 +159,19 @@ class ModelView:
     labels: torch.Tensor | None = None
     image_feats: torch.Tensor | None = None
     vision_tokens: torch.Tensor | None = None
+    vision_levels: list[torch.Tensor] | None = None
     project: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     feature_pyramid: list[torch.Tensor] | None = None
-    proposals: list[Any] | None = None
+    proposals: dict[str, list[Any]] | None = None
     hidden_states: torch.Tensor | None = None
     generated_ids: torch.Tensor | None = None
     generated_hidden_states: torch.Tensor | None = None
     generated_logits: torch.Tensor | None = None
     texts: list[str] | None = None
     generate: Callable[..., ModelView] | None = None
+    #: Scratch space of the codec between its hooks for this batch (e.g. what
+    #: ``prepare`` computed for ``inject``).
+    codec_state: dict[str, Any] = field(default_factory=dict)
 
 
 class Codec(nn.Module):
@@ -150,6 +192,10 @@ class Codec(nn.Module):
     #: Decoders the codec cannot work without (name → config); the model builds
     #: them unless its own ``decoders`` config gives that name.
     default_decoders: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Proposers likewise (name → config); the model gives each the tower's
+    #: level channels and strides, and keeps them frozen (they are trained in
+    #: their own detection stage, e.g. ``ProposerPretrainer``).
+    default_proposers: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, processor: Processor) -> None:
         super().__init__()

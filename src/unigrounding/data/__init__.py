@@ -1,9 +1,10 @@
 """Codec-neutral datasets and the packing pipeline."""
 
+from .coco import CocoCellLabelDataset, CocoDetectionDataset
+from .lvis_ground import LVISGroundDataset
 from .pipeline import PackGroundingSample, collate, image_tensor, load_rgb
 from .refcoco import (
     AnnotationError,
-    CocoCellLabelDataset,
     RefCOCODataset,
     ShapesRefDataset,
     read_instances,
@@ -14,6 +15,8 @@ from .shapesref import write_shapesref
 __all__ = [
     "AnnotationError",
     "CocoCellLabelDataset",
+    "CocoDetectionDataset",
+    "LVISGroundDataset",
     "PackGroundingSample",
     "RefCOCODataset",
     "ShapesRefDataset",

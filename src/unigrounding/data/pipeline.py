@@ -119,6 +119,7 @@ class PackGroundingSample:
                 "frame": frame,
                 "task": record["task"],
                 "expression": record.get("expression", ""),
+                **record.get("metainfo", {}),  # dataset-specific (e.g. LVIS category)
             }
         )
         gt, prompts = record.get("gt", []), record.get("prompts", [])

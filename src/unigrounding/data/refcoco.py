@@ -20,7 +20,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.registry import DefaultScope
 
 from ..registry import DATASETS, SCOPE
-from ..structures import SLOT_PATTERN, GeometryError, validate_box, xywh_to_xyxy
+from ..structures import SLOT_PATTERN, GeometryError, validate_box
 
 TASK_TEMPLATES = {
     "rec": ("<image>\nWhere is {expression}?", "{target:0}"),
@@ -290,78 +290,3 @@ def convert_refs_pickle(path: str | Path, out: str | Path | None = None) -> Path
     out = Path(out) if out else Path(path).with_suffix(".json")
     out.write_text(json.dumps(refs))
     return out
-
-
-@DATASETS.register_module()
-class CocoCellLabelDataset(BaseDataset):
-    """Images of a COCO instances file with per-object attribute classes, for
-    :class:`~unigrounding.models.cell_pretrain.CellAttributePretrainer`.
-
-    ``attributes`` maps a name to its vocabulary: ``"category"`` reads
-    ``category_id``; any other name reads ``ann["attributes"][name]``. Class
-    ``i + 1`` is ``vocabulary[i]`` (0 is background). ``split`` keeps images
-    whose file name starts with it (ShapesRef's convention), ``None`` keeps all.
-    ``cache`` keeps every packed item in memory after its first use: the
-    pipeline is deterministic and this stage sees each image many times (the
-    tiny preset reads 3000 images ~25 times; decoding dominated its step time).
-    """
-
-    def __init__(
-        self,
-        data_root: str,
-        attributes: dict[str, list],
-        instances_file: str = "instances.json",
-        img_dir: str = "images",
-        split: str | None = None,
-        cache: bool = True,
-        **kwargs,
-    ) -> None:
-        self.attributes, self.instances_file = attributes, instances_file
-        self.img_dir, self.split = img_dir, split
-        self._packed: dict[int, dict] | None = {} if cache else None
-        with DefaultScope.overwrite_default_scope(SCOPE):
-            super().__init__(data_root=data_root, **kwargs)
-
-    def prepare_data(self, idx: int) -> dict:
-        if self._packed is None:
-            return super().prepare_data(idx)
-        if idx not in self._packed:
-            self._packed[idx] = super().prepare_data(idx)
-        return self._packed[idx]
-
-    def load_data_list(self) -> list[dict]:
-        path = Path(self.data_root) / self.instances_file
-        images, anns = read_instances(path)
-        by_image: dict[int, list] = {}
-        for ann in anns.values():
-            labels = {}
-            for name, vocab in self.attributes.items():
-                value = (
-                    ann.get("category_id")
-                    if name == "category"
-                    else ann.get("attributes", {}).get(name)
-                )
-                if value not in vocab:
-                    raise AnnotationError(
-                        f"{path} ann_id={ann['id']}: {name}={value!r} not in {vocab}"
-                    )
-                labels[name] = vocab.index(value) + 1
-            by_image.setdefault(int(ann["image_id"]), []).append(
-                {
-                    "id": ann["id"],
-                    "segmentation": ann["segmentation"],
-                    "box": xywh_to_xyxy(ann["bbox"]),
-                    "labels": labels,
-                }
-            )
-        return [
-            {
-                "image_id": image_id,
-                "image_path": str(Path(self.data_root) / self.img_dir / img["file_name"]),
-                "objects": sorted(by_image.get(image_id, []), key=lambda o: o["id"]),
-                "attributes": list(self.attributes),
-                "source": str(path),
-            }
-            for image_id, img in sorted(images.items())
-            if self.split is None or img["file_name"].startswith(self.split)
-        ]

@@ -29,7 +29,7 @@ from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal
 
 from ..registry import DECODERS
 from .matching import box_match_cost, grouped_hungarian, mask_match_cost
-from .query_decoders import PixelDecoder, QueryDecoder, _mlp, dice_loss, mask_logits
+from .query_decoders import PixelDecoder, QueryDecoder, dice_loss, mask_logits, mlp
 
 #: UGLMM supplementary B.3: lambda_cls, lambda_bce, lambda_dice, lambda_giou, lambda_l1.
 UGLMM_LOSS_WEIGHTS = {"cls": 0.08, "bce": 0.1, "dice": 0.1, "giou": 0.04, "l1": 0.1}
@@ -97,8 +97,8 @@ class GroundingQueryDecoder(QueryDecoder):
         }
         self.queries = nn.Embedding(num_queries, self.dim)
         self.anchors = nn.Parameter(_grid_anchors(num_queries))
-        self.box_head = _mlp(self.dim, 4)
-        self.mask_head = _mlp(self.dim, self.dim)
+        self.box_head = mlp(self.dim, 4)
+        self.mask_head = mlp(self.dim, self.dim)
         self.pixel = PixelDecoder(self.dim)
         # focal-loss prior: every query starts at p = 0.01 for every object
         self.logit_bias = nn.Parameter(torch.tensor(-math.log(99.0)))

@@ -33,7 +33,8 @@ from ..registry import DECODERS
 from .matching import PAD_BOX, box_match_cost, mask_match_cost
 
 
-def _mlp(dim: int, out: int, layers: int = 3) -> nn.Sequential:
+def mlp(dim: int, out: int, layers: int = 3) -> nn.Sequential:
+    """`layers` linear layers of width `dim` with ReLUs between, ending in `out`."""
     mods: list[nn.Module] = []
     for _ in range(layers - 1):
         mods += [nn.Linear(dim, dim), nn.ReLU()]
@@ -129,7 +130,7 @@ class BoxDecoder(QueryDecoder):
     def __init__(self, l1_weight: float = 5.0, giou_weight: float = 2.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.l1_weight, self.giou_weight = l1_weight, giou_weight
-        self.head = _mlp(self.dim, 4)
+        self.head = mlp(self.dim, 4)
 
     def forward(
         self, queries: torch.Tensor, pyramid: list[torch.Tensor], images=None
@@ -221,7 +222,7 @@ class MaskDecoder(MaskUnit, QueryDecoder):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.pixel = PixelDecoder(self.dim)
-        self.head = _mlp(self.dim, self.dim)
+        self.head = mlp(self.dim, self.dim)
 
     def forward(
         self, queries: torch.Tensor, pyramid: list[torch.Tensor], images=None
@@ -244,7 +245,7 @@ class KeypointDecoder(QueryDecoder):
     def __init__(self, num_keypoints: int = 4, l1_weight: float = 5.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.num_keypoints, self.l1_weight = num_keypoints, l1_weight
-        self.head = _mlp(self.dim, 2 * num_keypoints)
+        self.head = mlp(self.dim, 2 * num_keypoints)
 
     def init_from_box_decoder(self, box_decoder: BoxDecoder) -> None:
         self.decoder.load_state_dict(box_decoder.decoder.state_dict())

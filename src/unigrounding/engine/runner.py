@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.runner import Runner
-
-from .export import load_weights
 
 
 def load_config(
@@ -59,34 +56,3 @@ def _init_cpu_distributed(cfg: Config) -> None:
         cfg.model_wrapper_cfg = dict(
             type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False
         )
-
-
-def evaluate(config, checkpoint: str, work_dir: str | None = None, cfg_options=None) -> dict:
-    """Run the config's test loop on ``checkpoint`` and return metrics + protocol."""
-    cfg = load_config(config, work_dir, cfg_options)
-    cfg.load_from = None
-    cfg.resume = False
-    runner = Runner.from_cfg(cfg)
-    load_weights(runner.model, checkpoint)
-    metrics = runner.test()
-    return {
-        "checkpoint": str(checkpoint),
-        "config": str(cfg.filename),
-        "metrics": {k: _plain(v) for k, v in metrics.items()},
-        "protocol": protocol(cfg),
-    }
-
-
-def protocol(cfg: Config) -> dict:
-    """The settings a number depends on, written next to it."""
-    return {
-        "evaluators": json.loads(json.dumps(cfg.get("test_evaluator"), default=str)),
-        "dataset": json.loads(json.dumps(cfg.test_dataloader.dataset, default=str)),
-        "frame": "IoU in original-image pixels; model input is pad-to-square then resize",
-        "rec_hit": "IoU >= threshold; missing or unreadable prediction counts as a miss",
-        "decoding": "greedy",
-    }
-
-
-def _plain(v):
-    return v.item() if hasattr(v, "item") else v

@@ -3,6 +3,7 @@
 from .cell_pretrain import CellAttributePretrainer
 from .llm import build_llm, build_tokenizer, select_attn_implementation
 from .mllm import GroundingMLLM
+from .proposer_pretrain import ProposerPretrainer, build_proposers
 from .tokenizer import build_shapesref_tokenizer
 from .vision import FeaturePyramid, Projector, VisionTower, sincos_2d
 
@@ -11,8 +12,10 @@ __all__ = [
     "FeaturePyramid",
     "GroundingMLLM",
     "Projector",
+    "ProposerPretrainer",
     "VisionTower",
     "build_llm",
+    "build_proposers",
     "build_shapesref_tokenizer",
     "build_tokenizer",
     "select_attn_implementation",

@@ -17,10 +17,11 @@ from mmengine.model import BaseModel
 from torch import nn
 
 from ..codecs.base import Codec, ModelView
-from ..registry import CODECS, DECODERS, MODELS, PROPOSERS
+from ..registry import CODECS, DECODERS, MODELS
 from ..structures import GroundingDataSample
 from .chat import IGNORE, encode_conversation, image_turn_text, pad_batch, place_image
 from .llm import build_llm, build_tokenizer
+from .proposer_pretrain import build_proposers
 from .referent_flags import ReferentFlags
 from .tokenizer import IMAGE
 from .vision import FeaturePyramid, Projector, VisionTower
@@ -39,7 +40,10 @@ class GroundingMLLM(BaseModel):
         projector: :class:`Projector` options (``merge``, ``pos_embed``,
             ``instruction_aware``).
         pyramid: :class:`FeaturePyramid` options (built only if the codec needs it).
-        decoders / proposers: name → config, looked up by the codec in ``bind``.
+        decoders / proposers: name → config, looked up by the codec in ``bind``
+            (added to the codec's ``default_decoders`` / ``default_proposers``).
+            Proposers are frozen here: they learn in their own detection stage
+            (Groma keeps its proposer fixed after detection pretraining).
         freeze_vision: keep the tower's weights fixed.
         max_new_tokens: generation budget per answer.
         attn_implementation: ``auto`` (sdpa, or flash-attention-2 on CUDA) or explicit.
@@ -107,9 +111,8 @@ class GroundingMLLM(BaseModel):
             )
         decoders = {**copy.deepcopy(self.codec.default_decoders), **(decoders or {})}
         self.decoders = nn.ModuleDict({k: DECODERS.build(v) for k, v in decoders.items()})
-        self.proposers = nn.ModuleDict(
-            {k: PROPOSERS.build(v) for k, v in (proposers or {}).items()}
-        )
+        proposers = {**copy.deepcopy(self.codec.default_proposers), **(proposers or {})}
+        self.proposers = build_proposers(proposers, self.vision).requires_grad_(False)
         self.codec.bind(self.tokenizer, hidden, self.decoders, self.proposers)
         self.codec.init_token_embeddings(self.llm.get_input_embeddings())
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(IMAGE)
@@ -166,13 +169,31 @@ class GroundingMLLM(BaseModel):
         view.image_feats = self.projector(tokens, instruction)
         if "vision_tokens" in self.codec.needs:
             view.vision_tokens = tokens
+        if "vision_levels" in self.codec.needs:
+            view.vision_levels = [feats[i] for i in self.vision.token_levels]
+        if {"vision_tokens", "vision_levels"} & self.codec.needs:
             view.project = lambda x, rows: self.projector.project(
                 x, None if instruction is None else instruction[rows]
             )
         if self.pyramid is not None:
             view.feature_pyramid = self.pyramid(feats, self.image_size)
+        if "proposals" in self.codec.needs:
+            view.proposals = {
+                name: proposer.propose(feats, self.image_size)
+                for name, proposer in self.proposers.items()
+            }
         self.codec.prepare(view)
         return view
+
+    @torch.no_grad()
+    def prepare_samples(
+        self, inputs: torch.Tensor, data_samples: list[GroundingDataSample]
+    ) -> ModelView:
+        """The prediction-time view of a batch: the codec's ``prepare`` has run,
+        so image-dependent codec state (e.g. the regions of ``region_proxy``)
+        is in the samples' metainfo (``roundtrip`` measures ceilings on it)."""
+        with self._autocast():
+            return self._view(inputs, data_samples, train=False)
 
     def _instruction(self, rendered: list) -> torch.Tensor:
         """``(B, D)`` mean input embedding of the words of each image's user turn."""

@@ -1,0 +1,13 @@
+# region_proxy (Groma) in the ablation: "<p> the red circle </p> <roi> <r3> </roi>",
+# where <r3> names the fourth region of the header "Regions: <r0><region>, ...".
+# Its proposer is trained first in Groma's detection stage (ablate_stages,
+# cached like stage 0) and stays frozen; so does the tower (Groma freezes its
+# image encoder throughout): a tower that kept learning would move the features
+# the proposer was trained on.
+_base_ = ["./base.py"]
+model = dict(
+    codec=dict(type="region_proxy"),
+    proposers=dict(proposer={{_base_.proposer}}),
+    freeze_vision=True,
+)
+ablate_stages = ["region_proxy/proposer_shapesref.py"]

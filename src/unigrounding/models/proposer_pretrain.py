@@ -1,0 +1,96 @@
+"""Groma's detection pretraining stage: the vision tower and a region proposer
+form a class-agnostic detector; only the proposer learns (the tower is frozen,
+as in Groma section 3.3).
+
+Parameter names match :class:`GroundingMLLM` (``vision.*``,
+``proposers.<name>.*``), so the exported checkpoint initialises a grounding
+model whose codec uses that proposer (``init_checkpoint``).
+"""
+
+from __future__ import annotations
+
+import torch
+from mmengine.model import BaseModel
+from torch import nn
+
+from ..registry import MODELS, PROPOSERS
+from ..structures import GroundingDataSample, RefTargets
+from .vision import VisionTower
+
+
+def build_proposers(configs: dict[str, dict] | None, vision: VisionTower) -> nn.ModuleDict:
+    """Proposers by name, each given the tower's level channels and strides."""
+    return nn.ModuleDict(
+        {
+            name: PROPOSERS.build(
+                dict(cfg, in_channels=list(vision.channels), in_strides=list(vision.strides))
+            )
+            for name, cfg in (configs or {}).items()
+        }
+    )
+
+
+@MODELS.register_module()
+class ProposerPretrainer(BaseModel):
+    """Frozen tower + one trainable proposer (mmengine modes loss / predict).
+
+    Args:
+        vision: :class:`VisionTower` arguments (as in the grounding model).
+        proposer: config of a registered proposer.
+        image_size: side of the square model input.
+        name: the proposer's name in ``proposers`` (the codec's lookup name).
+        init_checkpoint: exported model whose ``vision.*`` weights to start from
+            (e.g. the tiny preset's cell pretraining).
+    """
+
+    def __init__(
+        self,
+        vision: dict,
+        proposer: dict,
+        image_size: int,
+        name: str = "proposer",
+        init_checkpoint: str | None = None,
+        data_preprocessor: dict | None = None,
+    ) -> None:
+        super().__init__(data_preprocessor=data_preprocessor)
+        self.image_size, self.name = image_size, name
+        self.vision = VisionTower(**vision)
+        self.proposers = build_proposers({name: proposer}, self.vision)
+        if init_checkpoint is not None:
+            from ..engine.export import init_from_pretrained
+
+            init_from_pretrained(self, init_checkpoint)
+        self.vision.requires_grad_(False)
+
+    def init_weights(self) -> None:
+        """No-op: parts are initialised at construction (see GroundingMLLM)."""
+
+    def train(self, mode: bool = True) -> ProposerPretrainer:
+        super().train(mode)
+        self.vision.eval()  # frozen: no batch-statistics updates either
+        return self
+
+    def forward(
+        self, inputs: torch.Tensor, data_samples: list[GroundingDataSample], mode: str = "loss"
+    ):
+        with torch.no_grad():
+            feats = self.vision(inputs.to(next(self.parameters()).device))
+        proposer = self.proposers[self.name]
+        if mode == "loss":
+            from ..decoders.query_decoders import box_targets  # decoders import models
+
+            targets = [
+                box_targets(s.gt_refs, s.frame, self.image_size).to(feats[0].device)
+                for s in data_samples
+            ]
+            return proposer.loss(feats, self.image_size, targets)
+        if mode == "predict":
+            for sample, found in zip(
+                data_samples, proposer.propose(feats, self.image_size), strict=True
+            ):
+                boxes = sample.frame.boxes_to_original(found.bboxes.cpu().numpy())
+                sample.pred_refs = RefTargets.build(
+                    boxes.tolist(), scores=found.scores.cpu().tolist(), where=sample.sample_id
+                )
+            return data_samples
+        raise ValueError(f"unknown mode {mode!r}")
