@@ -253,3 +253,150 @@ def test_lvis_ground_malformed_annotation_names_file_and_record(tmp_path):
     (tmp_path / "lvis_v1_val.json").write_text(json.dumps(lvis))
     with pytest.raises(AnnotationError, match=r"lvis_v1_val.json annotation #2 \(id=30\): unknown"):
         LVISGroundDataset(str(tmp_path))
+
+
+# ---------------------------------------------------------------- Visual Genome, Flickr30k
+def _image(path, size=(40, 30)):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (90, 10, 10)).save(path)
+
+
+def test_visual_genome_regions_become_box_prompted_reg_samples(tmp_path):
+    from unigrounding.data import VisualGenomeRegionDataset
+
+    _image(tmp_path / "VG_100K_2" / "7.jpg")
+    (tmp_path / "image_data.json").write_text(
+        json.dumps([{"image_id": 7, "width": 40, "height": 30, "url": "http://x/VG_100K_2/7.jpg"}])
+    )
+    regions = [
+        {
+            "region_id": 1,
+            "image_id": 7,
+            "phrase": " a red  wall ",
+            "x": 2,
+            "y": 3,
+            "width": 10,
+            "height": 5,
+        },
+        {"region_id": 2, "image_id": 7, "phrase": "sky", "x": 0, "y": 0, "width": 40, "height": 8},
+    ]
+    (tmp_path / "region_descriptions.json").write_text(json.dumps([{"id": 7, "regions": regions}]))
+    ds = VisualGenomeRegionDataset(
+        str(tmp_path), pipeline=[dict(type="PackGroundingSample", image_size=32)]
+    )
+    assert len(ds) == 2
+    sample = ds[0]["data_samples"]
+    assert sample.prompt_refs.boxes.tolist() == [[2, 3, 12, 8]] and len(sample.gt_refs) == 0
+    assert sample.expression == "a red wall" and sample.conversation[1]["text"] == "a red wall"
+    regions[1]["width"] = 0
+    (tmp_path / "region_descriptions.json").write_text(json.dumps([{"id": 7, "regions": regions}]))
+    with pytest.raises(GeometryError, match="region_descriptions.json region_id=2"):
+        VisualGenomeRegionDataset(str(tmp_path))
+
+
+FLICKR_XML = """<annotation><filename>5.jpg</filename>
+<size><width>40</width><height>30</height><depth>3</depth></size>
+<object><name>18</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>10</xmax><ymax>20</ymax></bndbox></object>
+<object><name>18</name><bndbox><xmin>21</xmin><ymin>1</ymin><xmax>30</xmax><ymax>20</ymax></bndbox></object>
+<object><name>20</name><name>21</name><bndbox><xmin>5</xmin><ymin>5</ymin><xmax>8</xmax><ymax>8</ymax></bndbox></object>
+<object><name>19</name><nobndbox>1</nobndbox><scene>1</scene></object>
+</annotation>"""
+
+
+def test_flickr30k_entities_become_grounded_captions(tmp_path):
+    from unigrounding.data import Flickr30kEntitiesDataset
+
+    _image(tmp_path / "flickr30k-images" / "5.jpg")
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "Annotations" / "5.xml").write_text(FLICKR_XML)
+    (tmp_path / "Sentences").mkdir()
+    (tmp_path / "Sentences" / "5.txt").write_text(
+        "[/EN#18/people Two men] in [/EN#19/scene a park] hold [/EN#20/other a ball] .\n"
+    )
+    (tmp_path / "test.txt").write_text("5\n")
+    ds = Flickr30kEntitiesDataset(
+        str(tmp_path), pipeline=[dict(type="PackGroundingSample", image_size=32)]
+    )
+    sample = ds[0]["data_samples"]
+    assert sample.conversation[1]["text"] == "Two men {target:0} in a park hold a ball {target:1} ."
+    # 1-based inclusive corners -> 0-based half-open; two boxes for entity 18
+    assert sample.gt_refs.boxes.tolist() == [[0, 0, 10, 20], [20, 0, 30, 20], [4, 4, 8, 8]]
+    assert sample.gt_refs.group_ids.tolist() == [0, 0, 1]
+    assert sample.gt_refs.phrases == ["Two men", "Two men", "a ball"]
+    (tmp_path / "Annotations" / "5.xml").write_text(FLICKR_XML.replace("<size>", "<size"))
+    with pytest.raises(AnnotationError, match="5.xml: malformed Flickr30k"):
+        Flickr30kEntitiesDataset(str(tmp_path))
+
+
+# ---------------------------------------------------------------- importers
+def test_swift_grounding_jsonl_becomes_slots_with_phrases(tmp_path):
+    from unigrounding.data import SwiftGroundingDataset
+
+    _image(tmp_path / "img" / "cat.png", size=(200, 100))
+    rec = {
+        "messages": [
+            {"role": "user", "content": "<image>Locate the <ref-object> in the image"},
+            {"role": "assistant", "content": "<ref-object> <bbox> and <bbox>"},
+            {"role": "user", "content": "What is in <bbox>?"},
+            {"role": "assistant", "content": "grass"},
+        ],
+        "images": ["img/cat.png"],
+        "objects": {
+            "ref": ["sheep", "sheep"],
+            "bbox": [[10, 20, 50, 60], [100, 10, 150, 90], [0, 0, 20, 20]],
+        },
+    }
+    norm = dict(rec, objects=dict(rec["objects"], bbox_type="norm1000"))
+    (tmp_path / "train.jsonl").write_text(json.dumps(rec) + "\n\n" + json.dumps(norm) + "\n")
+    ds = SwiftGroundingDataset(
+        str(tmp_path), pipeline=[dict(type="PackGroundingSample", image_size=32)]
+    )
+    first, second = ds[0]["data_samples"], ds[1]["data_samples"]
+    assert [t["text"] for t in first.conversation] == [
+        "<image>Locate the sheep in the image",
+        "sheep {target:0} and {target:1}",
+        "What is in {prompt:0}?",
+        "grass",
+    ]
+    assert first.gt_refs.boxes.tolist() == [[10, 20, 50, 60], [100, 10, 150, 90]]
+    assert first.gt_refs.phrases == ["sheep", "sheep"] and first.prompt_refs.boxes.tolist() == [
+        [0, 0, 20, 20]
+    ]
+    # norm1000: x by width 200, y by height 100
+    assert second.gt_refs.boxes[0].tolist() == pytest.approx([2, 2, 10, 6])
+    bad = dict(rec, objects={"ref": ["sheep", "sheep"], "bbox": [[10, 20, 50, 60]]})
+    (tmp_path / "bad.jsonl").write_text(json.dumps(rec) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(AnnotationError, match=r"bad.jsonl line 2: more <bbox> than objects.bbox"):
+        SwiftGroundingDataset(str(tmp_path), file="bad.jsonl")
+
+
+def test_llava_shikra_boxes_become_prompt_and_target_groups(tmp_path):
+    from unigrounding.data import LLaVAShikraDataset
+
+    _image(tmp_path / "a.jpg", size=(200, 100))
+    records = [
+        {
+            "id": "q1",
+            "image": "a.jpg",
+            "conversations": [
+                {"from": "human", "value": "<image>\nWhat is [0.100,0.200,0.300,0.400] doing?"},
+                {"from": "gpt", "value": "Chasing the dogs [0.5,0.1,0.6,0.2;0.7,0.1,0.8,0.3]."},
+            ],
+        }
+    ]
+    (tmp_path / "data.json").write_text(json.dumps(records))
+    ds = LLaVAShikraDataset(
+        str(tmp_path), pipeline=[dict(type="PackGroundingSample", image_size=32)]
+    )
+    sample = ds[0]["data_samples"]
+    assert sample.conversation[0]["text"] == "<image>\nWhat is {prompt:0} doing?"
+    assert sample.conversation[1]["text"] == "Chasing the dogs {target:0}."
+    assert np.allclose(sample.prompt_refs.boxes, [[20, 20, 60, 40]])
+    assert np.allclose(sample.gt_refs.boxes, [[100, 10, 120, 20], [140, 10, 160, 30]])
+    assert sample.gt_refs.group_ids.tolist() == [0, 0]
+    records[0]["conversations"][1]["value"] = "[0.5,0.1,0.4,0.2]"  # x2 < x1
+    (tmp_path / "data.json").write_text(json.dumps(records))
+    with pytest.raises(GeometryError, match=r"data.json record #0 \(id=q1\) box"):
+        LLaVAShikraDataset(str(tmp_path))
