@@ -220,3 +220,31 @@ def test_reg_meteor_cider_tokenise_like_coco_and_score_empty_as_zero():
     assert scores["partial"]["cider"] < scores["exact"]["cider"]
     with pytest.raises(ValueError, match="sample 9: REG needs a reference"):
         REGMetric().process({}, [sample("x", "", 9).to_dict()])
+
+
+def test_fovd_similarity_assigns_class_and_serves_as_confidence():
+    from unigrounding.evaluation import FOVDMetric, assign_classes
+
+    table = {"hound": [1.0, 0.0], "kitty": [0.28, 0.96], "dog": [0.8, 0.6], "cat": [0.0, 1.0]}
+
+    def embed(texts):
+        return torch.tensor([table[t] for t in texts])
+
+    classes, scores = assign_classes(["hound", "kitty"], ["dog", "cat"], embed)
+    assert classes.tolist() == [0, 1] and scores.tolist() == pytest.approx([0.8, 0.96])
+
+    def run(tp_phrase, fp_phrase):
+        s = GroundingDataSample(metainfo={"ori_shape": (100, 100)})
+        s.gt_refs = RefTargets.build([[10, 10, 50, 50]], phrases=["dog"])
+        s.pred_refs = RefTargets.build(
+            [[10, 10, 50, 50], [60, 60, 90, 90]], phrases=[tp_phrase, fp_phrase]
+        )
+        metric = FOVDMetric(embedder="hashing")
+        metric.process({}, [s.to_dict()])
+        return metric.compute_metrics(metric.results)
+
+    # the false positive named exactly "dog" outranks the true box named "a dog": AP 0.5
+    assert run("a dog", "dog")["map"] == pytest.approx(0.5)
+    # the other way round the true box ranks first: AP 1
+    assert run("dog", "a dog")["map"] == pytest.approx(1.0)
+    assert run("dog", "a dog")["embedder"] == "hashing"

@@ -2,10 +2,12 @@
 
 from .benchmarks import GRESMetric, InteractiveSegMetric, LVISGroundAR, POPEMetric, yes_no
 from .captions import REGMetric
+from .fovd import FOVDMetric, assign_classes, hashing_embed
 from .grounding import RECMetric, RESMetric, rec_iou, union_mask
 from .proposals import ProposalRecall, recalled
 
 __all__ = [
+    "FOVDMetric",
     "GRESMetric",
     "InteractiveSegMetric",
     "LVISGroundAR",
@@ -14,6 +16,8 @@ __all__ = [
     "RECMetric",
     "REGMetric",
     "RESMetric",
+    "assign_classes",
+    "hashing_embed",
     "rec_iou",
     "recalled",
     "union_mask",
