@@ -82,6 +82,10 @@ def test_format_puts_header_after_image_and_trigger_on_grounding_turns(shapes_ro
     reg = make_dataset(shapes_root, task="reg")[0]["data_samples"]
     turns = proc.format(reg).turns
     assert PROMPT_PROXY + REGION in turns[0]["text"] and TRIGGER not in turns[0]["text"]
+    late = RegionProxyProcessor(num_proxies=8, header="after_question").format(sample)
+    assert late.turns[0]["text"].endswith(f"{TRIGGER} Regions: {REGIONS}.")
+    with pytest.raises(ValueError, match="header must be one of"):
+        RegionProxyProcessor(header="before")
 
 
 def test_parse_reads_proxies_per_roi_block_and_counts_failures(shapes_root):

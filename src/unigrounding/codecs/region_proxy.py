@@ -35,6 +35,8 @@ Choices the paper leaves open:
   never occurs at inference.
 * **Trigger.** ``[grounding]`` ends every user turn whose answer grounds
   something (Groma's instruction for grounded output).
+* **Header position.** Groma's (after the image, before the question) by
+  default; ``header="after_question"`` ends the user turn with it instead.
 """
 
 from __future__ import annotations
@@ -72,12 +74,21 @@ class RegionProxyProcessor(Processor):
         num_proxies: proxy tokens ``<r0>`` ... in the vocabulary; proposals
             beyond ``num_proxies`` minus the user regions are dropped.
         trigger: append ``[grounding]`` to user turns whose answer grounds.
+        header: ``"after_image"`` (Groma: ``Image: <image>. Regions: ...``
+            before the question) or ``"after_question"`` (the header ends the
+            user turn, so region tokens come after the words they are asked
+            about, as the image does with ``image_placement="after_text"``).
     """
 
     words = ("Regions",)
+    HEADERS = ("after_image", "after_question")
 
-    def __init__(self, num_proxies: int = 128, trigger: bool = True) -> None:
-        self.num_proxies, self.trigger = num_proxies, trigger
+    def __init__(
+        self, num_proxies: int = 128, trigger: bool = True, header: str = "after_image"
+    ) -> None:
+        if header not in self.HEADERS:
+            raise ValueError(f"header must be one of {self.HEADERS}, got {header!r}")
+        self.num_proxies, self.trigger, self.header = num_proxies, trigger, header
         self.special_tokens = (
             *(proxy(k) for k in range(num_proxies)),
             REGION,
@@ -104,11 +115,16 @@ class RegionProxyProcessor(Processor):
         for i, turn in enumerate(turns):
             if turn["role"] != "user":
                 continue
-            if "<image>" in turn["text"]:
-                turn["text"] = turn["text"].replace("<image>", f"<image> Regions: {REGIONS}.", 1)
             answer = turns[i + 1]["text"] if i + 1 < len(turns) else ""
             if self.trigger and TARGET_PROXY in answer:
                 turn["text"] = f"{turn['text']} {TRIGGER}"
+            if "<image>" in turn["text"]:
+                header = f"Regions: {REGIONS}."
+                turn["text"] = (
+                    turn["text"].replace("<image>", f"<image> {header}", 1)
+                    if self.header == "after_image"
+                    else f"{turn['text']} {header}"
+                )
         return Rendered(turns, rendered.side)
 
     def parse(self, text: str, sample: GroundingDataSample) -> RefTargets:
@@ -162,7 +178,7 @@ class RegionProxyCodec(Codec):
     """Region tokens behind proxy tokens (Groma).
 
     Args:
-        num_proxies / trigger: :class:`RegionProxyProcessor` options.
+        num_proxies / trigger / header: :class:`RegionProxyProcessor` options.
         proposer: name of the proposer in the model's ``proposers``.
         inject_gt: ``"missed"`` / ``"never"`` / ``"always"`` (module docstring).
         inject_iou: a proposal at least this close to a ground-truth box covers it.
@@ -179,6 +195,7 @@ class RegionProxyCodec(Codec):
         self,
         num_proxies: int = 128,
         trigger: bool = True,
+        header: str = "after_image",
         proposer: str = "proposer",
         inject_gt: str = "missed",
         inject_iou: float = 0.5,
@@ -186,7 +203,7 @@ class RegionProxyCodec(Codec):
     ) -> None:
         if inject_gt not in ("missed", "never", "always"):
             raise ValueError(f"inject_gt must be 'missed', 'never' or 'always', got {inject_gt!r}")
-        super().__init__(RegionProxyProcessor(num_proxies, trigger))
+        super().__init__(RegionProxyProcessor(num_proxies, trigger, header))
         self.proposer_name, self.inject_gt, self.inject_iou = proposer, inject_gt, inject_iou
         self.pool = pool
 
