@@ -93,7 +93,8 @@ def tiny_model_cfg(**codec) -> dict:
     cfg = copy.deepcopy(TINY_MODEL)
     if codec:
         cfg["codec"] = codec
-    needed = CODECS.get(cfg["codec"]["type"]).default_proposers
+    codec_cls = CODECS.get(cfg["codec"]["type"])  # None: a plugin not imported yet
+    needed = codec_cls.default_proposers if codec_cls is not None else {}
     cfg["proposers"] = {name: copy.deepcopy(TINY_PROPOSER) for name in needed}
     cfg["freeze_vision"] = bool(needed)
     return cfg

@@ -72,6 +72,17 @@ def test_roundtrip_text_coords_reaches_quantization_ceiling(small_preset, tmp_pa
     assert result["mask_iou_mean"] is None  # text coordinates carry no mask: null, not a number
 
 
+def test_roundtrip_region_proxy_runs_its_proposer_stage_first(small_preset, tmp_path):
+    """The ceiling of region_proxy is the proposer's: roundtrip trains (and
+    caches) the detection stage, then decodes ideal proxies to proposal boxes."""
+    out = tmp_path / "rt.json"
+    main(["roundtrip", "--codec", "region_proxy", "--n", "8", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["n"] > 0 and 0.0 <= result["box_iou_mean"] <= 1.0
+    assert result["tokens_per_object"] > 0
+    assert list((tmp_path / "cache").glob("proposer_shapesref-*/export/model.safetensors"))
+
+
 def test_ablate_writes_report_with_schema_and_reuses_pretraining(small_preset, tmp_path):
     report = ablate.run_ablation(tmp_path / "ab", codecs=["text_coords"], log=lambda *_: None)
     on_disk = json.loads((tmp_path / "ab" / "report.json").read_text())

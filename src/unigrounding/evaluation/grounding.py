@@ -54,7 +54,7 @@ class RECMetric(BaseMetric):
 
     default_prefix = "rec"
 
-    def __init__(self, thresholds: Sequence[float] = (0.5, 0.75, 0.9), **kwargs) -> None:
+    def __init__(self, thresholds: Sequence[float] = (0.5, 0.75, 0.8, 0.9), **kwargs) -> None:
         super().__init__(**kwargs)
         self.thresholds = tuple(thresholds)
 
