@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import IMAGE_SIZE, tiny_model_cfg
+from conftest import IMAGE_SIZE, make_dataset, tiny_model_cfg
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
@@ -225,3 +225,50 @@ def test_eval_predictions_file_scores_like_the_checkpoint_and_visualizes(shapes_
     (tmp_path / "broken.jsonl").write_text('{"sample_id": "x"}\n')
     with pytest.raises(ValueError, match="broken.jsonl record 0: needs 'sample_id' and 'boxes'"):
         main([*base, "--predictions", str(tmp_path / "broken.jsonl")])
+
+
+def test_gres_eval_on_shapesref_predictions_file(shapes_root, tmp_path):
+    """The gRES config's data and metric end to end through `eval --predictions`:
+    the ground truth as predictions scores 1 everywhere; predicting nothing
+    scores N-acc 1 and T-acc 0."""
+    from unigrounding.cli.main import main
+    from unigrounding.structures import rle_encode
+
+    cfg = Config.fromfile(
+        str(Path(__file__).resolve().parents[1] / "configs/gnd_query/gres_shapesref.py")
+    )
+    ds_cfg = cfg.test_dataloader.dataset
+    ds_cfg.update(data_root=str(shapes_root), n_train=40, n_val=12, seed=1, max_samples=None)
+    cfg.dump(str(tmp_path / "gres.py"))
+    dataset = make_dataset(shapes_root, task="gres")
+    records, empty = [], []
+    for i in range(len(dataset)):
+        s = dataset[i]["data_samples"]
+        gt = s.gt_refs
+        masks = [rle_encode(m.numpy()) for m in gt.masks] if len(gt) else []
+        records.append({"sample_id": s.sample_id, "boxes": gt.boxes.tolist(), "masks": masks})
+        empty.append({"sample_id": s.sample_id, "boxes": []})
+    assert any(not r["boxes"] for r in records) and any(r["boxes"] for r in records)
+    for name, recs in (("perfect", records), ("empty", empty)):
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in recs))
+        main(
+            [
+                "eval",
+                str(tmp_path / "gres.py"),
+                "--predictions",
+                str(tmp_path / f"{name}.jsonl"),
+                "--out",
+                str(tmp_path / f"{name}.json"),
+                "--work-dir",
+                str(tmp_path / "w"),
+            ]
+        )
+    perfect = json.loads((tmp_path / "perfect.json").read_text())["metrics"]
+    assert perfect["gres/ciou"] == 1.0 and perfect["gres/giou"] == 1.0
+    assert perfect["gres/n_acc"] == 1.0 and perfect["gres/t_acc"] == 1.0
+    nothing = json.loads((tmp_path / "empty.json").read_text())["metrics"]
+    assert (
+        nothing["gres/n_acc"] == 1.0
+        and nothing["gres/t_acc"] == 0.0
+        and nothing["gres/ciou"] == 0.0
+    )
