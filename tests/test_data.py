@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from conftest import make_dataset
 from pycocotools.coco import COCO
 
@@ -71,18 +72,20 @@ def test_expressions_are_unambiguous():
                     assert hits == [obj], expr
 
 
-@pytest.mark.parametrize("task", ["rec", "res", "reg", "gcg", "gres"])
+@pytest.mark.parametrize("task", ["rec", "res", "reg", "gcg", "gres", "interactive"])
 def test_every_task_loads_with_consistent_slots(shapes_root, task):
     ds = make_dataset(shapes_root, task=task)
     assert len(ds) > 0
     sample = ds[0]["data_samples"]
     text = " ".join(t["text"] for t in sample.conversation)
-    if task == "reg":
+    if task in ("reg", "interactive"):
         assert "{prompt:0}" in text and len(sample.prompt_refs) == 1
     elif task == "gcg":
         assert sample.gt_refs.num_groups == text.count("{target:")
-    if task in ("res", "gres") and len(sample.gt_refs):
+    if task in ("res", "gres", "interactive") and len(sample.gt_refs):
         assert sample.gt_refs.masks.shape[0] == len(sample.gt_refs)
+    if task == "interactive":  # the prompt is the target itself
+        assert torch.equal(sample.prompt_refs.boxes, sample.gt_refs.boxes)
 
 
 def test_gres_has_multi_and_no_target_expressions(shapes_root):

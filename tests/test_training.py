@@ -272,3 +272,48 @@ def test_gres_eval_on_shapesref_predictions_file(shapes_root, tmp_path):
         and nothing["gres/t_acc"] == 0.0
         and nothing["gres/ciou"] == 0.0
     )
+
+
+def test_interactive_segmentation_on_shapesref_scores_each_prompt_type(shapes_root, tmp_path):
+    """The interactive config's data (prompts rotating over point / box /
+    scribble / mask) and metric end to end through `eval --predictions`."""
+    from unigrounding.cli.main import main
+    from unigrounding.structures import rle_encode
+
+    cfg = Config.fromfile(
+        str(Path(__file__).resolve().parents[1] / "configs/gnd_query/interactive_shapesref.py")
+    )
+    cfg.test_dataloader.dataset.update(
+        data_root=str(shapes_root), n_train=40, n_val=12, seed=1, max_samples=None
+    )
+    cfg.dump(str(tmp_path / "interactive.py"))
+    dataset = make_dataset(shapes_root, task="interactive")
+    records = []
+    for i in range(len(dataset)):
+        s = dataset[i]["data_samples"]
+        keep = s.prompt_refs.units[0] != "point"  # points predicted empty, the rest perfect
+        masks = [rle_encode(m.numpy()) for m in s.gt_refs.masks] if keep else []
+        records.append(
+            {
+                "sample_id": s.sample_id,
+                "boxes": s.gt_refs.boxes.tolist() if keep else [],
+                "masks": masks,
+            }
+        )
+    (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    main(
+        [
+            "eval",
+            str(tmp_path / "interactive.py"),
+            "--predictions",
+            str(tmp_path / "p.jsonl"),
+            "--out",
+            str(tmp_path / "m.json"),
+            "--work-dir",
+            str(tmp_path / "w"),
+        ]
+    )
+    metrics = json.loads((tmp_path / "m.json").read_text())["metrics"]
+    assert metrics["interactive/point/giou"] == 0.0
+    for unit in ("box", "scribble", "mask"):
+        assert metrics[f"interactive/{unit}/giou"] == 1.0, unit

@@ -28,8 +28,16 @@ TASK_TEMPLATES = {
     "gres": ("<image>\nFind {expression}.", "{target:0}"),
     "reg": ("<image>\nWhat is {prompt:0}?", "{expression}"),
     "gcg": ("<image>\nDescribe the image and ground every object.", "{caption}"),
+    "interactive": ("<image>\nSegment {prompt:0}.", "{target:0}"),
 }
-TASK_UNITS = {"rec": "box", "res": "mask", "gres": "mask", "reg": "box", "gcg": "box"}
+TASK_UNITS = {
+    "rec": "box",
+    "res": "mask",
+    "gres": "mask",
+    "reg": "box",
+    "gcg": "box",
+    "interactive": "mask",
+}
 NO_TARGET_ANSWER = "There is none."
 REG_PROMPT_UNITS = ("box", "point", "scribble", "mask")
 
@@ -172,10 +180,12 @@ class RefCOCODataset(BaseDataset):
             "prompts": [],
         }
         unit = TASK_UNITS[self.task]
-        if self.task == "reg":
+        if self.task in ("reg", "interactive"):  # the object is given as a visual prompt
             prompt_unit = REG_PROMPT_UNITS[int(ref.get("ref_id", 0)) % len(REG_PROMPT_UNITS)]
             sample["prompts"] = [dict(t, group=0, unit=prompt_unit, phrase="") for t in targets]
-        else:
+        if self.task == "interactive":  # ... and segmented; the answer names no phrase
+            sample["gt"] = [dict(t, group=0, unit=unit, phrase="") for t in targets]
+        elif self.task != "reg":
             sample["gt"] = [dict(t, group=0, unit=unit, phrase=sent) for t in targets]
         if self.task in ("rec", "res", "gres") and not targets:
             answer = NO_TARGET_ANSWER
