@@ -4,9 +4,10 @@ from .benchmarks import GRESMetric, InteractiveSegMetric, LVISGroundAR, POPEMetr
 from .captions import REGMetric
 from .fovd import FOVDMetric, assign_classes, hashing_embed
 from .grounding import RECMetric, RESMetric, rec_iou, union_mask
-from .proposals import ProposalRecall, recalled
+from .proposals import CodebookUsage, ProposalRecall, recalled
 
 __all__ = [
+    "CodebookUsage",
     "FOVDMetric",
     "GRESMetric",
     "InteractiveSegMetric",

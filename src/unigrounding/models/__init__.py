@@ -4,6 +4,8 @@ from .cell_pretrain import CellAttributePretrainer
 from .llm import build_llm, build_tokenizer, select_attn_implementation
 from .mllm import GroundingMLLM
 from .proposer_pretrain import ProposerPretrainer, build_proposers
+from .quantizer import VisualQuantizer
+from .quantizer_pretrain import QuantizerPretrainer
 from .tokenizer import build_shapesref_tokenizer
 from .vision import FeaturePyramid, Projector, VisionTower, sincos_2d
 
@@ -13,7 +15,9 @@ __all__ = [
     "GroundingMLLM",
     "Projector",
     "ProposerPretrainer",
+    "QuantizerPretrainer",
     "VisionTower",
+    "VisualQuantizer",
     "build_llm",
     "build_proposers",
     "build_shapesref_tokenizer",
