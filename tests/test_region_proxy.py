@@ -123,6 +123,7 @@ def _fixed_proposals(model, boxes_per_image):
         ]
 
     proposer.propose = propose
+    model._proposal_cache.clear()  # proposals of the previous stand-in are cached
 
 
 def test_prepare_resolves_target_proxy_to_best_iou_region_and_supervises_it(
@@ -183,6 +184,33 @@ def test_user_box_becomes_an_extra_region_after_the_header(proxy_model, shapes_r
     prompt = batch["data_samples"][0]
     regions = prompt.metainfo["region_boxes"]
     assert np.allclose(regions[1], prompt.prompt_refs.boxes[0].numpy(), atol=1e-3)
+
+
+def test_proposals_are_cached_per_image_while_the_tower_is_frozen(proxy_model, shapes_root):
+    ds = make_dataset(shapes_root)
+    batch = collate([ds[i] for i in range(3)])
+    calls = []
+    _fixed_proposals(proxy_model, [[[0.0, 0.0, 10.0, 10.0]]] * 3)
+    fixed = proxy_model.proposers["proposer"].propose
+
+    def counting(feats, image_size):
+        calls.append(len(feats[0]))
+        return fixed(feats, image_size)[: len(feats[0])]
+
+    proxy_model.proposers["proposer"].propose = counting
+    proxy_model.prepare_samples(batch["inputs"], [s.clone() for s in batch["data_samples"]])
+    proxy_model.prepare_samples(batch["inputs"][:2], [s.clone() for s in batch["data_samples"][:2]])
+    assert calls == [3]  # the second batch's images were all seen
+    proxy_model.load_state_dict(proxy_model.state_dict())  # new weights: cache dropped
+    proxy_model.prepare_samples(batch["inputs"][:2], [s.clone() for s in batch["data_samples"][:2]])
+    assert calls == [3, 2]
+    proxy_model.vision.requires_grad_(True)  # a learning tower: never cached
+    try:
+        proxy_model.prepare_samples(batch["inputs"][:1], [batch["data_samples"][0].clone()])
+        proxy_model.prepare_samples(batch["inputs"][:1], [batch["data_samples"][0].clone()])
+    finally:
+        proxy_model.vision.requires_grad_(False)
+    assert calls == [3, 2, 1, 1]
 
 
 def test_rewrite_tokens_repads_and_carries_supervision():

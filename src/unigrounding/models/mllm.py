@@ -113,6 +113,8 @@ class GroundingMLLM(BaseModel):
         self.decoders = nn.ModuleDict({k: DECODERS.build(v) for k, v in decoders.items()})
         proposers = {**copy.deepcopy(self.codec.default_proposers), **(proposers or {})}
         self.proposers = build_proposers(proposers, self.vision).requires_grad_(False)
+        self._proposal_cache: dict[str, dict] = {}
+        self.register_load_state_dict_post_hook(lambda *_: self._proposal_cache.clear())
         self.codec.bind(self.tokenizer, hidden, self.decoders, self.proposers)
         self.codec.init_token_embeddings(self.llm.get_input_embeddings())
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(IMAGE)
@@ -178,12 +180,32 @@ class GroundingMLLM(BaseModel):
         if self.pyramid is not None:
             view.feature_pyramid = self.pyramid(feats, self.image_size)
         if "proposals" in self.codec.needs:
-            view.proposals = {
-                name: proposer.propose(feats, self.image_size)
-                for name, proposer in self.proposers.items()
-            }
+            view.proposals = self._proposals(feats, samples)
         self.codec.prepare(view)
         return view
+
+    def _proposals(self, feats: list[torch.Tensor], samples: list[GroundingDataSample]) -> dict:
+        """Each proposer's boxes per image. While the tower is frozen too (as
+        in Groma), proposals are a fixed function of the image: they are
+        cached by image path, so a training epoch that sees an image several
+        times runs the proposer on it once. Loading weights clears the cache."""
+        cacheable = not any(p.requires_grad for p in self.vision.parameters())
+        keys = [(s.metainfo.get("image_path"), tuple(s.frame.input_hw)) for s in samples]
+        out = {}
+        for name, proposer in self.proposers.items():
+            cache = self._proposal_cache.setdefault(name, {})
+            missing = [
+                i for i, k in enumerate(keys) if not cacheable or k[0] is None or k not in cache
+            ]
+            if missing:
+                found = proposer.propose([f[missing] for f in feats], self.image_size)
+                fresh = dict(zip(missing, found, strict=True))
+                if cacheable:
+                    cache.update({keys[i]: fresh[i] for i in missing if keys[i][0] is not None})
+            else:
+                fresh = {}
+            out[name] = [fresh[i] if i in fresh else cache[keys[i]] for i in range(len(keys))]
+        return out
 
     @torch.no_grad()
     def prepare_samples(
