@@ -5,8 +5,11 @@
 # Start from the cell-pretrained tower:
 #   unigrounding train configs/region_proxy/proposer_shapesref.py \
 #     --cfg-options model.init_checkpoint=<stage-0 export>
-_base_ = ["../_base_/models/tiny_mllm.py", "../_base_/schedules/quick.py"]
-data_root = "data/shapesref"
+_base_ = [
+    "../_base_/models/tiny_mllm.py",
+    "../_base_/datasets/shapesref_detection.py",
+    "../_base_/schedules/quick.py",
+]
 model = dict(
     _delete_=True,
     type="ProposerPretrainer",
@@ -14,24 +17,7 @@ model = dict(
     proposer={{_base_.proposer}},
     image_size={{_base_.image_size}},
 )
-pipeline = [dict(type="PackGroundingSample", image_size={{_base_.image_size}})]
-detection = dict(type="CocoDetectionDataset", data_root=data_root, pipeline=pipeline)
-train_dataloader = dict(
-    batch_size=32,
-    num_workers=0,
-    sampler=dict(type="InfiniteSampler", shuffle=True),
-    collate_fn=dict(type="grounding_collate"),
-    dataset=dict(**detection, split="train"),
-)
-test_dataloader = dict(
-    batch_size=50,
-    num_workers=0,
-    sampler=dict(type="DefaultSampler", shuffle=False),
-    collate_fn=dict(type="grounding_collate"),
-    dataset=dict(**detection, split="val"),
-)
 test_evaluator = [dict(type="ProposalRecall", ks=(10, 100), iou=0.5)]
-val_dataloader = test_dataloader
 val_evaluator = test_evaluator
 # Recall@100 (IoU 0.5) on ShapesRef val after 300 iterations at batch 32:
 # one-cycle peak lr 2e-4 0.876, 4e-4 0.935 (600 iterations at 2e-4: 0.944).

@@ -9,8 +9,11 @@
 # codes in use on ShapesRef val (usage 0.199), perplexity 25.2, reconstruction
 # cosine 0.945 — ShapesRef patches are mostly background and a few
 # shape/colour combinations.
-_base_ = ["../_base_/models/tiny_mllm.py", "../_base_/schedules/quick.py"]
-data_root = "data/shapesref"
+_base_ = [
+    "../_base_/models/tiny_mllm.py",
+    "../_base_/datasets/shapesref_detection.py",
+    "../_base_/schedules/quick.py",
+]
 codebook_size = 256
 model = dict(
     _delete_=True,
@@ -18,24 +21,8 @@ model = dict(
     vision={{_base_.vision}},
     quantizer=dict(codebook_size=codebook_size, code_dim=32),
 )
-pipeline = [dict(type="PackGroundingSample", image_size={{_base_.image_size}})]
-detection = dict(type="CocoDetectionDataset", data_root=data_root, pipeline=pipeline)
-train_dataloader = dict(
-    batch_size=64,
-    num_workers=0,
-    sampler=dict(type="InfiniteSampler", shuffle=True),
-    collate_fn=dict(type="grounding_collate"),
-    dataset=dict(**detection, split="train"),
-)
-test_dataloader = dict(
-    batch_size=50,
-    num_workers=0,
-    sampler=dict(type="DefaultSampler", shuffle=False),
-    collate_fn=dict(type="grounding_collate"),
-    dataset=dict(**detection, split="val"),
-)
+train_dataloader = dict(batch_size=64)
 test_evaluator = [dict(type="CodebookUsage", codebook_size=codebook_size)]
-val_dataloader = test_dataloader
 val_evaluator = test_evaluator
 max_iters = 300
 lr = 1e-3

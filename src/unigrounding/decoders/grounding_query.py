@@ -25,11 +25,11 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal_loss
+from torchvision.ops import sigmoid_focal_loss
 
 from ..registry import DECODERS
 from .matching import box_match_cost, grouped_hungarian, mask_match_cost
-from .query_decoders import PixelDecoder, QueryDecoder, dice_loss, mask_logits, mlp
+from .query_decoders import PixelDecoder, QueryDecoder, box_losses, dice_loss, mask_logits, mlp
 
 #: UGLMM supplementary B.3: lambda_cls, lambda_bce, lambda_dice, lambda_giou, lambda_l1.
 UGLMM_LOSS_WEIGHTS = {"cls": 0.08, "bce": 0.1, "dice": 0.1, "giou": 0.04, "l1": 0.1}
@@ -166,16 +166,8 @@ class GroundingQueryDecoder(QueryDecoder):
         losses = {"gnd_cls": w["cls"] * (cls * valid).sum() / n}
         pred_b = torch.cat([out["boxes"][b, q] for b, (q, _) in enumerate(matches)])
         gt_b = torch.cat([boxes[b, o] for b, (_, o) in enumerate(matches)])
-        losses["gnd_l1"] = w["l1"] * F.l1_loss(pred_b, gt_b, reduction="sum") / n
-        losses["gnd_giou"] = (
-            w["giou"]
-            * generalized_box_iou_loss(
-                box_convert(pred_b, "cxcywh", "xyxy"),
-                box_convert(gt_b, "cxcywh", "xyxy"),
-                reduction="sum",
-            )
-            / n
-        )
+        l1, giou = box_losses(pred_b, gt_b)
+        losses["gnd_l1"], losses["gnd_giou"] = w["l1"] * l1 / n, w["giou"] * giou / n
         if masks is not None:
             pred_m = torch.cat([out["masks"][b, q] for b, (q, _) in enumerate(matches)])
             gt_m = torch.cat([masks[b, o] for b, (_, o) in enumerate(matches)])

@@ -49,6 +49,15 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1 - (2 * (prob * target).sum(-1) + 1) / (prob.sum(-1) + target.sum(-1) + 1)
 
 
+def box_losses(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed L1 and summed GIoU loss of matched ``(N, 4)`` normalised
+    ``(cx, cy, w, h)`` boxes (DETR's box terms; callers weight and normalise)."""
+    giou = generalized_box_iou_loss(
+        box_convert(pred, "cxcywh", "xyxy"), box_convert(target, "cxcywh", "xyxy"), reduction="sum"
+    )
+    return F.l1_loss(pred, target, reduction="sum"), giou
+
+
 def box_targets(refs, frame, image_size: int) -> torch.Tensor:
     """Boxes of ``refs`` as normalised ``(cx, cy, w, h)`` of the model input."""
     boxes = frame.boxes_to_input(refs.boxes.numpy()) / image_size
@@ -145,13 +154,8 @@ class BoxDecoder(QueryDecoder):
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         n = max(len(pred), 1)
-        l1 = F.l1_loss(pred, target, reduction="sum") / n
-        giou = generalized_box_iou_loss(
-            box_convert(pred, "cxcywh", "xyxy"),
-            box_convert(target, "cxcywh", "xyxy"),
-            reduction="sum",
-        )
-        return {"box_l1": self.l1_weight * l1, "box_giou": self.giou_weight * giou / n}
+        l1, giou = box_losses(pred, target)
+        return {"box_l1": self.l1_weight * l1 / n, "box_giou": self.giou_weight * giou / n}
 
     def geometry(self, pred: torch.Tensor, frame, image_size: int) -> dict:
         return {"boxes": box_geometry(pred, frame, image_size)}

@@ -38,13 +38,10 @@ import math
 import torch
 import torch.nn.functional as F
 from mmengine.structures import InstanceData
-from scipy.optimize import linear_sum_assignment
 from torch import nn
 from torchvision.ops import (
     box_convert,
     box_iou,
-    generalized_box_iou,
-    generalized_box_iou_loss,
     nms,
 )
 from transformers.models.deformable_detr.configuration_deformable_detr import (
@@ -55,7 +52,8 @@ from transformers.models.deformable_detr.modeling_deformable_detr import (
     DeformableDetrEncoder,
 )
 
-from ..decoders.query_decoders import mlp
+from ..decoders.matching import box_match_cost, grouped_hungarian
+from ..decoders.query_decoders import box_losses, mlp
 from ..models.vision import FeaturePyramid, sincos_2d
 from ..registry import PROPOSERS
 
@@ -254,17 +252,8 @@ class DeformableDetrProposer(nn.Module):
         w = self.loss_weights
         out_losses = {"objectness": w["objectness"] * quality_focal_loss(logits, quality) / num}
         if matched_pred:
-            pred, target = torch.cat(matched_pred), torch.cat(matched_target)
-            out_losses["l1"] = w["l1"] * F.l1_loss(pred, target, reduction="sum") / num
-            out_losses["giou"] = (
-                w["giou"]
-                * generalized_box_iou_loss(
-                    box_convert(pred, "cxcywh", "xyxy"),
-                    box_convert(target, "cxcywh", "xyxy"),
-                    reduction="sum",
-                )
-                / num
-            )
+            l1, giou = box_losses(torch.cat(matched_pred), torch.cat(matched_target))
+            out_losses["l1"], out_losses["giou"] = w["l1"] * l1 / num, w["giou"] * giou / num
         else:  # keep every head in the graph (distributed training never waits on a missing grad)
             out_losses["l1"] = out_losses["giou"] = boxes.sum() * 0.0
         return out_losses
@@ -282,14 +271,10 @@ class DeformableDetrProposer(nn.Module):
         w = self.loss_weights
         cost = (
             w["objectness"] * (pos - neg)
-            + w["l1"] * torch.cdist(boxes, target, p=1)
-            - w["giou"]
-            * generalized_box_iou(
-                box_convert(boxes, "cxcywh", "xyxy"), box_convert(target, "cxcywh", "xyxy")
-            )
+            + box_match_cost(boxes[None], target[None], w["l1"], w["giou"])[0]
         )
-        cost = torch.nan_to_num(cost, nan=1e6, posinf=1e6, neginf=-1e6)
-        rows, cols = linear_sum_assignment(cost.double().cpu().numpy())
+        size = torch.tensor([len(boxes)]), torch.tensor([len(target)])
+        rows, cols = grouped_hungarian(cost[None], *size)[0]  # one group: the image
         device = boxes.device
         return torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)
 
