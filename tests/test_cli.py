@@ -3,8 +3,10 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from mmengine.config import Config
 
 import unigrounding.ablate as ablate
 from unigrounding.cli.main import main
@@ -126,6 +128,55 @@ def test_ablate_runs_a_codecs_own_stage_in_the_pool_and_reports_it(small_preset,
     assert (
         "Stage `region_proxy/proposer_shapesref.py`" in (tmp_path / "st" / "report.md").read_text()
     )
+
+
+def test_ablate_chains_stages_and_trains_design_variants(small_preset, tmp_path):
+    """token_collective's two stages run in order and its codec starts from an
+    export holding both (the proposer carried over into the tokenizer's);
+    ``variants`` trains the perception variants as extra rows, the eq. (1)
+    metrics and the proposer-free evaluation variant land in the report."""
+    report = ablate.run_ablation(
+        tmp_path / "tc", codecs=["token_collective"], jobs=1, variants=True, log=lambda *_: None
+    )
+    assert set(report["stages"]) == {
+        "region_proxy/proposer_shapesref.py",
+        "token_collective/quantizer_shapesref.py",
+    }
+    rows = report["codecs"]
+    for name in (
+        "token_collective",
+        "token_collective [continuous]",
+        "token_collective [discrete]",
+    ):
+        assert name in rows and f"{name} (no proposer)" in rows
+        assert set(rows[name]["codec_metrics"]) == {
+            "collective/precision",
+            "collective/recall",
+            "collective/iou",
+        }
+    from safetensors import safe_open
+
+    config = Config.fromfile(
+        str(tmp_path / "tc" / "work" / "token_collective__discrete_" / "ablate_config.py")
+    )
+    assert config.model.codec.perception == "discrete"
+    with safe_open(str(Path(config.model.init_checkpoint) / "model.safetensors"), "pt") as f:
+        names = list(f.keys())
+    assert any(n.startswith("proposers.") for n in names)
+    assert any(n.startswith("codec.quantizer.") for n in names)
+    assert (
+        "`token_collective` metrics: collective/precision"
+        in (tmp_path / "tc" / "report.md").read_text()
+    )
+
+
+def test_roundtrip_reports_evaluation_variants(small_preset, tmp_path):
+    out = tmp_path / "rt.json"
+    main(["roundtrip", "--codec", "token_collective", "--n", "8", "--out", str(out)])
+    result = json.loads(out.read_text())
+    for row in (result, result["no proposer"]):
+        assert row["n"] > 0 and 0.0 <= row["box_iou_mean"] <= 1.0
+        assert row["tokens_per_object_max"] >= row["tokens_per_object"] > 0
 
 
 def test_ablate_res_takes_mask_codecs_and_scores_masks(small_preset, tmp_path):

@@ -96,7 +96,8 @@ def test_forward_backward_finite_with_codec_gradients(model, rec_batch):
     assert torch.isfinite(total)
     total.backward()
     for name, p in model.codec.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        if p.requires_grad:  # frozen parts (a visual tokenizer) are trained in their own stage
+            assert p.grad is not None and torch.isfinite(p.grad).all(), name
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.llm.parameters())
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 from mmengine.config import Config
 
 from .codecs.catalog import registered_codecs
+from .engine.export import carry_over
 from .registry import CODECS
 from .structures import paired_box_iou
 
@@ -94,7 +96,7 @@ def _apply_task(cfg: Config, task: str) -> None:
         for ds in _leaf_datasets(cfg[loader].dataset):
             if ds.type == "ShapesRefDataset":
                 ds.task = task
-    cfg.test_evaluator = [{"type": metric}]
+    cfg.test_evaluator = [{"type": metric}, *cfg.get("ablate_metrics", [])]
 
 
 def _leaf_datasets(ds: dict) -> list[dict]:
@@ -168,6 +170,8 @@ def run_stage(
     metrics = {"train_seconds": time.perf_counter() - start, "train_iters": iters}
     if cfg.get("test_evaluator"):
         metrics.update(runner.test())
+    if init is not None:
+        carry_over(init, export)
     metrics_file.write_text(json.dumps(metrics, indent=1))
     return export, metrics
 
@@ -259,14 +263,22 @@ def run_codec(cfg: Config, work: Path) -> dict[str, dict]:
         ceiling = roundtrip(model.codec, model.tokenizer, samples)
         return _row(runner.test(), ceiling, cfg, train_seconds)
 
-    rows = {"": evaluate()}
-    for variant, settings in model.codec.eval_variants.items():
-        saved = {k: getattr(model.codec, k) for k in settings}
+    return over_eval_variants(model.codec, evaluate)
+
+
+def over_eval_variants(codec, measure: Callable[[], dict]) -> dict[str, dict]:
+    """``measure()`` for the codec as configured (under ``""``) and under each
+    of its evaluation variants (its attributes restored afterwards)."""
+    rows = {"": measure()}
+    for variant, settings in codec.eval_variants.items():
+        saved = {k: getattr(codec, k) for k in settings}
         for k, v in settings.items():
-            setattr(model.codec, k, v)
-        rows[variant] = evaluate()
-        for k, v in saved.items():
-            setattr(model.codec, k, v)
+            setattr(codec, k, v)
+        try:
+            rows[variant] = measure()
+        finally:
+            for k, v in saved.items():
+                setattr(codec, k, v)
     return rows
 
 
@@ -303,6 +315,18 @@ def _run_stages(
     return init, metrics
 
 
+def _folder(name: str) -> str:
+    """A row name (``"codec [variant]"``) as a directory name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _dumped(cfg: Config, folder: Path) -> Path:
+    """``folder/ablate_config.py``: the exact config a codec row was trained with."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg.dump(str(folder / "ablate_config.py"))
+    return folder / "ablate_config.py"
+
+
 def _run_codecs(
     configs: dict[str, Config],
     work: Path,
@@ -327,7 +351,7 @@ def _run_codecs(
                 stage_metrics.update(metrics)
                 cfg.model.init_checkpoint = str(export)
             log(f"[ablate] fine-tuning {name}")
-            results[name] = run_codec(cfg, work / name)
+            results[name] = run_codec(cfg, _dumped(cfg, work / _folder(name)).parent)
         return results, stage_metrics
     import multiprocessing
     import os
@@ -349,12 +373,9 @@ def _run_codecs(
         codec_jobs = {}
 
         def submit(name: str) -> None:
-            cfg = configs[name]
-            (work / name).mkdir(parents=True, exist_ok=True)
-            cfg_path = work / name / "ablate_config.py"
-            cfg.dump(str(cfg_path))
+            cfg_path = _dumped(configs[name], work / _folder(name))
             codec_jobs[name] = pool.submit(
-                _run_codec_in_process, str(cfg_path), str(work / name), threads
+                _run_codec_in_process, str(cfg_path), str(cfg_path.parent), threads
             )
 
         for name in order:
@@ -397,6 +418,8 @@ def _row(metrics: dict, ceiling: dict, cfg: Config, train_seconds: float) -> dic
         "decode_ms_per_object": metrics.get("rec/decode_ms"),
         "train_seconds": train_seconds,
         "train_iters": cfg.train_cfg.max_iters,
+        # the codec's own metrics (``ablate_metrics`` of its ablate config)
+        "codec_metrics": {k: v for k, v in metrics.items() if not k.startswith(("rec/", "res/"))},
     }
 
 
@@ -408,13 +431,17 @@ def run_ablation(
     log=print,
     task: str = "rec",
     jobs: int | None = None,
+    variants: bool = False,
 ) -> dict:
     """Pretrain once (cached), fine-tune + evaluate each codec, write the report.
 
     Without ``codecs``, every registered codec whose units include the task's
     (``box`` for REC, ``mask`` for RES) takes part. ``jobs`` codecs train at
     once, each in its own process with an equal share of the CPU threads
-    (default :func:`default_jobs`); results do not depend on it."""
+    (default :func:`default_jobs`); results do not depend on it. With
+    ``variants``, a codec's training variants (``ablate_variants`` of its
+    ablate config: name → dotted config overrides, e.g. a paper's design
+    ablation) are trained too, each a row ``"<codec> [<variant>]"``."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
     start = time.perf_counter()
@@ -451,6 +478,9 @@ def run_ablation(
         cfg.model.init_checkpoint = str(pretrained)  # or its own stages' export
         cfg.ablate_stages = stages
         configs[name] = cfg
+        for variant, overrides in (cfg.pop("ablate_variants", {}) if variants else {}).items():
+            configs[f"{name} [{variant}]"] = copy.deepcopy(cfg)
+            configs[f"{name} [{variant}]"].merge_from_dict(overrides)
     log(
         f"[ablate] fine-tuning {', '.join(names)} ({settings['finetune_iters']} iters each, "
         f"{jobs} at a time)"
@@ -471,7 +501,10 @@ def run_ablation(
 
 def codec_roundtrip(name: str, n: int = 200, config_dir_path: str | Path | None = None) -> dict:
     """``unigrounding roundtrip``: the ceiling of the codec *with its default
-    arguments* (e.g. Shikra's 3 decimals for ``text_coords``) on ShapesRef val."""
+    arguments* (e.g. Shikra's 3 decimals for ``text_coords``) on ShapesRef val,
+    and of each of its evaluation variants. A codec with its own training
+    stages (a proposer, a visual tokenizer) keeps its ablate config's
+    arguments: the stages fix its parameters (e.g. the codebook size)."""
     from mmengine.registry import DefaultScope
 
     from .registry import DATASETS, MODELS
@@ -479,7 +512,6 @@ def codec_roundtrip(name: str, n: int = 200, config_dir_path: str | Path | None 
 
     cdir = config_dir(config_dir_path)
     cfg = _codec_config(cdir, name)
-    cfg.model.codec = {"type": name}
     settings = dict(PRESETS["quick"], eval_samples=n)
     data_root = shapesref_root(settings)
     start_from = None
@@ -487,13 +519,14 @@ def codec_roundtrip(name: str, n: int = 200, config_dir_path: str | Path | None 
         start_from, _ = run_stage(cdir, PRETRAIN_STAGE, settings, data_root)
         for stage in cfg.ablate_stages:
             start_from, _ = run_stage(cdir, stage, settings, data_root, start_from)
+    else:
+        cfg.model.codec = {"type": name}
     _apply_preset(cfg, settings, data_root, 1)
     cfg.model.init_checkpoint = None if start_from is None else str(start_from)
     with DefaultScope.overwrite_default_scope("unigrounding"):
         model = MODELS.build(cfg.model)
         dataset = DATASETS.build(copy.deepcopy(cfg.test_dataloader.dataset))
     items = [dataset[i] for i in range(min(n, len(dataset)))]
-    return {
-        "codec": name,
-        **roundtrip(model.codec, model.tokenizer, prepared_samples(model, items)),
-    }
+    samples = prepared_samples(model, items)
+    rows = over_eval_variants(model.codec, lambda: roundtrip(model.codec, model.tokenizer, samples))
+    return {"codec": name, **rows.pop(""), **rows}

@@ -23,6 +23,12 @@ def _cell(value, fmt: str) -> str:
     return "n/a" if value is None else fmt.format(value)
 
 
+def _listing(metrics: dict) -> str:
+    return ", ".join(
+        f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+    )
+
+
 def markdown(report: dict) -> str:
     lines = [
         f"# unigrounding ablation — preset `{report['preset']}`, task "
@@ -41,11 +47,11 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {name} | " + " | ".join(_cell(row.get(k), f) for k, _, f in COLUMNS) + " |"
         )
+    for name, row in report["codecs"].items():
+        if row.get("codec_metrics"):
+            lines += ["", f"`{name}` metrics: {_listing(row['codec_metrics'])}."]
     for stage, metrics in report.get("stages", {}).items():
-        shown = ", ".join(
-            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
-        )
-        lines += ["", f"Stage `{stage}`: {shown}."]
+        lines += ["", f"Stage `{stage}`: {_listing(metrics)}."]
     lines += [
         "",
         f"Total wall time: {report['seconds']:.0f} s. Settings: `{json.dumps(report.get('settings', {}))}`.",

@@ -33,7 +33,7 @@ def roundtrip(codec: Codec, tokenizer, samples: list[GroundingDataSample]) -> di
     Returns the DESIGN.md section 7 ``roundtrip`` fields; ``mask_iou_mean`` is
     ``None`` when the codec's output carries no masks.
     """
-    ious, first_pass, mask_ious, tokens, objects = [], [], [], 0, 0
+    ious, first_pass, mask_ious, tokens, objects, most = [], [], [], 0, 0, 0.0
     encode_s = decode_s = 0.0
     for s in samples:
         target = s.gt_refs.group(0)
@@ -50,8 +50,9 @@ def roundtrip(codec: Codec, tokenizer, samples: list[GroundingDataSample]) -> di
             first_pass.extend(_ious(decoded, target))
             decoded = _oracle_decode(codec, s, text)
         decode_s += time.perf_counter() - start
-        tokens += len(tokenizer(text, add_special_tokens=False).input_ids)
-        objects += len(target)
+        count = len(tokenizer(text, add_special_tokens=False).input_ids)
+        tokens, objects = tokens + count, objects + len(target)
+        most = max(most, count / len(target))
         ious.extend(_ious(decoded, target))
         if "masks" in decoded and "masks" in target:
             hw = tuple(s.ori_shape)
@@ -66,6 +67,7 @@ def roundtrip(codec: Codec, tokenizer, samples: list[GroundingDataSample]) -> di
         "box_acc@0.5": float((ious_a >= 0.5).mean()) if len(ious_a) else None,
         "mask_iou_mean": float(np.mean(mask_ious)) if mask_ious else None,
         "tokens_per_object": tokens / objects if objects else None,
+        "tokens_per_object_max": most if objects else None,
         "encode_ms_per_object": 1000 * encode_s / objects if objects else None,
         "decode_ms_per_object": 1000 * decode_s / objects if objects else None,
     }

@@ -62,6 +62,7 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
         config_dir_path=args.config_dir,
         task=args.task,
         jobs=args.jobs,
+        variants=args.variants,
     )
 
 
@@ -148,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         help="codecs trained at once, one process each (default: 2 on a multi-core CPU, 1 on GPU)",
+    )
+    p.add_argument(
+        "--variants",
+        action="store_true",
+        help="also train each codec's design variants (ablate_variants of its ablate config)",
     )
     p.add_argument("--out", default="work_dirs/ablate")
     p.add_argument("--config-dir", help="configs/ folder (default: the repository's)")

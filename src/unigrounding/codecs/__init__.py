@@ -5,6 +5,7 @@ from .gnd_query import GndQueryCodec, GndQueryProcessor
 from .grid_offset.codec import GridOffsetCodec, GridOffsetProcessor
 from .region_proxy import RegionProxyCodec, RegionProxyProcessor
 from .text_coords import TextCoordsCodec, TextCoordsProcessor
+from .token_collective.codec import TokenCollectiveCodec, TokenCollectiveProcessor
 from .trp.codec import TrpCodec, TrpProcessor
 
 __all__ = [
@@ -21,6 +22,8 @@ __all__ = [
     "Rendered",
     "TextCoordsCodec",
     "TextCoordsProcessor",
+    "TokenCollectiveCodec",
+    "TokenCollectiveProcessor",
     "TrpCodec",
     "TrpProcessor",
 ]

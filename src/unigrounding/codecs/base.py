@@ -169,6 +169,11 @@ class ModelView:
     generated_logits: torch.Tensor | None = None
     texts: list[str] | None = None
     generate: Callable[..., ModelView] | None = None
+    #: ``(B, T)`` bool, where the image's tokens sit (``None``: the model's
+    #: image placeholders). A codec that shows the image in another form — as
+    #: discrete code tokens — marks those in ``prepare``, for the model's
+    #: codec-neutral per-image-token losses (referent flags).
+    image_positions: torch.Tensor | None = None
     #: Scratch space of the codec between its hooks for this batch (e.g. what
     #: ``prepare`` computed for ``inject``).
     codec_state: dict[str, Any] = field(default_factory=dict)
@@ -203,6 +208,11 @@ class Codec(nn.Module):
         if unknown:
             raise ValueError(f"{type(self).__name__}.needs has unknown entries {sorted(unknown)}")
         self.processor = processor
+
+    def attach_vision(self, token_channels: int) -> None:
+        """Called once by the model before :meth:`bind` with the width of the
+        tower's token map: a codec with modules on image tokens (e.g. a visual
+        tokenizer) builds them here, so checkpoints can load into them."""
 
     def bind(
         self,

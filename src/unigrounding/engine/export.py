@@ -75,3 +75,19 @@ def init_from_pretrained(model: torch.nn.Module, checkpoint: str | Path) -> dict
                     f"{path}: {key} has shape {tuple(value.shape)}, model has {tuple(target.shape)}"
                 )
     return {"missing": missing, "unexpected": unexpected}
+
+
+def carry_over(base: str | Path, export: str | Path) -> list[str]:
+    """Add to the exported directory ``export`` every tensor of ``base`` (a
+    directory or ``.safetensors`` file) that it does not hold, so a chain of
+    stages ends in one checkpoint with all of their parts (e.g. a proposer's
+    stage followed by a visual tokenizer's). Returns the names added."""
+    from safetensors.torch import load_file, save_file
+
+    base, target = Path(base), Path(export) / WEIGHTS
+    earlier = load_file(str(base / WEIGHTS if base.is_dir() else base))
+    state = load_file(str(target))
+    added = sorted(k for k in earlier if k not in state)
+    if added:
+        save_file({**state, **{k: earlier[k] for k in added}}, str(target))
+    return added

@@ -2,6 +2,7 @@
 
 from .benchmarks import GRESMetric, InteractiveSegMetric, LVISGroundAR, POPEMetric, yes_no
 from .captions import REGMetric
+from .collectives import TokenCollectiveMetric, collective_scores
 from .fovd import FOVDMetric, assign_classes, hashing_embed
 from .grounding import RECMetric, RESMetric, rec_iou, union_mask
 from .proposals import CodebookUsage, ProposalRecall, recalled
@@ -17,7 +18,9 @@ __all__ = [
     "RECMetric",
     "REGMetric",
     "RESMetric",
+    "TokenCollectiveMetric",
     "assign_classes",
+    "collective_scores",
     "hashing_embed",
     "rec_iou",
     "recalled",

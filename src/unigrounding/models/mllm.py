@@ -101,6 +101,7 @@ class GroundingMLLM(BaseModel):
         self.llm = build_llm(llm, len(self.tokenizer), attn_implementation)
         hidden = self.llm.config.hidden_size
         self.vision = VisionTower(**vision)
+        self.codec.attach_vision(self.vision.token_channels)
         if freeze_vision:
             self.vision.requires_grad_(False)
         self.projector = Projector(self.vision.token_channels, hidden, **(projector or {}))
@@ -273,9 +274,10 @@ class GroundingMLLM(BaseModel):
             )
         }
         if self.referent_flags is not None:
-            flags = self.referent_flags(
-                out.hidden_states, view.input_ids == self.image_token_id, data_samples
-            )
+            is_image = view.image_positions
+            if is_image is None:
+                is_image = view.input_ids == self.image_token_id
+            flags = self.referent_flags(out.hidden_states, is_image, data_samples)
             losses["loss_referent_flag"] = self.referent_flag_weight * flags
         losses.update(self.codec.loss(view))
         return losses

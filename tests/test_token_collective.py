@@ -1,0 +1,238 @@
+"""token_collective (ClawMachine): mounting, the region sampler, the prompt
+layout of the three perception modes, eq. (1)."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_dataset, tiny_model_cfg
+
+from unigrounding.codecs.token_collective import (
+    PatchLattice,
+    RegionSampler,
+    convex_box,
+    fuzzy_cells,
+    hull_mask,
+    retrieve,
+)
+from unigrounding.codecs.token_collective.codec import (
+    BOI,
+    EOI,
+    PROMPT,
+    REF,
+    TARGET,
+    code_token,
+    mount,
+)
+from unigrounding.data import collate
+from unigrounding.evaluation import TokenCollectiveMetric, collective_scores
+from unigrounding.registry import MODELS
+
+LATTICE = PatchLattice(4, 4, 16.0)  # 64 px, centres at 8, 24, 40, 56
+
+
+# ---------------------------------------------------------------- mounting
+def test_box_mounts_the_patches_whose_centres_it_holds_in_raster_order():
+    # x 20..44 holds centre columns 24, 40 (cols 1, 2); y 0..30 rows 0, 1
+    assert LATTICE.cells_in_box(np.array([20, 0, 44, 30])).tolist() == [1, 2, 5, 6]
+
+
+def test_tiny_box_falls_back_to_the_nearest_patch():
+    # holds no centre; its centre (30, 50) lies in col 1, row 3
+    assert LATTICE.cells_in_box(np.array([28, 48, 32, 52])).tolist() == [13]
+
+
+def test_mask_mounts_by_centre_pixel_and_points_by_the_patch_under_them():
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[8, 40] = mask[56, 8] = True  # centre pixels of patches 2 and 12
+    assert LATTICE.cells_in_mask(mask).tolist() == [2, 12]
+    assert LATTICE.cells_at_points(np.array([[63, 0], [1, 1], [2, 2]])).tolist() == [0, 3]
+
+
+# ---------------------------------------------------------------- retrieval
+def test_unique_codes_are_placed_first_and_repeated_ones_next_to_them():
+    image = np.full(16, 9)
+    image[11] = 1  # unique
+    image[[0, 10]] = 2  # repeated: 10 is next to 11, 0 is far
+    # code 2 comes first in the answer, but the unique code 1 is placed first
+    assert retrieve([2, 1], image, LATTICE) == [10, 11]
+
+
+def test_repeated_code_without_anchor_goes_where_the_other_codes_are():
+    image = np.zeros(16, dtype=int)
+    image[[0, 15]] = 3  # code 3 twice; code 4 twice, both next to patch 15
+    image[[14, 11]] = 4
+    assert retrieve([3, 4], image, LATTICE)[0] == 15
+
+
+def test_a_code_generated_twice_takes_two_occurrences_and_unknown_codes_none():
+    image = np.zeros(16, dtype=int)
+    image[[5, 6]] = 7
+    cells = retrieve([7, 7, 99], image, LATTICE)
+    assert sorted(cells[:2]) == [5, 6] and cells[2] is None
+
+
+def test_patches_of_an_earlier_collective_are_avoided_when_there_is_a_choice():
+    image = np.zeros(16, dtype=int)
+    image[[5, 10]] = 7
+    assert retrieve([7], image, LATTICE, avoid={5}) == [10]
+    assert retrieve([7], image, LATTICE, avoid={5, 10}) in ([5], [10])
+
+
+# ---------------------------------------------------------------- nomination
+def test_the_gaussian_mixture_gives_nested_points_to_the_small_box():
+    """Points on patches 5 and 6 lie in a small box (16..48, 16..32) and a
+    large one (0..64, 0..64). Same count inside both; the small box's
+    Gaussian is denser there, so it gets both points and wins."""
+    sampler = RegionSampler()
+    points = LATTICE.centres()[[5, 6]]
+    proposals = np.array([[0, 0, 64, 64], [16, 16, 48, 32]], dtype=float)
+    box, k = sampler.nominate(points, [5, 6], LATTICE, proposals, np.array([True, True]))
+    assert k == 1 and box.tolist() == [16, 16, 48, 32]
+
+
+def test_no_overlapping_proposal_gives_the_convex_box_of_the_patches():
+    sampler = RegionSampler()
+    proposals = np.array([[48, 48, 64, 64]], dtype=float)
+    box, k = sampler.nominate(
+        LATTICE.centres()[[0, 5]], [0, 5], LATTICE, proposals, np.array([True])
+    )
+    assert k is None and box.tolist() == [0, 0, 32, 32]
+    assert convex_box([0, 5], LATTICE).tolist() == [0, 0, 32, 32]
+
+
+def test_score_threshold_and_sequential_decoding_without_reuse():
+    image = np.arange(16)
+    proposals = np.array([[0, 0, 32, 32], [0, 0, 30, 30]], dtype=float)
+    sampler = RegionSampler(score_threshold=0.3)
+    first, second = sampler.sample([[0], [5]], image, LATTICE, proposals, np.array([0.9, 0.8]))
+    # the smaller (denser) box wins the first; the second may not reuse it
+    assert first.proposal == 1 and second.proposal == 0
+    low = sampler.sample([[0]], image, LATTICE, proposals, np.array([0.2, 0.25]))[0]
+    assert low.proposal is None and low.box.tolist() == [0, 0, 16, 16]
+    free = RegionSampler(use_proposals=False).sample([[0]], image, LATTICE, proposals, [0.9, 0.9])
+    assert free[0].proposal is None
+
+
+def test_fuzzy_search_places_an_alternative_inside_a_proposal_holding_points():
+    image = np.arange(16)  # every code once: code k at patch k
+    proposals = np.array([[0, 0, 32, 32]], dtype=float)  # patches 0, 1, 4, 5
+    # alternatives of the unknown code: 15 (outside the proposal), then 4 (inside)
+    assert fuzzy_cells([[15, 4]], image, LATTICE, proposals, placed=[0]) == [4]
+    assert fuzzy_cells([[15, 14]], image, LATTICE, proposals, placed=[0]) == []
+    sampler = RegionSampler()
+    region = sampler.sample(
+        [[0, 99]], image, LATTICE, proposals, np.array([0.9]), alternatives=[[[], [15, 4]]]
+    )[0]
+    assert region.cells == [0] and region.unplaced == 1 and len(region.points) == 2
+
+
+def test_hull_mask_of_one_patch_is_the_patch_and_of_an_l_is_convex():
+    one = hull_mask([5], LATTICE, (64, 64))
+    assert one.sum() == 16 * 16 and one[16:32, 16:32].all()
+    ell = hull_mask([0, 4, 5], LATTICE, (64, 64))
+    assert ell[20, 20] and ell[4, 20] and not ell[4, 30]  # the diagonal cut
+    assert hull_mask([0, 5], LATTICE, (64, 64), box=np.array([0, 0, 16, 16])).sum() == 16 * 16
+
+
+# ---------------------------------------------------------------- eq. (1)
+def test_eq1_precision_recall_iou_hand_computed():
+    # pred patches {1, 2, 3} + 1 code not in the image; gt {2, 3, 4, 5}
+    p, r, iou = collective_scores({1, 2, 3}, 1, {2, 3, 4, 5})
+    assert (p, r, iou) == pytest.approx((2 / 4, 2 / 4, 2 / (3 + 4 - 2)))
+    assert collective_scores(set(), 0, {1}) == (0.0, 0.0, 0.0)
+
+
+def test_collective_metric_averages_samples_and_skips_no_target():
+    metric = TokenCollectiveMetric()
+    metric.process(
+        None,
+        [
+            {
+                "collective_gt_cells": [1, 2],
+                "pred_refs": {"collective_cells": [[1], [2]], "collective_unplaced": [0, 0]},
+            },
+            {"collective_gt_cells": [1, 2], "pred_refs": {}},
+            {"collective_gt_cells": [], "pred_refs": {}},
+        ],
+    )
+    out = metric.compute_metrics(metric.results)
+    assert out == pytest.approx({"precision": 0.5, "recall": 0.5, "iou": 0.5})
+    with pytest.raises(ValueError, match="sample 7"):
+        metric.process(None, [{"sample_id": 7, "pred_refs": {}}])
+
+
+# ---------------------------------------------------------------- the codec
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    return {
+        mode: MODELS.build(
+            tiny_model_cfg(type="token_collective", codebook_size=64, perception=mode)
+        )
+        for mode in ("hybrid", "continuous", "discrete")
+    }
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "continuous", "discrete"])
+def test_image_blocks_of_each_perception_mode(models, shapes_root, mode):
+    model = models[mode]
+    batch = collate([make_dataset(shapes_root)[i] for i in range(2)])
+    view = model._view(batch["inputs"], batch["data_samples"], train=True)
+    codec, n = model.codec, model.num_image_tokens
+    ids = view.input_ids[0][view.attention_mask[0].bool()].tolist()
+    codes = codec.code_ids[batch["data_samples"][0].metainfo["image_codes"]].tolist()
+    continuous = [codec.boi_id, *[model.image_token_id] * n, codec.eoi_id]
+    discrete = [codec.boi_id, *codes, codec.eoi_id]
+    expected = {
+        "hybrid": continuous + discrete,
+        "continuous": continuous,
+        "discrete": discrete,
+    }[mode]
+    start = ids.index(codec.boi_id)
+    assert ids[start : start + len(expected)] == expected
+    assert ids.count(model.image_token_id) == (0 if mode == "discrete" else n)
+    if mode == "discrete":  # the code tokens stand in for the image tokens
+        marked = view.image_positions[0].nonzero().flatten().tolist()
+        assert marked == list(range(start + 1, start + 1 + n))
+
+
+def test_target_collective_is_the_supervised_mounting_of_the_box(models, shapes_root):
+    model = models["hybrid"]
+    batch = collate([make_dataset(shapes_root)[0]])
+    sample = batch["data_samples"][0]
+    assert TARGET in model.codec.processor.format(sample).turns[1]["text"]
+    view = model._view(batch["inputs"], batch["data_samples"], train=True)
+    supervised = view.labels[0][view.labels[0] != -100].tolist()
+    answer = model.tokenizer.decode(supervised)
+    # the answer's collective equals what encode writes once the codes are known
+    expected = model.codec.processor.encode(sample.gt_refs.group(0), sample, "target")
+    assert expected.startswith(REF) and expected in answer.replace("  ", " ")
+    parsed = model.codec.processor.parse(expected, sample)
+    assert len(parsed) == 1 and parsed.metainfo["parse_failures"] == 0
+    box = sample.frame.boxes_to_input(sample.gt_refs.group(0).boxes.numpy())[0]
+    lattice = PatchLattice(*sample.metainfo["code_lattice"])
+    assert sample.metainfo["collective_gt_cells"] == lattice.cells_in_box(box).tolist()
+    codes = [sample.metainfo["image_codes"][c] for c in lattice.cells_in_box(box)]
+    block = [model.codec.boi_id, *model.codec.code_ids[codes].tolist(), model.codec.eoi_id]
+    assert _holds(supervised, block)
+
+
+def _holds(ids: list[int], block: list[int]) -> bool:
+    return any(ids[t : t + len(block)] == block for t in range(len(ids) - len(block) + 1))
+
+
+def test_referring_prompt_is_the_mounting_of_the_users_region(models, shapes_root):
+    model = models["hybrid"]
+    item = make_dataset(shapes_root, task="reg")[0]
+    sample = item["data_samples"]
+    assert PROMPT in model.codec.processor.format(sample).turns[0]["text"]
+    view = model.prepare_samples(item["inputs"][None], [sample])
+    ids = view.input_ids[0][view.attention_mask[0].bool()].tolist()
+    lattice = PatchLattice(*sample.metainfo["code_lattice"])
+    cells = mount(sample.prompt_refs.group(0), 0, sample, lattice)
+    codes = [sample.metainfo["image_codes"][c] for c in cells]
+    block = [model.codec.boi_id, *model.codec.code_ids[codes].tolist(), model.codec.eoi_id]
+    assert _holds(ids, block) and model.codec.prompt_id not in ids
+    # encoding the prepared sample writes the same collective directly
+    text = model.codec.processor.encode(sample.prompt_refs.group(0), sample, "prompt")
+    assert text == f"{REF} region {BOI}{''.join(code_token(c) for c in codes)}{EOI}"
