@@ -111,7 +111,16 @@ def train_proposers(model, batch, steps: int, lr: float = 2e-3) -> list[float]:
         opt = torch.optim.AdamW(proposer.parameters(), lr=lr)
         with torch.no_grad():
             feats = model.vision(batch["inputs"])
-        targets = [box_targets(s.gt_refs, s.frame, model.image_size) for s in batch["data_samples"]]
+        # detection data: every box the batch knows for an image (REC samples
+        # of one image each name a different object)
+        by_image: dict = {}
+        for s in batch["data_samples"]:
+            boxes = box_targets(s.gt_refs, s.frame, model.image_size)
+            key = s.metainfo.get("image_path")
+            by_image[key] = torch.cat([by_image[key], boxes]) if key in by_image else boxes
+        targets = [
+            by_image[s.metainfo.get("image_path")].unique(dim=0) for s in batch["data_samples"]
+        ]
         for _ in range(steps):
             loss = sum(proposer.loss(feats, model.image_size, targets).values())
             history.append(loss.item())

@@ -170,6 +170,11 @@ def test_ablate_chains_stages_and_trains_design_variants(small_preset, tmp_path)
     )
 
 
+def test_stage_chains_that_begin_another_run_inside_it():
+    a, b, c = ("p.py",), ("p.py", "q.py"), ("r.py",)
+    assert ablate._longest_chains({a, b, c, ()}) == {b, c}
+
+
 def test_roundtrip_reports_evaluation_variants(small_preset, tmp_path):
     out = tmp_path / "rt.json"
     main(["roundtrip", "--codec", "token_collective", "--n", "8", "--out", str(out)])

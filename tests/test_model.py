@@ -212,3 +212,25 @@ def test_api_chat_accepts_every_prompt_type(shapes_root):
         model.chat(
             shapes_root / "images" / "val_000040.png", "{prompt:0}", prompts=["not a prompt"]
         )
+
+
+def test_lora_trains_adapters_and_embeddings_only(rec_batch):
+    """UGLMM's LoRA option (peft, rank 8, alpha 16): the LLM's own weights are
+    frozen, the adapters and the (codec-grown) embeddings learn, and the
+    model's loss and generation run through the wrapped LLM."""
+    torch.manual_seed(0)
+    model = MODELS.build({**tiny_model_cfg(type="gnd_query"), "lora": {"r": 8, "alpha": 16}})
+    trainable = {n for n, p in model.llm.named_parameters() if p.requires_grad}
+    assert trainable and all(
+        "lora_" in n or "embed_tokens" in n or "lm_head" in n for n in trainable
+    )
+    assert any("lora_A" in n for n in trainable) and any("embed_tokens" in n for n in trainable)
+    frozen = [p for n, p in model.llm.named_parameters() if "q_proj.base_layer" in n]
+    assert frozen and not any(p.requires_grad for p in frozen)
+    losses = model(rec_batch["inputs"], rec_batch["data_samples"], mode="loss")
+    sum(losses.values()).backward()
+    lora_b = [p for n, p in model.llm.named_parameters() if "lora_B" in n]
+    assert all(p.grad is not None for p in lora_b)
+    model.eval()
+    out = model(rec_batch["inputs"], [s.clone() for s in rec_batch["data_samples"]], mode="predict")
+    assert len(out) == len(rec_batch["data_samples"])

@@ -64,6 +64,16 @@ def test_repeated_code_without_anchor_goes_where_the_other_codes_are():
     assert retrieve([3, 4], image, LATTICE)[0] == 15
 
 
+def test_rare_repeated_codes_anchor_before_background_codes():
+    """No unique code: codes 5 and 6 (twice each) are placed before the
+    background code 0 (twelve times); 5 goes where code 6 is a neighbour
+    (patch 10, beside 11), 6 next to it, and the background code next to them."""
+    image = np.zeros(16, dtype=int)
+    image[[0, 10]] = 5
+    image[[3, 11]] = 6
+    assert retrieve([0, 5, 6], image, LATTICE) == [6, 10, 11]
+
+
 def test_a_code_generated_twice_takes_two_occurrences_and_unknown_codes_none():
     image = np.zeros(16, dtype=int)
     image[[5, 6]] = 7

@@ -21,3 +21,6 @@ model = dict(
         )
     ),
 )
+# `unigrounding ablate --codecs gnd_query --variants`: UGLMM's Table 5 in small,
+# one [GND] per object against the default three.
+ablate_variants = {"k=1": {"model.codec.k": 1}}

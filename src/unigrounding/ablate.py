@@ -154,9 +154,15 @@ def run_stage(
         else settings.get("stage_iters") or cfg.train_cfg.max_iters
     )
     _apply_preset(cfg, settings, data_root, iters)
+    # a stage is scored on the whole val split: its cache must not depend on
+    # how many expressions the codecs are evaluated on (``eval_samples``)
+    if cfg.get("test_dataloader") is not None:
+        for ds in _leaf_datasets(cfg.test_dataloader.dataset):
+            ds.max_samples = None
     if init is not None:
         cfg.model.init_checkpoint = str(init)
-    key = _digest(cfg.pretty_text + json.dumps(settings, sort_keys=True) + _source_digest())
+    trained_by = {k: v for k, v in settings.items() if k != "eval_samples"}
+    key = _digest(cfg.pretty_text + json.dumps(trained_by, sort_keys=True) + _source_digest())
     work = cache_dir() / f"{Path(stage).stem}-{key}"
     export, metrics_file = work / "export", work / "stage_metrics.json"
     if (export / "model.safetensors").exists() and metrics_file.exists():
@@ -305,14 +311,22 @@ def _run_stages(
     cdir: Path, stages: tuple[str, ...], settings: dict, data_root: Path, init: Path, threads: int
 ) -> tuple[Path, dict[str, dict]]:
     """A codec's own stages in order, each starting from the previous export
-    (the first from ``init``): the last export and every stage's metrics."""
+    (the first from ``init``): every stage's export, in order, and metrics."""
     torch.set_num_threads(threads)
     import unigrounding  # noqa: F401  (registration)
 
-    metrics = {}
+    exports, metrics = [], {}
     for stage in stages:
         init, metrics[stage] = run_stage(cdir, stage, settings, data_root, init, log=lambda _: None)
-    return init, metrics
+        exports.append(init)
+    return exports, metrics
+
+
+def _longest_chains(chains: set[tuple[str, ...]]) -> set[tuple[str, ...]]:
+    """The stage chains that are no other chain's beginning: running those
+    runs every stage once (``region_proxy``'s proposer stage is the first of
+    ``token_collective``'s two)."""
+    return {c for c in chains if c and not any(o != c and o[: len(c)] == c for o in chains)}
 
 
 def _folder(name: str) -> str:
@@ -345,11 +359,11 @@ def _run_codecs(
         results = {}
         for name, cfg in configs.items():
             if chains[name]:
-                export, metrics = _run_stages(
+                exports, metrics = _run_stages(
                     cdir, chains[name], settings, data_root, pretrained, torch.get_num_threads()
                 )
                 stage_metrics.update(metrics)
-                cfg.model.init_checkpoint = str(export)
+                cfg.model.init_checkpoint = str(exports[-1])
             log(f"[ablate] fine-tuning {name}")
             results[name] = run_codec(cfg, _dumped(cfg, work / _folder(name)).parent)
         return results, stage_metrics
@@ -368,7 +382,7 @@ def _run_codecs(
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         stage_jobs = {
             chain: pool.submit(_run_stages, cdir, chain, settings, data_root, pretrained, threads)
-            for chain in dict.fromkeys(c for c in chains.values() if c)
+            for chain in sorted(_longest_chains(set(chains.values())))
         }
         codec_jobs = {}
 
@@ -387,12 +401,13 @@ def _run_codecs(
             for chain, future in stage_jobs.items():
                 if future not in done:
                     continue
-                export, metrics = future.result()
+                exports, metrics = future.result()
                 stage_metrics.update(metrics)
                 log(f"[ablate] stages {', '.join(chain)} done")
                 for name in order:
-                    if chains[name] == chain:
-                        configs[name].model.init_checkpoint = str(export)
+                    own = chains[name]
+                    if own and chain[: len(own)] == own and name not in codec_jobs:
+                        configs[name].model.init_checkpoint = str(exports[len(own) - 1])
                         submit(name)
         for name in order:
             codec_jobs[name].result()

@@ -60,3 +60,31 @@ def build_llm(spec: dict, vocab_size: int, attn_implementation: str = "auto") ->
     if llm.get_input_embeddings().num_embeddings < vocab_size:
         llm.resize_token_embeddings(vocab_size)
     return llm
+
+
+#: LoRA's default targets: the attention projections of Llama-style decoders.
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+def apply_lora(
+    llm: PreTrainedModel,
+    r: int = 8,
+    alpha: int = 16,
+    dropout: float = 0.05,
+    target_modules: tuple[str, ...] = LORA_TARGETS,
+) -> torch.nn.Module:
+    """The LLM with peft LoRA adapters (rank ``r``, scaling ``alpha / r``) on
+    ``target_modules``; the rest of the LLM is frozen except the input and
+    output embeddings, which stay trainable because codec tokens added to the
+    vocabulary have no pretrained rows."""
+    if importlib.util.find_spec("peft") is None:
+        raise ImportError("LoRA needs peft: pip install 'unigrounding[lora]'")
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules)
+    )
+    model = get_peft_model(llm, config)
+    model.get_input_embeddings().requires_grad_(True)
+    model.get_output_embeddings().requires_grad_(True)
+    return model

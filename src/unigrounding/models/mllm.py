@@ -20,7 +20,7 @@ from ..codecs.base import Codec, ModelView
 from ..registry import CODECS, DECODERS, MODELS
 from ..structures import GroundingDataSample
 from .chat import IGNORE, encode_conversation, image_turn_text, pad_batch, place_image
-from .llm import build_llm, build_tokenizer
+from .llm import apply_lora, build_llm, build_tokenizer
 from .proposer_pretrain import build_proposers
 from .referent_flags import ReferentFlags
 from .tokenizer import IMAGE
@@ -59,6 +59,9 @@ class GroundingMLLM(BaseModel):
         init_checkpoint: exported model to start from (e.g. the shared
             vision-language pretraining); codec tokens added since keep their
             fresh embeddings (:func:`~unigrounding.engine.export.init_from_pretrained`).
+        lora: fine-tune the LLM through LoRA adapters instead of fully
+            (:func:`~.llm.apply_lora` arguments, e.g. ``dict(r=8, alpha=16)``;
+            needs peft); ``None``: full fine-tuning.
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class GroundingMLLM(BaseModel):
         image_placement: str = "as_written",
         referent_flag_weight: float = 0.0,
         init_checkpoint: str | None = None,
+        lora: dict | None = None,
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
@@ -99,6 +103,8 @@ class GroundingMLLM(BaseModel):
             self.codec.processor.words,
         )
         self.llm = build_llm(llm, len(self.tokenizer), attn_implementation)
+        if lora is not None:
+            self.llm = apply_lora(self.llm, **lora)
         hidden = self.llm.config.hidden_size
         self.vision = VisionTower(**vision)
         self.codec.attach_vision(self.vision.token_channels)

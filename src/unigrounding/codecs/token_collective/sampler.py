@@ -17,8 +17,10 @@ Appendix A.6): generated token collectives → boxes.
 
 Choices the paper leaves open (each tested):
 
-* A repeated code when nothing is placed yet goes to the occurrence with the
-  most other generated codes among its 8 neighbours (ties: raster order); a
+* Repeated codes are placed rarest first (a code twice in the image says
+  more than a background code on half of it). When nothing is placed yet,
+  the rarest goes to the occurrence with the most other generated codes
+  among its 8 neighbours (each code counted once; ties: raster order). A
   code generated twice takes two different occurrences when it can.
 * "Overlap" of a proposal: the fraction of the collective's points whose
   patch centre lies in the proposal box.
@@ -173,19 +175,18 @@ def retrieve(
     codes: list[int], image_codes: np.ndarray, lattice: PatchLattice, avoid: set[int] = frozenset()
 ) -> list[int | None]:
     """The retrieval map: the patch of each generated code (``None``: the
-    image does not hold it). Unique codes first, then repeated ones in
-    generation order, each to the occurrence nearest to what is placed;
-    patches in ``avoid`` (an earlier collective's) only when nothing else is left."""
+    image does not hold it). Unique codes first; then repeated ones, rarest
+    first, each to its occurrence nearest to what is placed; patches in
+    ``avoid`` (an earlier collective's) only when nothing else is left."""
     occurrences = {int(c): np.flatnonzero(image_codes == c) for c in set(codes)}
     cells: list[int | None] = [None] * len(codes)
     for j, code in enumerate(codes):
         if len(occurrences[int(code)]) == 1:
             cells[j] = int(occurrences[int(code)][0])
     centres = lattice.centres()
-    for j, code in enumerate(codes):
-        options = occurrences[int(code)]
-        if len(options) < 2:
-            continue
+    repeated = [j for j, c in enumerate(codes) if len(occurrences[int(c)]) > 1]
+    for j in sorted(repeated, key=lambda j: (len(occurrences[int(codes[j])]), j)):
+        options = occurrences[int(codes[j])]
         placed = [c for c in cells if c is not None]
         fresh = [o for o in options if o not in placed and o not in avoid]
         options = np.array(fresh or [o for o in options if o not in placed] or options)
@@ -193,8 +194,8 @@ def retrieve(
             dist = np.linalg.norm(centres[options][:, None] - centres[placed][None], axis=-1)
             cells[j] = int(options[dist.min(1).argmin()])
         else:
-            others = np.concatenate([occurrences[int(c)] for c in codes if c != code] or [[]])
-            cells[j] = int(options[_support(options, others.astype(np.int64), lattice).argmax()])
+            others = [occurrences[int(c)] for c in set(codes) if c != codes[j]]
+            cells[j] = int(options[_support(options, others, lattice).argmax()])
     return cells
 
 
@@ -255,10 +256,13 @@ def _inside(points: np.ndarray, box: np.ndarray) -> np.ndarray:
     )
 
 
-def _support(options: np.ndarray, others: np.ndarray, lattice: PatchLattice) -> np.ndarray:
-    """Per option patch, how many of ``others`` lie among its 8 neighbours."""
+def _support(options: np.ndarray, others: list[np.ndarray], lattice: PatchLattice) -> np.ndarray:
+    """Per option patch, how many of the other generated codes occur among its
+    8 neighbours (each code counted once)."""
     r, c = np.divmod(options, lattice.cols)
-    orow, ocol = np.divmod(others, lattice.cols)
-    near = (np.abs(r[:, None] - orow[None]) <= 1) & (np.abs(c[:, None] - ocol[None]) <= 1)
-    near &= options[:, None] != others[None]
-    return near.sum(1)
+    support = np.zeros(len(options), dtype=np.int64)
+    for where in others:
+        orow, ocol = np.divmod(where, lattice.cols)
+        near = (np.abs(r[:, None] - orow[None]) <= 1) & (np.abs(c[:, None] - ocol[None]) <= 1)
+        support += (near & (options[:, None] != where[None])).any(1)
+    return support
