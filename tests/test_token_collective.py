@@ -246,3 +246,43 @@ def test_referring_prompt_is_the_mounting_of_the_users_region(models, shapes_roo
     # encoding the prepared sample writes the same collective directly
     text = model.codec.processor.encode(sample.prompt_refs.group(0), sample, "prompt")
     assert text == f"{REF} region {BOI}{''.join(code_token(c) for c in codes)}{EOI}"
+
+
+def test_fuzzy_alternatives_are_the_top_codes_at_each_generated_code(models):
+    """decode's alternatives: per generated ``<vis_k>`` (in order, up to the
+    end of the answer) the codes of the top-k logits over code tokens."""
+    from unigrounding.codecs.base import ModelView
+
+    codec, tok = models["hybrid"].codec, models["hybrid"].tokenizer
+    ids = [codec.boi_id, int(codec.code_ids[3]), int(codec.code_ids[9]), codec.eoi_id]
+    ids += [tok.eos_token_id, int(codec.code_ids[1])]  # after the end: ignored
+    logits = torch.zeros(1, len(ids), len(tok))
+    logits[0, 1, codec.code_ids[[3, 7, 5]]] = torch.tensor([3.0, 2.0, 1.0])
+    logits[0, 2, codec.code_ids[[9, 2, 8]]] = torch.tensor([3.0, 2.0, 1.0])
+    view = ModelView([], [], None, None, None, generated_ids=torch.tensor([ids]))
+    view.generated_logits = logits
+    text = f"{BOI}{code_token(3)}{code_token(9)}{EOI}"
+    assert codec._alternatives(view, 0, text) == [[3, 7, 5], [9, 2, 8]]
+    assert codec._alternatives(view, 0, text + code_token(4)) is None  # text disagrees
+
+
+def test_masks_from_a_point_decoder_prompted_with_the_cluster_centre(shapes_root):
+    """With a point-to-mask decoder in the model, each collective's mask is
+    the decoder's answer to its cluster centre; without one, the hull."""
+    torch.manual_seed(0)
+    cfg = tiny_model_cfg(type="token_collective", codebook_size=64)
+    cfg["decoders"] = {"point_to_mask": {"type": "ColourRegionGrowing"}}
+    model = MODELS.build(cfg)
+    item = make_dataset(shapes_root)[0]
+    sample = item["data_samples"]
+    view = model.prepare_samples(item["inputs"][None], [sample])
+    text = model.codec.processor.encode(sample.gt_refs.group(0), sample, "target")
+    view.texts = [text]
+    refs = model.codec.decode(view)[0]
+    assert len(refs) == 1 and refs.masks.shape[0] == 1
+    found, _ = model.codec.processor.read(text, sample)
+    centre = found[0][2].centre
+    expected = model.decoders["point_to_mask"](view.images[0], centre[None])
+    assert torch.equal(refs.masks[0], sample.frame.mask_to_original(expected))
+    hull = model.codec.processor.parse(text, sample).masks[0]
+    assert hull.any() and not torch.equal(hull, refs.masks[0])
