@@ -144,11 +144,8 @@ class TokenCollectiveProcessor(Processor):
                 code_index += 1
                 if open_block is None:
                     stray += 1
-                elif code < self.codebook_size:
-                    open_block["codes"].append(code)
-                    open_block["alts"].append(alt or [])
-                else:
-                    open_block["codes"].append(-1)  # not a code of this vocabulary
+                else:  # a code beyond the vocabulary (-1) is in no image
+                    open_block["codes"].append(code if code < self.codebook_size else -1)
                     open_block["alts"].append(alt or [])
         blocks = [b for b in blocks if b["codes"]]  # <boi><eoi>: explicitly nothing
         if not blocks:
@@ -208,6 +205,14 @@ def lattice_of(sample: GroundingDataSample) -> PatchLattice:
     """The patch lattice ``prepare`` recorded for the sample."""
     rows, cols, stride = sample.metainfo["code_lattice"]
     return PatchLattice(int(rows), int(cols), float(stride))
+
+
+def _mounted_ids(
+    refs: RefTargets, row: int, sample: GroundingDataSample, lattice: PatchLattice, code_ids
+) -> list[int]:
+    """Token ids of instance ``row``'s collective, ``code_ids`` being the
+    image's code token per patch."""
+    return [code_ids[c] for c in mount(refs, row, sample, lattice)]
 
 
 def _proposals_of(sample: GroundingDataSample) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -330,14 +335,12 @@ class TokenCollectiveCodec(Codec):
             sample.set_metainfo({"collective_gt_cells": sorted(gt_cells)})
             code_ids = self.code_ids[codes[b]].tolist()
             targets = [
-                self.code_ids[codes[b][mount(refs, i, sample, lattice)]].tolist()
+                _mounted_ids(refs, i, sample, lattice, code_ids)
                 for refs in (sample.gt_refs.group(g) for g in rendered.side["target_groups"])
                 for i in range(len(refs))
             ]
             prompts = [
-                self.code_ids[
-                    codes[b][mount(sample.prompt_refs.group(g), r, sample, lattice)]
-                ].tolist()
+                _mounted_ids(sample.prompt_refs.group(g), r, sample, lattice, code_ids)
                 for g, r in rendered.side["prompt_rows"]
             ]
             ids = view.input_ids[b][view.attention_mask[b].bool()].tolist()
