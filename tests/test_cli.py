@@ -175,6 +175,26 @@ def test_stage_chains_that_begin_another_run_inside_it():
     assert ablate._longest_chains({a, b, c, ()}) == {b, c}
 
 
+@pytest.mark.parametrize("task", ["rec", "res"])
+def test_task_switch_leaves_a_converting_wrappers_dataset_alone(task):
+    """grid_offset's refinement conversations are built from RES samples: the
+    ablation's task switch must not turn them into mask-less REC samples
+    (which the wrapper passes through unchanged: no refinement data at all)."""
+    cfg = ablate._codec_config(ablate.config_dir(), "grid_offset")
+    ablate._apply_task(cfg, task)
+    main_set, refine = cfg.train_dataloader.dataset.datasets
+    assert refine.type == "GridOffsetRefineDataset"
+    assert (main_set.task, refine.dataset.task) == (task, "res")
+    wrapped = Config(
+        dict(
+            train_dataloader=dict(dataset=dict(type="RepeatDataset", dataset=main_set)),
+            test_dataloader=cfg.test_dataloader,
+        )
+    )
+    ablate._apply_task(wrapped, "res")
+    assert wrapped.train_dataloader.dataset.dataset.task == "res"  # a pass-through wrapper
+
+
 def test_roundtrip_reports_evaluation_variants(small_preset, tmp_path):
     out = tmp_path / "rt.json"
     main(["roundtrip", "--codec", "token_collective", "--n", "8", "--out", str(out)])

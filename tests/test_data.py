@@ -1,6 +1,7 @@
 import json
 import pickle
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,7 +73,7 @@ def test_expressions_are_unambiguous():
                     assert hits == [obj], expr
 
 
-@pytest.mark.parametrize("task", ["rec", "res", "reg", "gcg", "gres", "interactive"])
+@pytest.mark.parametrize("task", ["rec", "res", "reg", "gcg", "gres", "interactive", "det"])
 def test_every_task_loads_with_consistent_slots(shapes_root, task):
     ds = make_dataset(shapes_root, task=task)
     assert len(ds) > 0
@@ -86,6 +87,35 @@ def test_every_task_loads_with_consistent_slots(shapes_root, task):
         assert sample.gt_refs.masks.shape[0] == len(sample.gt_refs)
     if task == "interactive":  # the prompt is the target itself
         assert torch.equal(sample.prompt_refs.boxes, sample.gt_refs.boxes)
+
+
+def test_category_detection_targets_every_instance_of_the_category(shapes_root):
+    """One sample per (image, category): every instance of it — referable or
+    not — named ``category-k`` left to right, as UGLMM's ``zebra-1 [GND], ...``."""
+    ds = make_dataset(shapes_root, task="det")
+    instances = json.loads((Path(shapes_root) / "instances.json").read_text())
+    names = {c["id"]: c["name"] for c in instances["categories"]}
+    file_ids = {im["file_name"]: im["id"] for im in instances["images"]}
+    seen = set()
+    for i in range(len(ds)):
+        sample = ds[i]["data_samples"]
+        image_id = file_ids[Path(sample.image_path).name]
+        expected = sorted(
+            a["bbox"][0]
+            for a in instances["annotations"]
+            if a["image_id"] == image_id and names[a["category_id"]] == sample.expression
+        )
+        assert sample.conversation[0]["text"] == f"<image>\nDetect every {sample.expression}."
+        assert sample.gt_refs.boxes[:, 0].tolist() == expected
+        assert list(sample.gt_refs.phrases) == [
+            f"{sample.expression}-{k + 1}" for k in range(len(expected))
+        ]
+        assert sample.conversation[1]["text"] == ", ".join(
+            f"{{target:{g}}}" for g in range(len(expected))
+        )
+        seen.add((image_id, sample.expression))
+    assert len(seen) == len(ds)  # one sample per image and category
+    assert any(len(ds[i]["data_samples"].gt_refs) > 1 for i in range(len(ds)))
 
 
 def test_gres_has_multi_and_no_target_expressions(shapes_root):

@@ -101,3 +101,49 @@ def test_prompts_are_mask_pooled_through_the_projector(gnd_model, shapes_root):
 def test_k_must_be_positive():
     with pytest.raises(ValueError, match="k .* must be >= 1"):
         MODELS.build(tiny_model_cfg(type="gnd_query", k=0))
+
+
+def test_category_detection_answers_are_scored_instances(gnd_model, shapes_root):
+    """UGLMM's category-based detection: ``circle-1 [GND]x3, circle-2 ...``
+    trains, and every predicted instance carries its query similarity as the
+    score COCO mAP ranks by."""
+    from unigrounding.evaluation import CategoryDetectionMetric
+
+    ds = make_dataset(shapes_root, task="det")
+    many = next(i for i in range(len(ds)) if len(ds[i]["data_samples"].gt_refs) > 1)
+    batch = collate([ds[many], ds[0]])
+    answer = gnd_model.codec.processor.format(batch["data_samples"][0]).turns[-1]["text"]
+    name = batch["data_samples"][0].expression
+    assert answer.startswith(f"{name}-1 {GND * 3}, {name}-2 {GND * 3}")
+    gnd_model.train()
+    losses = gnd_model(batch["inputs"], batch["data_samples"], mode="loss")
+    assert losses["loss_gnd_l1"] > 0
+    from unigrounding.codecs.base import ModelView
+
+    text = f"{name}-1 {GND * 3}, {name}-2 {GND * 3}"
+    ids = gnd_model.tokenizer([text] * 2, add_special_tokens=False, return_tensors="pt").input_ids
+    gnd_model.eval()
+    with torch.no_grad():
+        view = gnd_model._view(batch["inputs"], batch["data_samples"], train=False)
+        view = ModelView(
+            batch["data_samples"],
+            view.rendered,
+            view.images,
+            view.input_ids,
+            view.attention_mask,
+            image_feats=view.image_feats,
+            feature_pyramid=view.feature_pyramid,
+            vision_tokens=view.vision_tokens,
+            generated_ids=ids,
+            generated_hidden_states=torch.randn(2, ids.shape[1], gnd_model.llm.config.hidden_size),
+            texts=[text, text],
+        )
+        preds = gnd_model.codec.decode(view)
+    assert [list(p.phrases) for p in preds] == [[f"{name}-1", f"{name}-2"]] * 2
+    assert all(0 < float(sc) < 1 for p in preds for sc in p.scores)
+    for sample, refs in zip(batch["data_samples"], preds, strict=True):
+        sample.pred_refs = refs
+    metric = CategoryDetectionMetric()
+    metric.process({}, [s.to_dict() for s in batch["data_samples"]])
+    out = metric.compute_metrics(metric.results)
+    assert out["detections"] == sum(len(p) for p in preds) and 0.0 <= out["map"] <= 1.0

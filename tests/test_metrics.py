@@ -248,3 +248,58 @@ def test_fovd_similarity_assigns_class_and_serves_as_confidence():
     # the other way round the true box ranks first: AP 1
     assert run("dog", "a dog")["map"] == pytest.approx(1.0)
     assert run("dog", "a dog")["embedder"] == "hashing"
+
+
+def test_category_detection_ranks_instances_by_the_codecs_scores():
+    """Two circles; the answer holds them and a false box between. Scores
+    decide the ranking: TP 0.9, FP 0.8, TP 0.5 gives COCO's 101-point AP
+    (51 + 50 * 2/3) / 101; the false box first gives 2/3; without scores the
+    answer order ranks them (as the first case)."""
+    from unigrounding.evaluation import CategoryDetectionMetric
+
+    def run(scores):
+        s = GroundingDataSample(metainfo={"ori_shape": (100, 100), "expression": "circle"})
+        s.gt_refs = RefTargets.build([[10, 10, 30, 30], [60, 60, 90, 90]])
+        s.pred_refs = RefTargets.build(
+            [[10, 10, 30, 30], [40, 0, 55, 20], [60, 60, 90, 90]], scores=scores
+        )
+        other = GroundingDataSample(metainfo={"ori_shape": (100, 100), "expression": "square"})
+        other.gt_refs = RefTargets.build([[40, 0, 55, 20]])  # a square where the false box is
+        other.pred_refs = RefTargets.empty()
+        metric = CategoryDetectionMetric()
+        metric.process({}, [s.to_dict(), other.to_dict()])
+        return metric.compute_metrics(metric.results)
+
+    ranked = (51 + 50 * 2 / 3) / 101
+    # mAP averages the two classes: the square was never found (AP 0)
+    assert run([0.9, 0.8, 0.5])["map"] == pytest.approx(ranked / 2)
+    assert run([0.5, 0.9, 0.4])["ap50"] == pytest.approx(2 / 3 / 2)
+    assert run(None)["map"] == pytest.approx(ranked / 2)
+    assert run(None)["detections"] == 3
+
+
+def test_gcg_recall_needs_the_box_and_the_phrase():
+    """Targets: a red circle, a big square. Predicted: the circle exactly
+    ("the red circle": articles ignored), the square's box at IoU 0.6 but
+    named "small square", and a stray box. One of two targets is recalled;
+    precision 1/3; mIoU (1 + 0.6) / 2; the phrase is right for 1 of 2."""
+    from unigrounding.evaluation import GCGMetric
+
+    s = GroundingDataSample(metainfo={"ori_shape": (100, 100)})
+    s.gt_refs = RefTargets.build(
+        [[0, 0, 20, 20], [50, 50, 80, 80]], phrases=["red circle", "big square"], group_ids=[0, 1]
+    )
+    # [50, 50, 80, 80] vs [50, 50, 80, 68]: 540 / 900 = 0.6
+    s.pred_refs = RefTargets.build(
+        [[0, 0, 20, 20], [50, 50, 80, 68], [85, 85, 99, 99]],
+        phrases=["the red circle", "small square", "a red circle"],
+        group_ids=[0, 1, 2],
+    )
+    metric = GCGMetric()
+    metric.process({}, [s.to_dict()])
+    out = metric.compute_metrics(metric.results)
+    assert out["recall"] == pytest.approx(0.5) and out["precision"] == pytest.approx(1 / 3)
+    assert out["miou"] == pytest.approx(0.8) and out["phrase_acc"] == pytest.approx(0.5)
+    strict = GCGMetric(iou=0.7)
+    strict.process({}, [s.to_dict()])
+    assert strict.compute_metrics(strict.results)["recall"] == pytest.approx(0.5)

@@ -238,3 +238,29 @@ def test_box_and_mask_decoder_losses_fall_when_overfitting(shapes_root):
     history = train_steps(model, batch, 200)
     for key in ("loss_box_l1", "loss_box_giou", "loss_mask_focal", "loss_mask_dice"):
         assert history[-1][key] < 0.6 * history[0][key], (key, history[0][key], history[-1][key])
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_pyramid_fuses_the_image_tokens_the_llm_reads(rec_batch, fused):
+    """With ``pyramid=dict(image_tokens=True)`` the decoders' memory holds the
+    projected image tokens: through the instruction-aware projector it then
+    depends on the question asked about the same image; without, it is the
+    tower's alone."""
+    from unigrounding.registry import MODELS
+
+    torch.manual_seed(0)
+    cfg = tiny_model_cfg(type="trp")
+    cfg["projector"] = dict(cfg.get("projector", {}), instruction_aware=True)
+    cfg["pyramid"] = dict(image_tokens=fused)
+    model = MODELS.build(cfg).eval()
+    sample = rec_batch["data_samples"][0]
+    other = sample.clone()
+    other.conversation = [
+        {"role": "user", "text": "<image>\nWhere is the big green cross?"},
+        sample.conversation[1],
+    ]
+    images = rec_batch["inputs"][:1].repeat(2, 1, 1, 1)
+    with torch.no_grad():
+        view = model._view(images, [sample, other], train=False)
+    for level in view.feature_pyramid:
+        assert torch.equal(level[0], level[1]) is not fused

@@ -89,23 +89,31 @@ def _codec_config(cdir: Path, name: str) -> Config:
 TASKS = {"rec": ("RECMetric", "box"), "res": ("RESMetric", "mask")}
 
 
+#: Wrappers that pass their dataset's items through unchanged; any other
+#: wrapper converts them (e.g. ``GridOffsetRefineDataset`` turns RES samples
+#: into refinement conversations) and needs the task it was configured with.
+PASS_THROUGH_WRAPPERS = ("RepeatDataset", "ClassBalancedDataset")
+
+
 def _apply_task(cfg: Config, task: str) -> None:
-    """Point every ShapesRef dataset of the config at ``task`` and score it."""
+    """Point the config's ShapesRef datasets at ``task`` and score it; datasets
+    inside a converting wrapper keep their own task."""
     metric, _ = TASKS[task]
     for loader in ("train_dataloader", "test_dataloader"):
-        for ds in _leaf_datasets(cfg[loader].dataset):
+        for ds in _leaf_datasets(cfg[loader].dataset, into=PASS_THROUGH_WRAPPERS):
             if ds.type == "ShapesRefDataset":
                 ds.task = task
     cfg.test_evaluator = [{"type": metric}, *cfg.get("ablate_metrics", [])]
 
 
-def _leaf_datasets(ds: dict) -> list[dict]:
-    """The configs that read data, inside wrappers (``dataset``) and concatenations
-    (``datasets``)."""
+def _leaf_datasets(ds: dict, into: tuple[str, ...] | None = None) -> list[dict]:
+    """The configs that read data, inside concatenations (``datasets``) and
+    wrappers (``dataset``; only those whose type is in ``into``, if given —
+    the others count as leaves)."""
     if "datasets" in ds:
-        return [leaf for child in ds.datasets for leaf in _leaf_datasets(child)]
-    if "dataset" in ds:
-        return _leaf_datasets(ds.dataset)
+        return [leaf for child in ds.datasets for leaf in _leaf_datasets(child, into)]
+    if "dataset" in ds and (into is None or ds.type in into):
+        return _leaf_datasets(ds.dataset, into)
     return [ds]
 
 
@@ -372,47 +380,51 @@ def _run_codecs(
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    # latent codecs (decoders, longer answers) train slowest: start them first so
-    # the parallel lanes finish together; stages start before any codec
-    order = sorted(
-        configs,
-        key=lambda n: getattr(CODECS.get(configs[n].model.codec.type), "kind", "") != "latent",
-    )
+
+    # Jobs are dispatched here, not queued in the pool, so a free lane always
+    # takes the most urgent ready job: stage chains first (codecs wait on
+    # them), then codecs whose stages are done, then latent codecs (decoders,
+    # longer answers train slowest), then the rest — so the lanes finish
+    # together instead of one long codec running alone at the end.
+    def urgency(name: str) -> tuple[bool, bool]:
+        latent = getattr(CODECS.get(configs[name].model.codec.type), "kind", "") == "latent"
+        return (not chains[name], not latent)
+
+    pending_chains = sorted(_longest_chains({c for c in chains.values() if c}))
+    waiting_codecs = sorted(configs, key=urgency)
+    ready = {name: not chains[name] for name in configs}
+    running: dict = {}
+    results: dict[str, dict] = {}
     # spawn: a forked child would inherit torch's thread pools and any open state
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        stage_jobs = {
-            chain: pool.submit(_run_stages, cdir, chain, settings, data_root, pretrained, threads)
-            for chain in sorted(_longest_chains(set(chains.values())))
-        }
-        codec_jobs = {}
-
-        def submit(name: str) -> None:
-            cfg_path = _dumped(configs[name], work / _folder(name))
-            codec_jobs[name] = pool.submit(
-                _run_codec_in_process, str(cfg_path), str(cfg_path.parent), threads
-            )
-
-        for name in order:
-            if not chains[name]:
-                submit(name)
-        waiting = set(stage_jobs.values())
-        while waiting:
-            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
-            for chain, future in stage_jobs.items():
-                if future not in done:
+        while pending_chains or waiting_codecs or running:
+            while len(running) < jobs and (pending_chains or any(ready[n] for n in waiting_codecs)):
+                if pending_chains:
+                    chain = pending_chains.pop(0)
+                    job = _run_stages, cdir, chain, settings, data_root, pretrained, threads
+                    running[pool.submit(*job)] = ("stages", chain)
+                    continue
+                name = next(n for n in waiting_codecs if ready[n])
+                waiting_codecs.remove(name)
+                cfg_path = _dumped(configs[name], work / _folder(name))
+                job = _run_codec_in_process, str(cfg_path), str(cfg_path.parent), threads
+                running[pool.submit(*job)] = ("codec", name)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                kind, what = running.pop(future)
+                if kind == "codec":
+                    results[what] = future.result()
+                    log(f"[ablate] {what} done")
                     continue
                 exports, metrics = future.result()
                 stage_metrics.update(metrics)
-                log(f"[ablate] stages {', '.join(chain)} done")
-                for name in order:
+                log(f"[ablate] stages {', '.join(what)} done")
+                for name in waiting_codecs:
                     own = chains[name]
-                    if own and chain[: len(own)] == own and name not in codec_jobs:
+                    if own and what[: len(own)] == own:
                         configs[name].model.init_checkpoint = str(exports[len(own) - 1])
-                        submit(name)
-        for name in order:
-            codec_jobs[name].result()
-            log(f"[ablate] {name} done")
-    return {name: codec_jobs[name].result() for name in configs}, stage_metrics
+                        ready[name] = True
+    return {name: results[name] for name in configs}, stage_metrics
 
 
 def _row(metrics: dict, ceiling: dict, cfg: Config, train_seconds: float) -> dict:

@@ -114,7 +114,12 @@ def load(path: str | Path, map_location: str = "cpu") -> Grounder:
     path = Path(path)
     if not (path / CONFIG).exists():
         raise FileNotFoundError(f"{path} is not an exported model directory (no {CONFIG})")
-    grounder = build(path / CONFIG)
+    cfg = Config.fromfile(str(path / CONFIG))
+    if (path / "tokenizer").is_dir():
+        # the vocabulary the weights were trained with, not today's rebuild of
+        # it (the offline ShapesRef tokenizer grows with the task templates)
+        cfg.model.tokenizer = str(path / "tokenizer")
+    grounder = build(cfg)
     load_weights(grounder.model, path)
     grounder.model.to(torch.device(map_location))
     return grounder

@@ -65,7 +65,7 @@ class CocoDetectionDataset(_CachedPacking, BaseDataset):
 
     def load_data_list(self) -> list[dict]:
         path = Path(self.data_root) / self.instances_file
-        images, anns = read_instances(path)
+        images, anns, _ = read_instances(path)
         by_image: dict[int, list] = {}
         for ann in sorted(anns.values(), key=lambda a: a["id"]):
             if ann.get("iscrowd", 0):
@@ -132,7 +132,7 @@ class CocoCellLabelDataset(_CachedPacking, BaseDataset):
 
     def load_data_list(self) -> list[dict]:
         path = Path(self.data_root) / self.instances_file
-        images, anns = read_instances(path)
+        images, anns, _ = read_instances(path)
         by_image: dict[int, list] = {}
         for ann in anns.values():
             labels = {}

@@ -29,6 +29,9 @@ TASK_TEMPLATES = {
     "reg": ("<image>\nWhat is {prompt:0}?", "{expression}"),
     "gcg": ("<image>\nDescribe the image and ground every object.", "{caption}"),
     "interactive": ("<image>\nSegment {prompt:0}.", "{target:0}"),
+    # category-based detection (UGLMM appendix B.4): every instance of a
+    # category, each named "<category>-<k>"; {targets}: all of them, by ", "
+    "det": ("<image>\nDetect every {expression}.", "{targets}"),
 }
 TASK_UNITS = {
     "rec": "box",
@@ -37,6 +40,7 @@ TASK_UNITS = {
     "reg": "box",
     "gcg": "box",
     "interactive": "mask",
+    "det": "box",
 }
 NO_TARGET_ANSWER = "There is none."
 REG_PROMPT_UNITS = ("box", "point", "scribble", "mask")
@@ -69,8 +73,11 @@ def read_refs(path: str | Path, allow_pickle: bool = False) -> list[dict]:
     return refs
 
 
-def read_instances(path: str | Path) -> tuple[dict[int, dict], dict[int, dict]]:
-    """Images and annotations of a COCO instances file, by id, validated."""
+def read_instances(
+    path: str | Path,
+) -> tuple[dict[int, dict], dict[int, dict], dict[int, str]]:
+    """Images, annotations and category names of a COCO instances file, by
+    id, validated."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"instances file not found: {path}")
@@ -78,9 +85,10 @@ def read_instances(path: str | Path) -> tuple[dict[int, dict], dict[int, dict]]:
         coco = json.loads(path.read_text())
         images = {int(img["id"]): img for img in coco["images"]}
         anns = {int(a["id"]): a for a in coco["annotations"]}
+        categories = {int(c["id"]): str(c["name"]) for c in coco.get("categories", [])}
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise AnnotationError(f"{path}: malformed COCO instances file ({exc!r})") from exc
-    return images, anns
+    return images, anns, categories
 
 
 @DATASETS.register_module()
@@ -124,7 +132,7 @@ class RefCOCODataset(BaseDataset):
     def load_data_list(self) -> list[dict]:
         root = Path(self.data_root)
         refs_path = root / self.refs_file
-        images, anns = read_instances(root / self.instances_file)
+        images, anns, categories = read_instances(root / self.instances_file)
         samples: list[dict] = []
         for idx, ref in enumerate(read_refs(refs_path, self.allow_pickle)):
             where = f"{refs_path} ref #{idx} (ref_id={ref.get('ref_id', '?') if isinstance(ref, dict) else '?'})"
@@ -142,6 +150,8 @@ class RefCOCODataset(BaseDataset):
                 samples.append(self._sample(ref, image, targets, sent, k, where))
         if self.task == "gcg":
             samples = self._gcg(samples)
+        elif self.task == "det":
+            samples = self._detection(samples, images, anns, categories)
         elif self.turns_per_sample > 1:
             samples = self._group_turns(samples)
         return samples[: self.max_samples] if self.max_samples else samples
@@ -251,6 +261,54 @@ class RefCOCODataset(BaseDataset):
             merged["conversation"][1] = {"role": "assistant", "text": ", ".join(parts) + "."}
             merged["sample_id"] = f"gcg-{Path(merged['image_path']).stem}"
             out.append(merged)
+        return out
+
+    def _detection(
+        self, samples: list[dict], images: dict, anns: dict, categories: dict
+    ) -> list[dict]:
+        """One sample per category present in an image of the split (the
+        images its refs name): every instance of the category, referable or
+        not, is a target, named ``category-k`` left to right."""
+        path = Path(self.data_root) / self.instances_file
+        by_path = {
+            str(Path(self.data_root) / self.img_dir / im["file_name"]): i
+            for i, im in images.items()
+        }
+        by_image: dict[int, dict[int, list[int]]] = {}
+        for ann in anns.values():
+            if not ann.get("iscrowd", 0):
+                cats = by_image.setdefault(int(ann["image_id"]), {})
+                cats.setdefault(int(ann["category_id"]), []).append(int(ann["id"]))
+        question, answer_template = TASK_TEMPLATES["det"]
+        out, seen = [], set()
+        for base in samples:
+            image_id = by_path[base["image_path"]]
+            if image_id in seen:
+                continue
+            seen.add(image_id)
+            for cat, ann_ids in sorted(by_image.get(image_id, {}).items()):
+                if cat not in categories:
+                    raise AnnotationError(f"{path} ann_id={ann_ids[0]}: unknown category_id {cat}")
+                name = categories[cat]
+                where = f"{path} image_id={image_id}"
+                targets = sorted(self._targets(ann_ids, anns, where), key=lambda t: t["box"][0])
+                answer = answer_template.replace(
+                    "{targets}", ", ".join(f"{{target:{g}}}" for g in range(len(targets)))
+                )
+                out.append({
+                    **base,
+                    "sample_id": f"det-{image_id}-{name}",
+                    "expression": name,
+                    "source": where,
+                    "gt": [
+                        dict(t, group=g, unit="box", phrase=f"{name}-{g + 1}")
+                        for g, t in enumerate(targets)
+                    ],
+                    "conversation": [
+                        {"role": "user", "text": question.replace("{expression}", name)},
+                        {"role": "assistant", "text": answer},
+                    ],
+                })  # fmt: skip
         return out
 
 

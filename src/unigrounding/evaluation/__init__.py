@@ -3,13 +3,17 @@
 from .benchmarks import GRESMetric, InteractiveSegMetric, LVISGroundAR, POPEMetric, yes_no
 from .captions import REGMetric
 from .collectives import TokenCollectiveMetric, collective_scores
+from .detection import CategoryDetectionMetric, coco_box_map
 from .fovd import FOVDMetric, assign_classes, hashing_embed
+from .gcg import GCGMetric, normalise_phrase
 from .grounding import RECMetric, RESMetric, rec_iou, union_mask
 from .proposals import CodebookUsage, ProposalRecall, recalled
 
 __all__ = [
+    "CategoryDetectionMetric",
     "CodebookUsage",
     "FOVDMetric",
+    "GCGMetric",
     "GRESMetric",
     "InteractiveSegMetric",
     "LVISGroundAR",
@@ -20,8 +24,10 @@ __all__ = [
     "RESMetric",
     "TokenCollectiveMetric",
     "assign_classes",
+    "coco_box_map",
     "collective_scores",
     "hashing_embed",
+    "normalise_phrase",
     "rec_iou",
     "recalled",
     "union_mask",

@@ -16,8 +16,6 @@ comparable to the paper's and the result says which embedder was used.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import zlib
 from collections.abc import Mapping, Sequence
 
@@ -26,6 +24,7 @@ import torch
 from mmengine.evaluator import BaseMetric
 
 from ..registry import METRICS
+from .detection import coco_box_map
 
 
 def hashing_embed(texts: Sequence[str], dim: int = 512) -> torch.Tensor:
@@ -97,53 +96,19 @@ class FOVDMetric(BaseMetric):
             )
 
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-
         names = self.class_names or sorted({n for r in results for n in r["gt_names"]})
         index = {n: i for i, n in enumerate(names)}
-        images, anns, dets = [], [], []
-        for image_id, r in enumerate(results, start=1):
-            images.append({"id": image_id, "height": r["hw"][0], "width": r["hw"][1]})
+        images, targets, detections = [], [], []
+        for image, r in enumerate(results):
+            images.append({"hw": r["hw"]})
             for box, name in zip(r["gt_boxes"], r["gt_names"], strict=True):
                 if name not in index:
                     raise ValueError(f"target class {name!r} is not in class_names")
-                x1, y1, x2, y2 = box.tolist()
-                anns.append(
-                    {
-                        "id": len(anns) + 1,
-                        "image_id": image_id,
-                        "category_id": index[name] + 1,
-                        "bbox": [x1, y1, x2 - x1, y2 - y1],
-                        "area": (x2 - x1) * (y2 - y1),
-                        "iscrowd": 0,
-                    }
-                )
+                targets.append({"image": image, "class": index[name], "box": box})
             classes, scores = assign_classes(r["phrases"], names, self.embed)
-            for box, c, score in zip(r["boxes"], classes, scores, strict=True):
-                x1, y1, x2, y2 = box.tolist()
-                dets.append(
-                    {
-                        "image_id": image_id,
-                        "category_id": int(c) + 1,
-                        "bbox": [x1, y1, x2 - x1, y2 - y1],
-                        "score": float(score),
-                    }
-                )
-        out = {"embedder": self.embedder_name, "detections": len(dets)}
-        if not anns or not dets:
-            return {**out, "map": 0.0, "ap50": 0.0, "ap75": 0.0}
-        gt = COCO()
-        gt.dataset = {
-            "images": images,
-            "annotations": anns,
-            "categories": [{"id": i + 1, "name": n} for i, n in enumerate(names)],
-        }
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables
-            gt.createIndex()
-            evaluation = COCOeval(gt, gt.loadRes(dets), "bbox")
-            evaluation.evaluate()
-            evaluation.accumulate()
-            evaluation.summarize()
-        stats = evaluation.stats
-        return {**out, "map": float(stats[0]), "ap50": float(stats[1]), "ap75": float(stats[2])}
+            detections += [
+                {"image": image, "class": int(c), "box": box, "score": score}
+                for box, c, score in zip(r["boxes"], classes, scores, strict=True)
+            ]
+        out = {"embedder": self.embedder_name, "detections": len(detections)}
+        return {**out, **coco_box_map(images, targets, detections, len(names))}

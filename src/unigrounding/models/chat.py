@@ -72,12 +72,17 @@ def encode_conversation(
         elif turn["role"] == "assistant":
             if i == last and not with_last_answer:
                 break
-            piece = _ids(tokenizer, " " + turn["text"]) + [tokenizer.eos_token_id]
+            piece = answer_ids(tokenizer, turn["text"]) + [tokenizer.eos_token_id]
             ids += piece
             labels += piece
         else:
             raise ValueError(f"unknown role {turn['role']!r}")
     return ids, labels
+
+
+def answer_ids(tokenizer, text: str) -> list[int]:
+    """The ids of an assistant answer as the template writes it (after a space)."""
+    return _ids(tokenizer, " " + text)
 
 
 def pad_batch(seqs: list[list[int]], pad: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:

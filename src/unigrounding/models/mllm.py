@@ -19,7 +19,7 @@ from torch import nn
 from ..codecs.base import Codec, ModelView
 from ..registry import CODECS, DECODERS, MODELS
 from ..structures import GroundingDataSample
-from .chat import IGNORE, encode_conversation, image_turn_text, pad_batch, place_image
+from .chat import IGNORE, answer_ids, encode_conversation, image_turn_text, pad_batch, place_image
 from .llm import apply_lora, build_llm, build_tokenizer
 from .proposer_pretrain import build_proposers
 from .referent_flags import ReferentFlags
@@ -39,7 +39,9 @@ class GroundingMLLM(BaseModel):
         image_size: side of the square model input.
         projector: :class:`Projector` options (``merge``, ``pos_embed``,
             ``instruction_aware``).
-        pyramid: :class:`FeaturePyramid` options (built only if the codec needs it).
+        pyramid: :class:`FeaturePyramid` options (built only if the codec needs
+            it); ``image_tokens=True`` fuses the projected image tokens the LLM
+            reads into every level.
         decoders / proposers: name → config, looked up by the codec in ``bind``
             (added to the codec's ``default_decoders`` / ``default_proposers``).
             Proposers are frozen here: they learn in their own detection stage
@@ -113,8 +115,13 @@ class GroundingMLLM(BaseModel):
         self.projector = Projector(self.vision.token_channels, hidden, **(projector or {}))
         self.pyramid = None
         if "feature_pyramid" in self.codec.needs:
+            pyramid = dict(pyramid or {})
+            self._pyramid_reads_tokens = pyramid.pop("image_tokens", False)
             self.pyramid = FeaturePyramid(
-                self.vision.channels, self.vision.strides, **(pyramid or {})
+                self.vision.channels,
+                self.vision.strides,
+                token_channels=hidden if self._pyramid_reads_tokens else None,
+                **pyramid,
             )
         decoders = {**copy.deepcopy(self.codec.default_decoders), **(decoders or {})}
         self.decoders = nn.ModuleDict({k: DECODERS.build(v) for k, v in decoders.items()})
@@ -185,7 +192,8 @@ class GroundingMLLM(BaseModel):
                 x, None if instruction is None else instruction[rows]
             )
         if self.pyramid is not None:
-            view.feature_pyramid = self.pyramid(feats, self.image_size)
+            read = view.image_feats if self._pyramid_reads_tokens else None
+            view.feature_pyramid = self.pyramid(feats, self.image_size, read)
         if "proposals" in self.codec.needs:
             view.proposals = self._proposals(feats, samples)
         self.codec.prepare(view)
@@ -313,7 +321,8 @@ class GroundingMLLM(BaseModel):
     ) -> ModelView:
         """Ask the samples ``rows`` (default: all) one more user turn each: after
         the model's answer, or alone in a new conversation; ``allowed_tokens``
-        restricts the answer to those tokens (and end of sequence)."""
+        restricts the answer to those tokens (as the chat template writes
+        them, see :meth:`_answer_ids`)."""
         rows = list(range(len(view.samples))) if rows is None else list(rows)
         samples = []
         for row, text in zip(rows, texts, strict=True):
@@ -323,20 +332,26 @@ class GroundingMLLM(BaseModel):
             samples.append(sample.clone())
             samples[-1].conversation = ask if new_conversation else answered + ask
         new_view = self._view(view.images[rows], samples, train=False)
-        allowed = None
-        if allowed_tokens is not None:
-            ids = self.tokenizer.convert_tokens_to_ids(list(allowed_tokens))
-            unk = self.tokenizer.unk_token_id
-            unknown = [
-                t
-                for t, i in zip(allowed_tokens, ids, strict=True)
-                if i is None or (i == unk and t != self.tokenizer.unk_token)
-            ]
-            if unknown:
-                raise ValueError(f"allowed_tokens not in the vocabulary: {unknown}")
-            allowed = torch.tensor([*ids, self.tokenizer.eos_token_id], device=self.device)
+        allowed = None if allowed_tokens is None else self._answer_ids(allowed_tokens)
         self._generate(new_view, allowed)
         return new_view
+
+    def _answer_ids(self, tokens: list[str]) -> torch.Tensor:
+        """The ids an answer made of ``tokens`` may use: the tokens, the pieces
+        the chat template writes around them (an answer is tokenized after a
+        space, which a tokenizer may render as a token of its own before a
+        special token) and end of sequence."""
+        tok = self.tokenizer
+        ids = tok.convert_tokens_to_ids(list(tokens))
+        unknown = [
+            t
+            for t, i in zip(tokens, ids, strict=True)
+            if i is None or (i == tok.unk_token_id and t != tok.unk_token)
+        ]
+        if unknown:
+            raise ValueError(f"allowed_tokens not in the vocabulary: {unknown}")
+        written = {i for t in tokens for i in answer_ids(tok, t)}
+        return torch.tensor(sorted({*ids, *written, tok.eos_token_id}), device=self.device)
 
     def _generate(self, view: ModelView, allowed: torch.Tensor | None = None) -> None:
         """Greedy decoding with the KV cache; fills the view's generated fields.

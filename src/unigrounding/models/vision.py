@@ -83,7 +83,15 @@ class VisionTower(nn.Module):
 
 class FeaturePyramid(nn.Module):
     """A simple (ViTDet-style) pyramid: every output stride is built from the
-    nearest tower level by a 1x1 projection and resampling to that stride."""
+    nearest tower level by a 1x1 projection and resampling to that stride.
+
+    ``token_channels``: also fuse the image tokens the LLM reads (the
+    projector's output, ``(B, h*w, D)`` on a square grid) into every level —
+    REF-VLM concatenates the global encoder's features with the multi-scale
+    ones before its decoders; concatenation followed by a 1x1 projection is
+    the sum of two projections, which is what is computed here. With an
+    instruction-aware projector these tokens already know what was asked.
+    """
 
     def __init__(
         self,
@@ -91,6 +99,7 @@ class FeaturePyramid(nn.Module):
         in_strides: list[int],
         strides: tuple[int, ...] = (8, 16, 32),
         dim: int = 64,
+        token_channels: int | None = None,
     ) -> None:
         super().__init__()
         self.strides = tuple(strides)
@@ -102,16 +111,35 @@ class FeaturePyramid(nn.Module):
             nn.Sequential(nn.Conv2d(in_channels[i], dim, 1), nn.GroupNorm(1, dim))
             for i in self.sources
         )
+        self.token_proj = None
+        if token_channels is not None:
+            self.token_proj = nn.ModuleList(nn.Linear(token_channels, dim) for _ in self.strides)
 
-    def forward(self, feats: list[torch.Tensor], image_size: int) -> list[torch.Tensor]:
+    def forward(
+        self, feats: list[torch.Tensor], image_size: int, tokens: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """``tokens``: the LLM-side image tokens, required iff ``token_channels`` was given."""
+        if (tokens is None) != (self.token_proj is None):
+            raise ValueError("image tokens must be given exactly when token_channels is set")
         out = []
-        for proj, src, stride in zip(self.proj, self.sources, self.strides, strict=True):
+        for level, (proj, src, stride) in enumerate(
+            zip(self.proj, self.sources, self.strides, strict=True)
+        ):
             size = max(1, image_size // stride)
-            x = proj(feats[src])
-            if x.shape[-1] != size:
-                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+            x = _resized(proj(feats[src]), size)
+            if tokens is not None:
+                b, n, _ = tokens.shape
+                side = math.isqrt(n)
+                grid = self.token_proj[level](tokens).transpose(1, 2).reshape(b, -1, side, side)
+                x = x + _resized(grid, size)
             out.append(x)
         return out
+
+
+def _resized(x: torch.Tensor, size: int) -> torch.Tensor:
+    if x.shape[-1] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
 def sincos_2d(h: int, w: int, dim: int) -> torch.Tensor:
