@@ -185,6 +185,9 @@ def test_task_switch_leaves_a_converting_wrappers_dataset_alone(task):
     main_set, refine = cfg.train_dataloader.dataset.datasets
     assert refine.type == "GridOffsetRefineDataset"
     assert (main_set.task, refine.dataset.task) == (task, "res")
+    # ablate_task_overrides: box corners are refined for REC, mask points for RES
+    assert refine.box_fraction == {"rec": 1.0, "res": 0.0}[task]
+    assert "ablate_task_overrides" not in cfg
     wrapped = Config(
         dict(
             train_dataloader=dict(dataset=dict(type="RepeatDataset", dataset=main_set)),

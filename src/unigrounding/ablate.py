@@ -97,13 +97,17 @@ PASS_THROUGH_WRAPPERS = ("RepeatDataset", "ClassBalancedDataset")
 
 def _apply_task(cfg: Config, task: str) -> None:
     """Point the config's ShapesRef datasets at ``task`` and score it; datasets
-    inside a converting wrapper keep their own task."""
+    inside a converting wrapper keep their own task. A config's
+    ``ablate_task_overrides`` (task → dotted overrides) then adapt it to the
+    task (e.g. ``grid_offset`` refines box corners for REC, mask points for RES)."""
     metric, _ = TASKS[task]
     for loader in ("train_dataloader", "test_dataloader"):
         for ds in _leaf_datasets(cfg[loader].dataset, into=PASS_THROUGH_WRAPPERS):
             if ds.type == "ShapesRefDataset":
                 ds.task = task
     cfg.test_evaluator = [{"type": metric}, *cfg.get("ablate_metrics", [])]
+    overrides = cfg.pop("ablate_task_overrides", {}).get(task, {})
+    cfg.merge_from_dict(overrides, allow_list_keys=True)
 
 
 def _leaf_datasets(ds: dict, into: tuple[str, ...] | None = None) -> list[dict]:
