@@ -264,3 +264,23 @@ def test_pyramid_fuses_the_image_tokens_the_llm_reads(rec_batch, fused):
         view = model._view(images, [sample, other], train=False)
     for level in view.feature_pyramid:
         assert torch.equal(level[0], level[1]) is not fused
+
+
+def test_gcg_caption_becomes_one_triplet_per_object(trp_model, shapes_root):
+    """GCG-box: every grounded phrase of the caption is its own box triplet,
+    listed in the VD-CoT block; the parser reads them back in order."""
+    ds = make_dataset(shapes_root, task="gcg")
+    sample = next(
+        ds[i]["data_samples"]
+        for i in range(len(ds))
+        if ds[i]["data_samples"].gt_refs.num_groups > 1
+    )
+    answer = trp_model.codec.processor.format(sample).turns[-1]["text"]
+    triplets, failures = parse_triplets(answer, UNITS)
+    groups = sample.gt_refs.num_groups
+    assert failures == 0 and len(triplets) == groups
+    assert [t.phrase for t in triplets] == [
+        sample.gt_refs.group(g).phrases[0] for g in range(groups)
+    ]
+    assert all(t.units == ["box"] and len(t.ref_positions) == 1 for t in triplets)
+    assert answer.startswith("<Task>Unit decode (True).")
