@@ -129,3 +129,27 @@ def train_proposers(model, batch, steps: int, lr: float = 2e-3) -> list[float]:
             opt.step()
         proposer.requires_grad_(False)
     return history
+
+
+def answered_view(model, inputs, samples, texts: list[str]):
+    """The prediction view of ``samples`` as if the model had answered
+    ``texts`` (random last-layer hidden states): drives a latent codec's
+    ``decode`` without training."""
+    from unigrounding.codecs.base import ModelView
+
+    ids = model.tokenizer(texts, add_special_tokens=False, return_tensors="pt").input_ids
+    with torch.no_grad():
+        view = model._view(inputs, samples, train=False)
+    return ModelView(
+        samples,
+        view.rendered,
+        view.images,
+        view.input_ids,
+        view.attention_mask,
+        image_feats=view.image_feats,
+        feature_pyramid=view.feature_pyramid,
+        vision_tokens=view.vision_tokens,
+        generated_ids=ids,
+        generated_hidden_states=torch.randn(len(texts), ids.shape[1], model.llm.config.hidden_size),
+        texts=list(texts),
+    )

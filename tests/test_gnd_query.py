@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_dataset, tiny_model_cfg, train_steps
+from conftest import answered_view, make_dataset, tiny_model_cfg, train_steps
 
 from unigrounding.codecs.gnd_query import GND, parse_objects
 from unigrounding.data import collate
@@ -118,26 +118,10 @@ def test_category_detection_answers_are_scored_instances(gnd_model, shapes_root)
     gnd_model.train()
     losses = gnd_model(batch["inputs"], batch["data_samples"], mode="loss")
     assert losses["loss_gnd_l1"] > 0
-    from unigrounding.codecs.base import ModelView
-
     text = f"{name}-1 {GND * 3}, {name}-2 {GND * 3}"
-    ids = gnd_model.tokenizer([text] * 2, add_special_tokens=False, return_tensors="pt").input_ids
     gnd_model.eval()
+    view = answered_view(gnd_model, batch["inputs"], batch["data_samples"], [text, text])
     with torch.no_grad():
-        view = gnd_model._view(batch["inputs"], batch["data_samples"], train=False)
-        view = ModelView(
-            batch["data_samples"],
-            view.rendered,
-            view.images,
-            view.input_ids,
-            view.attention_mask,
-            image_feats=view.image_feats,
-            feature_pyramid=view.feature_pyramid,
-            vision_tokens=view.vision_tokens,
-            generated_ids=ids,
-            generated_hidden_states=torch.randn(2, ids.shape[1], gnd_model.llm.config.hidden_size),
-            texts=[text, text],
-        )
         preds = gnd_model.codec.decode(view)
     assert [list(p.phrases) for p in preds] == [[f"{name}-1", f"{name}-2"]] * 2
     assert all(0 < float(sc) < 1 for p in preds for sc in p.scores)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_dataset, tiny_model_cfg, train_steps
+from conftest import answered_view, make_dataset, tiny_model_cfg, train_steps
 
 from unigrounding.codecs.trp import parse_triplets, serialize_triplet, vd_cot
 from unigrounding.codecs.visual_prompts import (
@@ -129,33 +129,17 @@ def test_res_batch_trains_and_decodes_masks(trp_model, shapes_root, monkeypatch)
     assert losses["loss_mask_focal"].item() > 0 and losses["loss_box"].item() == 0.0
     sample = batch["data_samples"][0]
     text = serialize_triplet("it", ["mask"], 1)
-    from unigrounding.codecs.base import ModelView
-
-    ids = trp_model.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
     trp_model.eval()
+    view = answered_view(trp_model, batch["inputs"][:1], [sample], [text])
+
+    # a mask decoder that marks the left half of its grid
+    def left_half(queries, pyramid, images=None):
+        logits = torch.full((*queries.shape[:2], 16, 16), -5.0)
+        logits[..., :8] = 5.0
+        return logits.flatten(2)
+
+    monkeypatch.setattr(trp_model.decoders["mask"], "forward", left_half)
     with torch.no_grad():
-        view = trp_model._view(batch["inputs"][:1], [sample], train=False)
-        hidden = torch.randn(1, ids.shape[1], trp_model.llm.config.hidden_size)
-        view = ModelView(
-            [sample],
-            view.rendered,
-            view.images,
-            view.input_ids,
-            view.attention_mask,
-            image_feats=view.image_feats,
-            feature_pyramid=view.feature_pyramid,
-            generated_ids=ids,
-            generated_hidden_states=hidden,
-            texts=[text],
-        )
-
-        # a mask decoder that marks the left half of its grid
-        def left_half(queries, pyramid, images=None):
-            logits = torch.full((*queries.shape[:2], 16, 16), -5.0)
-            logits[..., :8] = 5.0
-            return logits.flatten(2)
-
-        monkeypatch.setattr(trp_model.decoders["mask"], "forward", left_half)
         refs = trp_model.codec.decode(view)[0]
     assert len(refs) == 1 and refs.units == ["mask"] and refs.phrases == ["it"]
     assert refs.masks.shape[-2:] == tuple(sample.ori_shape)

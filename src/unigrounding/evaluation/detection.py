@@ -88,15 +88,14 @@ class CategoryDetectionMetric(BaseMetric):
     def process(self, data_batch, data_samples: Sequence[Mapping]) -> None:
         for s in data_samples:
             pred, gt = s["pred_refs"], s["gt_refs"]
-            n = len(pred["boxes"]) if "boxes" in pred else 0
-            scores = pred["scores"].numpy() if "scores" in pred and n else np.ones(n)
+            boxes = pred["boxes"].numpy()
             self.results.append(
                 {
                     "hw": tuple(s["ori_shape"]),
                     "category": s["expression"],
                     "gt_boxes": gt["boxes"].numpy(),
-                    "boxes": pred["boxes"].numpy() if n else np.zeros((0, 4)),
-                    "scores": scores,
+                    "boxes": boxes,
+                    "scores": pred["scores"].numpy() if "scores" in pred else np.ones(len(boxes)),
                 }
             )
 

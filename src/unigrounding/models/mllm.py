@@ -116,11 +116,10 @@ class GroundingMLLM(BaseModel):
         self.pyramid = None
         if "feature_pyramid" in self.codec.needs:
             pyramid = dict(pyramid or {})
-            self._pyramid_reads_tokens = pyramid.pop("image_tokens", False)
             self.pyramid = FeaturePyramid(
                 self.vision.channels,
                 self.vision.strides,
-                token_channels=hidden if self._pyramid_reads_tokens else None,
+                token_channels=hidden if pyramid.pop("image_tokens", False) else None,
                 **pyramid,
             )
         decoders = {**copy.deepcopy(self.codec.default_decoders), **(decoders or {})}
@@ -192,7 +191,7 @@ class GroundingMLLM(BaseModel):
                 x, None if instruction is None else instruction[rows]
             )
         if self.pyramid is not None:
-            read = view.image_feats if self._pyramid_reads_tokens else None
+            read = view.image_feats if self.pyramid.reads_tokens else None
             view.feature_pyramid = self.pyramid(feats, self.image_size, read)
         if "proposals" in self.codec.needs:
             view.proposals = self._proposals(feats, samples)

@@ -115,11 +115,16 @@ class FeaturePyramid(nn.Module):
         if token_channels is not None:
             self.token_proj = nn.ModuleList(nn.Linear(token_channels, dim) for _ in self.strides)
 
+    @property
+    def reads_tokens(self) -> bool:
+        """Whether :meth:`forward` needs the LLM-side image tokens."""
+        return self.token_proj is not None
+
     def forward(
         self, feats: list[torch.Tensor], image_size: int, tokens: torch.Tensor | None = None
     ) -> list[torch.Tensor]:
         """``tokens``: the LLM-side image tokens, required iff ``token_channels`` was given."""
-        if (tokens is None) != (self.token_proj is None):
+        if (tokens is not None) != self.reads_tokens:
             raise ValueError("image tokens must be given exactly when token_channels is set")
         out = []
         for level, (proj, src, stride) in enumerate(
