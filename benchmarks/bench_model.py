@@ -16,6 +16,7 @@ import time
 
 import torch
 from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 import unigrounding  # noqa: F401  (registration)
@@ -40,17 +41,16 @@ def main() -> None:
         val = DATASETS.build(ds_cfg)
         model = MODELS.build(cfg.model)
         params = sum(p.numel() for p in model.parameters())
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        optim = build_optim_wrapper(model, cfg.optim_wrapper)  # the config's, clipping included
         batch = collate([train[i % len(train)] for i in range(args.batch)])
         for _ in range(2):  # warm-up
             loss = sum(model(batch["inputs"], batch["data_samples"], mode="loss").values())
             loss.backward()
         start = time.perf_counter()
         for _ in range(args.steps):
-            loss = sum(model(batch["inputs"], batch["data_samples"], mode="loss").values())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            optim.update_params(
+                sum(model(batch["inputs"], batch["data_samples"], mode="loss").values())
+            )
         step_s = (time.perf_counter() - start) / args.steps
         model.eval()
         vbatch = collate([val[i % len(val)] for i in range(args.batch)])

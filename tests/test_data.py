@@ -211,6 +211,24 @@ def test_missing_image_names_file_and_sample(shapes_root, tmp_path):
         ds[0]
 
 
+def test_cached_images_give_the_same_inputs_and_are_decoded_once(shapes_root, tmp_path):
+    from unigrounding.data import PackGroundingSample
+
+    root = _copy(shapes_root, tmp_path)
+    records = [_load(root).get_data_info(i) for i in range(3)]
+    plain, cached = PackGroundingSample(32), PackGroundingSample(32, cache_images=True)
+    first = [cached(r)["inputs"] for r in records]
+    assert all(torch.equal(x, plain(r)["inputs"]) for r, x in zip(records, first, strict=True))
+    for r in records:
+        Path(r["image_path"]).unlink(missing_ok=True)
+    again = [cached(r) for r in records]  # the files are gone: served from memory
+    assert all(torch.equal(a["inputs"], b) for a, b in zip(again, first, strict=True))
+    again[0]["inputs"].zero_()  # a consumer's in-place change does not reach the cache
+    assert torch.equal(cached(records[0])["inputs"], first[0])
+    with pytest.raises(FileNotFoundError, match="image file not found"):
+        plain(records[0])
+
+
 def test_pickle_refused_without_opt_in_then_converted(shapes_root, tmp_path):
     refs = json.loads((shapes_root / REFS_FILE).read_text())
     pickled = tmp_path / "refs(unc).p"

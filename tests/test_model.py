@@ -7,7 +7,7 @@ from conftest import tiny_model_cfg
 from unigrounding.codecs.base import Codec, ModelView
 from unigrounding.engine.export import init_from_pretrained
 from unigrounding.models import Projector, select_attn_implementation, sincos_2d
-from unigrounding.models.chat import image_turn_text
+from unigrounding.models.chat import IGNORE, image_turn_text
 from unigrounding.registry import CODECS, MODELS
 
 
@@ -130,6 +130,22 @@ def test_model_computes_only_and_all_that_a_codec_needs(rec_batch):
         assert model.codec.seen["gen_logits"][:2] == (b, t)
     finally:
         CODECS.module_dict.pop("_spy")
+
+
+def test_lm_loss_equals_cross_entropy_over_the_whole_sequence(rec_batch):
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg(type="text_coords"))
+    model.referent_flags = None
+    loss = model(rec_batch["inputs"], rec_batch["data_samples"], mode="loss")["loss_lm"]
+    view = model._view(rec_batch["inputs"], rec_batch["data_samples"], train=True)
+    logits = model.llm(inputs_embeds=model._embed(view), attention_mask=view.attention_mask).logits
+    expected = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]),
+        view.labels[:, 1:].reshape(-1),
+        ignore_index=IGNORE,
+    )
+    assert (view.labels[:, 1:] == IGNORE).float().mean() > 0.3  # the head really skips positions
+    torch.testing.assert_close(loss, expected)
 
 
 def test_text_only_codec_builds_no_pyramid():

@@ -18,7 +18,7 @@ model = dict(
     decoders=dict(point_to_mask=dict(type="ColourRegionGrowing")),
 )
 _shapes = dict(type="ShapesRefDataset", data_root="data/shapesref", seed=0, n_train=3000, n_val=200)
-_pipeline = [dict(type="PackGroundingSample", image_size=64)]
+_pipeline = [dict(type="PackGroundingSample", image_size=64, cache_images=True)]
 train_dataloader = dict(
     dataset=dict(
         _delete_=True,

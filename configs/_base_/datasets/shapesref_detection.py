@@ -2,7 +2,7 @@
 # instances format), for the stages that train on images alone: the region
 # proposer's detection stage and the visual tokenizer's stage.
 data_root = "data/shapesref"
-pipeline = [dict(type="PackGroundingSample", image_size=64)]
+pipeline = [dict(type="PackGroundingSample", image_size=64, cache_images=True)]
 detection = dict(type="CocoDetectionDataset", data_root=data_root, pipeline=pipeline)
 train_dataloader = dict(
     batch_size=32,

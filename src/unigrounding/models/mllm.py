@@ -272,15 +272,19 @@ class GroundingMLLM(BaseModel):
     ) -> dict[str, torch.Tensor]:
         view = self._view(inputs, data_samples, train=True)
         want_hidden = "hidden_states" in self.codec.needs
+        # The LM head runs only where some sample has a next-token target (the
+        # answers): image and question positions are most of the sequence.
+        predicts = (view.labels[:, 1:] != IGNORE).any(0).nonzero().squeeze(1)
         out = self.llm(
             inputs_embeds=self._embed(view),
             attention_mask=view.attention_mask,
             output_hidden_states=want_hidden or self.referent_flags is not None,
+            logits_to_keep=predicts,
         )
         if want_hidden:
             view.hidden_states = out.hidden_states[-1]
-        logits = out.logits[:, :-1].float()
-        targets = view.labels[:, 1:]
+        logits = out.logits.float()
+        targets = view.labels[:, predicts + 1]
         losses = {
             "loss_lm": F.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE
