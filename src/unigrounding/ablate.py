@@ -30,7 +30,7 @@ from .structures import paired_box_iou
 PRESETS = {
     "quick": {
         "pretrain_iters": 1200,
-        "finetune_iters": 500,
+        "finetune_iters": 625,
         "n_train": 3000,
         "n_val": 200,
         "eval_samples": 300,
