@@ -61,3 +61,21 @@ def test_image_placement_after_text_puts_the_image_behind_the_question():
     assert ids[first : first + 5] == [image] * 5
     assert "circle?" in TOK.decode(ids[:first]).replace(" ", "")
     assert "ASSISTANT:" in TOK.decode(ids[first + 5 :])
+
+
+def test_conversation_encoding_follows_tokens_added_after_first_use():
+    """Encodings are cached per text; a token added later must not be split
+    by a stale entry."""
+    tok = build_shapesref_tokenizer()
+    turns = [
+        {"role": "user", "text": "<image>\nWhere is <zz>?"},
+        {"role": "assistant", "text": "<zz>"},
+    ]
+    before, _ = encode_conversation(tok, turns, 2, True)
+    tok.add_tokens(["<zz>"], special_tokens=True)
+    after, _ = encode_conversation(tok, turns, 2, True)
+    zz = tok.convert_tokens_to_ids("<zz>")
+    assert zz not in before and after.count(zz) == 2
+    fresh = build_shapesref_tokenizer()  # the token added before any encoding
+    fresh.add_tokens(["<zz>"], special_tokens=True)
+    assert after == encode_conversation(fresh, turns, 2, True)[0]

@@ -9,6 +9,8 @@ of a user turn behind that turn's text.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .tokenizer import IMAGE
@@ -17,7 +19,14 @@ IGNORE = -100
 
 
 def _ids(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False).input_ids
+    return list(_cached_ids(tokenizer, len(tokenizer), text))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _cached_ids(tokenizer, vocab_size: int, text: str) -> tuple[int, ...]:
+    """Training re-encodes the same template pieces and answers every epoch;
+    the vocabulary size is part of the key, so added tokens invalidate it."""
+    return tuple(tokenizer(text, add_special_tokens=False).input_ids)
 
 
 PLACEMENTS = ("as_written", "after_text")
