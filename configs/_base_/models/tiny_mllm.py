@@ -26,7 +26,20 @@
 # 0.72; 4 layers 0.45 / - / 0.665. Tried and dropped: lr 4e-3 (0.295 at 300
 # iterations), and a codec-neutral stage training the flags alone for 300
 # iterations before the codec's 200 (flags 182/200 already, REC 0.44: reading
-# the position out into the answer is what takes the iterations).
+# the position out into the answer is what takes the iterations). Also dropped
+# (quick-ablation harness, REC Acc@0.5 for training seeds 0 / 1):
+#   - a codec-neutral stage teaching the whole model to say where the object is
+#     in words ("top left"; 300 iterations, 61% right on val) before the
+#     codec's: text_coords after 300 more iterations at batch 40 0.187 / 0.053
+#     (against 0.463 / 0.517 from scratch in 400 at batch 32) — the LLM
+#     starts out sure of the wrong answer format (LM loss 4.3 after 50
+#     iterations against 2.9 from scratch) and reads positions out no sooner;
+#   - fewer conversations per codec: text_coords at batch 32 x 400 iterations
+#     0.463 / 0.517, batch 24 x 500 0.440 / 0.607, against 0.650 / 0.637 at
+#     batch 40 x 500 (fdaabc7);
+#   - MLP 256 instead of 512 at batch 32 x 625 (~15% faster steps with two
+#     trainings side by side): text_coords 0.697 / 0.693 against 0.673 /
+#     0.653, but trp 0.590 against 0.740 (seed 0).
 image_size = 64
 vision = dict(model_name="test_convnext", out_indices=(1, 2, 3), token_levels=(0, 1, 2))
 # Groma's class-agnostic Deformable-DETR proposer at tiny size (codecs that need
