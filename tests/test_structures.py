@@ -1,3 +1,6 @@
+import copy
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +11,7 @@ from unigrounding.structures import (
     Crop,
     Frame,
     GeometryError,
+    GroundingDataSample,
     RefTargets,
     mask_to_box,
     rle_decode,
@@ -53,6 +57,16 @@ def test_frame_rejects_mismatched_step():
         Frame((10, 10)).then(Crop((20, 20), (5, 5), 0, 0))
 
 
+def test_frame_is_immutable_and_shared_by_sample_copies():
+    frame = square_resize_frame((30, 50), 64)
+    longer = frame.then(Crop((64, 64), (60, 60), 2, 2))
+    assert len(frame.steps) == 2 and len(longer.steps) == 3  # then() leaves frame alone
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        frame.steps = ()
+    sample = GroundingDataSample(metainfo={"frame": frame, "sample_id": 1})
+    assert copy.deepcopy(sample).frame is frame
+
+
 def test_rle_round_trip_and_mask_box():
     mask = np.zeros((17, 23), bool)
     mask[3:9, 4:20] = True
@@ -89,3 +103,42 @@ def test_reftargets_one_to_many_groups():
 def test_reftargets_from_masks_rejects_empty_mask():
     with pytest.raises(ValueError, match=r"obj\[1\]: empty mask"):
         RefTargets.from_masks([np.ones((3, 3), bool), np.zeros((3, 3), bool)], where="obj")
+
+
+def test_group_copies_the_rows_instance_data_indexing_would_give():
+    refs = RefTargets.build(
+        [[0, 0, 4, 4], [1, 1, 5, 5], [2, 2, 6, 6]],
+        phrases=["a", "b", "c"],
+        group_ids=[1, 0, 1],
+        masks=np.arange(3 * 8 * 8).reshape(3, 8, 8) % 3 == 0,
+        points=[np.full((1, 2), i) for i in range(3)],
+        scores=[0.1, 0.2, 0.3],
+    )
+    for gid in (0, 1, 7):
+        fast, slow = refs.group(gid), refs[refs.group_ids == gid]
+        assert len(fast) == len(slow) and fast.metainfo == slow.metainfo
+        for key, value in slow.items():
+            got = fast.get(key)
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(got, value), key
+            else:
+                assert [
+                    torch.equal(a, b) if torch.is_tensor(a) else a == b
+                    for a, b in zip(got, value, strict=True)
+                ] == [True] * len(value), key
+    refs.group(1).boxes[0, 0] = 99.0
+    assert refs.boxes[0, 0] == 0.0  # a copy
+    refs.extra = np.array([5, 6, 7])  # a field of another kind: InstanceData's own indexing
+    assert refs.group(1).extra.tolist() == [5, 7]
+
+
+def test_preprocessor_passes_samples_on_its_device_through_uncopied():
+    from unigrounding.models.preprocessor import GroundingDataPreprocessor, _on
+
+    sample = GroundingDataSample(metainfo={"sample_id": 3})
+    sample.gt_refs = RefTargets.build([[0, 0, 4, 4]])
+    out = GroundingDataPreprocessor()({"inputs": torch.zeros(1, 3, 4, 4), "data_samples": [sample]})
+    assert out["data_samples"][0] is sample
+    sample.gt_refs.scores = torch.zeros(1, device="meta")  # a nested tensor elsewhere
+    assert not _on(sample, torch.device("cpu"))
+    assert _on(sample, torch.device("meta")) is False  # the boxes are on the CPU

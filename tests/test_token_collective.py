@@ -227,6 +227,22 @@ def test_target_collective_is_the_supervised_mounting_of_the_box(models, shapes_
     assert _holds(supervised, block)
 
 
+def test_proposer_runs_to_decode_only(models, shapes_root, monkeypatch):
+    """The sampler reads proposals; a training step never runs the proposer."""
+    model = models["hybrid"]
+    proposer = model.proposers["proposer"]
+    calls = []
+    real = proposer.propose
+    monkeypatch.setattr(proposer, "propose", lambda *a: calls.append(1) or real(*a))
+    batch = collate([make_dataset(shapes_root)[i] for i in range(2)])
+    model._view(batch["inputs"], batch["data_samples"], train=True)
+    assert calls == []
+    assert "proposal_boxes" not in batch["data_samples"][0].metainfo
+    model._view(batch["inputs"], batch["data_samples"], train=False)
+    assert calls == [1]
+    assert "proposal_boxes" in batch["data_samples"][0].metainfo
+
+
 def _holds(ids: list[int], block: list[int]) -> bool:
     return any(ids[t : t + len(block)] == block for t in range(len(ids) - len(block) + 1))
 

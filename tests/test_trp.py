@@ -108,14 +108,18 @@ def test_decoders_are_owned_by_the_model_not_the_codec(trp_model):
 
 
 def test_box_only_batch_gives_every_decoder_a_gradient(trp_model, rec_batch):
-    """The paper's fake tensors: inactive decoders stay in the graph (zero grads)."""
+    """The paper's fake tensors: inactive decoders (and their query
+    projections) stay in the graph with zero gradients."""
     trp_model.train()
     trp_model.zero_grad()
     losses = trp_model(rec_batch["inputs"], rec_batch["data_samples"], mode="loss")
     assert losses["loss_mask"].item() == 0.0 and losses["loss_keypoint"].item() == 0.0
     assert losses["loss_box_l1"].item() > 0
     sum(losses.values()).backward()
-    for name, p in trp_model.decoders.named_parameters():
+    for name, p in [
+        *trp_model.decoders.named_parameters(),
+        *trp_model.codec.query_proj.named_parameters(),
+    ]:
         assert p.grad is not None, name
     assert any(p.grad.abs().sum() > 0 for p in trp_model.decoders["box"].parameters())
     assert all(p.grad.abs().sum() == 0 for p in trp_model.decoders["mask"].parameters())

@@ -16,3 +16,9 @@ model = dict(freeze_vision=False)
 # (benchmarks/bench_model.py, two runs side by side: text_coords 539-682 vs
 # 366-397 ms), more than the 1.25x of its size.
 train_dataloader = dict(batch_size=32)
+# What one fine-tuning iteration costs next to one of text_coords (train
+# seconds of the quick ablation at 7ff3d6f, two codecs side by side; stage
+# configs give theirs per stage iteration). `ablate` orders its jobs by it so
+# that its lanes finish together (unigrounding/scheduling.py); a rough value
+# only costs time, never changes a result. Nothing else reads it.
+ablate_cost = 1.0

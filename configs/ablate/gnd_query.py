@@ -36,3 +36,4 @@ model = dict(
 # `unigrounding ablate --codecs gnd_query --variants`: UGLMM's Table 5 in small,
 # one [GND] per object against the default three.
 ablate_variants = {"k=1": {"model.codec.k": 1}}
+ablate_cost = 1.4  # quick ablation train seconds next to text_coords (see base.py)

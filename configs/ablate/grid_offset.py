@@ -39,3 +39,4 @@ train_dataloader = dict(
     )
 )
 ablate_task_overrides = {"res": {"train_dataloader.dataset.datasets.1.box_fraction": 0.0}}
+ablate_cost = 1.0  # quick ablation train seconds next to text_coords (see base.py)

@@ -15,3 +15,4 @@ model = dict(
     freeze_vision=True,
 )
 ablate_stages = ["region_proxy/proposer_shapesref.py"]
+ablate_cost = 1.6  # quick ablation train seconds next to text_coords (see base.py)

@@ -21,3 +21,4 @@ ablate_variants = {
     "continuous": {"model.codec.perception": "continuous"},
     "discrete": {"model.codec.perception": "discrete"},
 }
+ablate_cost = 1.7  # quick ablation train seconds next to text_coords (see base.py)

@@ -19,3 +19,4 @@ model = dict(
     max_new_tokens=64,
     pyramid=dict(image_tokens=True),
 )
+ablate_cost = 1.65  # quick ablation train seconds next to text_coords (see base.py)

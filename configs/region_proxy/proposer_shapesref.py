@@ -31,3 +31,6 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type="OneCycleLR", eta_max=lr, total_steps=max_iters, pct_start=0.1, by_epoch=False),
 ]
+ablate_cost = (
+    2.1  # seconds per iteration next to a text_coords fine-tuning one (configs/ablate/base.py)
+)

@@ -24,7 +24,7 @@ from mmengine.config import Config
 
 from .codecs.catalog import registered_codecs
 from .engine.export import carry_over
-from .registry import CODECS
+from .scheduling import dispatch_order
 from .structures import paired_box_iou
 
 PRESETS = {
@@ -159,6 +159,31 @@ def run_stage(
     ``max_iters`` unless the preset sets ``stage_iters``."""
     from mmengine.runner import Runner
 
+    cfg, work = _stage_config(cdir, stage, settings, data_root, init)
+    iters = cfg.train_cfg.max_iters
+    export, metrics_file = work / "export", work / "stage_metrics.json"
+    if _is_cached(work):
+        log(f"[ablate] reusing cached stage {stage}: {export}")
+        return export, json.loads(metrics_file.read_text())
+    log(f"[ablate] stage {stage} ({iters} iters) -> {work}")
+    cfg.work_dir = str(work)
+    runner = Runner.from_cfg(cfg)
+    start = time.perf_counter()
+    runner.train()
+    metrics = {"train_seconds": time.perf_counter() - start, "train_iters": iters}
+    if cfg.get("test_evaluator"):
+        metrics.update(runner.test())
+    if init is not None:
+        carry_over(init, export)
+    metrics_file.write_text(json.dumps(metrics, indent=1))
+    return export, metrics
+
+
+def _stage_config(
+    cdir: Path, stage: str, settings: dict, data_root: Path, init: Path | None
+) -> tuple[Config, Path]:
+    """A stage's config as the preset trains it, and its cache folder (named
+    by the config, the preset and the library's source)."""
     cfg = Config.fromfile(str(cdir / stage))
     iters = (
         settings["pretrain_iters"]
@@ -175,23 +200,13 @@ def run_stage(
         cfg.model.init_checkpoint = str(init)
     trained_by = {k: v for k, v in settings.items() if k != "eval_samples"}
     key = _digest(cfg.pretty_text + json.dumps(trained_by, sort_keys=True) + _source_digest())
-    work = cache_dir() / f"{Path(stage).stem}-{key}"
-    export, metrics_file = work / "export", work / "stage_metrics.json"
-    if (export / "model.safetensors").exists() and metrics_file.exists():
-        log(f"[ablate] reusing cached stage {stage}: {export}")
-        return export, json.loads(metrics_file.read_text())
-    log(f"[ablate] stage {stage} ({iters} iters) -> {work}")
-    cfg.work_dir = str(work)
-    runner = Runner.from_cfg(cfg)
-    start = time.perf_counter()
-    runner.train()
-    metrics = {"train_seconds": time.perf_counter() - start, "train_iters": iters}
-    if cfg.get("test_evaluator"):
-        metrics.update(runner.test())
-    if init is not None:
-        carry_over(init, export)
-    metrics_file.write_text(json.dumps(metrics, indent=1))
-    return export, metrics
+    return cfg, cache_dir() / f"{Path(stage).stem}-{key}"
+
+
+def _is_cached(work: Path) -> bool:
+    return (work / "export" / "model.safetensors").exists() and (
+        work / "stage_metrics.json"
+    ).exists()
 
 
 def _digest(text: str) -> str:
@@ -341,6 +356,20 @@ def _longest_chains(chains: set[tuple[str, ...]]) -> set[tuple[str, ...]]:
     return {c for c in chains if c and not any(o != c and o[: len(c)] == c for o in chains)}
 
 
+def _chain_cost(
+    chain: tuple[str, ...], cdir: Path, settings: dict, data_root: Path, pretrained: Path
+) -> float:
+    """A stage chain's estimated length in :func:`_run_codecs`' units: each
+    stage's ``ablate_cost`` times its iterations, nothing for a cached one."""
+    total, init = 0.0, pretrained
+    for stage in chain:
+        cfg, work = _stage_config(cdir, stage, settings, data_root, init)
+        if not _is_cached(work):
+            total += cfg.get("ablate_cost", 1.0) * cfg.train_cfg.max_iters
+        init = work / "export"
+    return total
+
+
 def _folder(name: str) -> str:
     """A row name (``"codec [variant]"``) as a directory name."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
@@ -384,50 +413,49 @@ def _run_codecs(
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
-
-    # Jobs are dispatched here, not queued in the pool, so a free lane always
-    # takes the most urgent ready job: stage chains first (codecs wait on
-    # them), then codecs whose stages are done, then latent codecs (decoders,
-    # longer answers train slowest), then the rest — so the lanes finish
-    # together instead of one long codec running alone at the end.
-    def urgency(name: str) -> tuple[bool, bool]:
-        latent = getattr(CODECS.get(configs[name].model.codec.type), "kind", "") == "latent"
-        return (not chains[name], not latent)
-
     pending_chains = sorted(_longest_chains({c for c in chains.values() if c}))
-    waiting_codecs = sorted(configs, key=urgency)
-    ready = {name: not chains[name] for name in configs}
+    after = {
+        name: next(c for c in pending_chains if c[: len(own)] == own)
+        for name, own in chains.items()
+        if own
+    }
+    seconds = {
+        name: cfg.get("ablate_cost", 1.0) * cfg.train_cfg.max_iters for name, cfg in configs.items()
+    }
+    for chain in pending_chains:
+        seconds[chain] = _chain_cost(chain, *stage_args)
+    # A free lane takes the first ready job of this order (not a queue inside
+    # the pool, which would hand out jobs before their chains are done).
+    order = dispatch_order(seconds, after, jobs)
+    done: set = set()
     running: dict = {}
     results: dict[str, dict] = {}
     # spawn: a forked child would inherit torch's thread pools and any open state
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        while pending_chains or waiting_codecs or running:
-            while len(running) < jobs and (pending_chains or any(ready[n] for n in waiting_codecs)):
-                if pending_chains:
-                    chain = pending_chains.pop(0)
-                    job = _run_stages, cdir, chain, settings, data_root, pretrained, threads
-                    running[pool.submit(*job)] = ("stages", chain)
-                    continue
-                name = next(n for n in waiting_codecs if ready[n])
-                waiting_codecs.remove(name)
-                cfg_path = _dumped(configs[name], work / _folder(name))
-                job = _run_codec_in_process, str(cfg_path), str(cfg_path.parent), threads
-                running[pool.submit(*job)] = ("codec", name)
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                kind, what = running.pop(future)
-                if kind == "codec":
-                    results[what] = future.result()
-                    log(f"[ablate] {what} done")
+        while order or running:
+            ready = [j for j in order if j not in after or after[j] in done]
+            for job in ready[: jobs - len(running)]:
+                order.remove(job)
+                if job in configs:
+                    cfg_path = _dumped(configs[job], work / _folder(job))
+                    call = _run_codec_in_process, str(cfg_path), str(cfg_path.parent), threads
+                else:
+                    call = _run_stages, cdir, job, settings, data_root, pretrained, threads
+                running[pool.submit(*call)] = job
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                job = running.pop(future)
+                done.add(job)
+                if job in configs:
+                    results[job] = future.result()
+                    log(f"[ablate] {job} done")
                     continue
                 exports, metrics = future.result()
                 stage_metrics.update(metrics)
-                log(f"[ablate] stages {', '.join(what)} done")
-                for name in waiting_codecs:
-                    own = chains[name]
-                    if own and what[: len(own)] == own:
+                log(f"[ablate] stages {', '.join(job)} done")
+                for name, own in chains.items():
+                    if own and job[: len(own)] == own:
                         configs[name].model.init_checkpoint = str(exports[len(own) - 1])
-                        ready[name] = True
     return {name: results[name] for name in configs}, stage_metrics
 
 

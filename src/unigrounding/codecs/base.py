@@ -15,7 +15,7 @@ of an LLM conversation. It has two parts:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -139,7 +139,7 @@ class ModelView:
     samples ``rows`` through the shared projector (e.g. aggregated
     visual-prompt features, REF-VLM's shared projector). ``proposals`` holds,
     per proposer name, one ``InstanceData(bboxes, scores)`` per image (boxes in
-    model-input pixels). A codec's ``prepare`` may rewrite ``input_ids``,
+    model-input pixels), each proposer run when first read. A codec's ``prepare`` may rewrite ``input_ids``,
     ``attention_mask`` and ``labels`` (deferred slots, see
     :func:`rewrite_tokens`).
     ``generate`` (prediction only) re-prompts the model so multi-pass codecs can
@@ -162,7 +162,7 @@ class ModelView:
     vision_levels: list[torch.Tensor] | None = None
     project: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     feature_pyramid: list[torch.Tensor] | None = None
-    proposals: dict[str, list[Any]] | None = None
+    proposals: Mapping[str, list[Any]] | None = None
     hidden_states: torch.Tensor | None = None
     generated_ids: torch.Tensor | None = None
     generated_hidden_states: torch.Tensor | None = None

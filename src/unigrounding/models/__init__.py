@@ -3,6 +3,7 @@
 from .cell_pretrain import CellAttributePretrainer
 from .llm import build_llm, build_tokenizer, select_attn_implementation
 from .mllm import GroundingMLLM
+from .preprocessor import GroundingDataPreprocessor
 from .proposer_pretrain import ProposerPretrainer, build_proposers
 from .quantizer import VisualQuantizer
 from .quantizer_pretrain import QuantizerPretrainer
@@ -12,6 +13,7 @@ from .vision import FeaturePyramid, Projector, VisionTower, sincos_2d
 __all__ = [
     "CellAttributePretrainer",
     "FeaturePyramid",
+    "GroundingDataPreprocessor",
     "GroundingMLLM",
     "Projector",
     "ProposerPretrainer",

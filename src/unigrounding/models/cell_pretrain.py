@@ -19,6 +19,7 @@ from mmengine.model import BaseModel
 from torch import nn
 
 from ..registry import MODELS
+from .preprocessor import GroundingDataPreprocessor
 from .vision import VisionTower
 
 
@@ -40,7 +41,7 @@ class CellAttributePretrainer(BaseModel):
         box_weight: float = 1.0,
         data_preprocessor: dict | None = None,
     ) -> None:
-        super().__init__(data_preprocessor=data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor or GroundingDataPreprocessor())
         self.vision = VisionTower(**vision)
         self.attributes = list(attributes)
         self.box_weight = box_weight

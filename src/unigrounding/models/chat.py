@@ -18,7 +18,8 @@ from .tokenizer import IMAGE
 IGNORE = -100
 
 
-def _ids(tokenizer, text: str) -> list[int]:
+def text_ids(tokenizer, text: str) -> list[int]:
+    """``text``'s token ids without special tokens (cached)."""
     return list(_cached_ids(tokenizer, len(tokenizer), text))
 
 
@@ -74,8 +75,8 @@ def encode_conversation(
             for j, chunk in enumerate(text.split(IMAGE)):
                 if j:
                     piece += [image_id] * num_image_tokens
-                piece += _ids(tokenizer, ("USER: " if j == 0 else "") + chunk)
-            piece += _ids(tokenizer, " ASSISTANT:")
+                piece += text_ids(tokenizer, ("USER: " if j == 0 else "") + chunk)
+            piece += text_ids(tokenizer, " ASSISTANT:")
             ids += piece
             labels += [IGNORE] * len(piece)
         elif turn["role"] == "assistant":
@@ -91,7 +92,7 @@ def encode_conversation(
 
 def answer_ids(tokenizer, text: str) -> list[int]:
     """The ids of an assistant answer as the template writes it (after a space)."""
-    return _ids(tokenizer, " " + text)
+    return text_ids(tokenizer, " " + text)
 
 
 def pad_batch(seqs: list[list[int]], pad: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import time
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -19,12 +21,39 @@ from torch import nn
 from ..codecs.base import Codec, ModelView
 from ..registry import CODECS, DECODERS, MODELS
 from ..structures import GroundingDataSample
-from .chat import IGNORE, answer_ids, encode_conversation, image_turn_text, pad_batch, place_image
+from .chat import (
+    IGNORE,
+    answer_ids,
+    encode_conversation,
+    image_turn_text,
+    pad_batch,
+    place_image,
+    text_ids,
+)
 from .llm import apply_lora, build_llm, build_tokenizer
+from .preprocessor import GroundingDataPreprocessor
 from .proposer_pretrain import build_proposers
 from .referent_flags import ReferentFlags
 from .tokenizer import IMAGE
 from .vision import FeaturePyramid, Projector, VisionTower
+
+
+class _OnDemand(Mapping):
+    """A read-only mapping whose values are computed on first access."""
+
+    def __init__(self, compute: dict[str, Callable[[], object]]) -> None:
+        self._compute, self._values = compute, {}
+
+    def __getitem__(self, key: str) -> object:
+        if key not in self._values:
+            self._values[key] = self._compute[key]()
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._compute)
+
+    def __len__(self) -> int:
+        return len(self._compute)
 
 
 @MODELS.register_module()
@@ -87,7 +116,9 @@ class GroundingMLLM(BaseModel):
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(
+            data_preprocessor=data_preprocessor or GroundingDataPreprocessor(), init_cfg=init_cfg
+        )
         place_image("", image_placement)  # validates
         self.image_placement = image_placement
         if referent_flag_weight and image_placement != "after_text":
@@ -198,28 +229,30 @@ class GroundingMLLM(BaseModel):
         self.codec.prepare(view)
         return view
 
-    def _proposals(self, feats: list[torch.Tensor], samples: list[GroundingDataSample]) -> dict:
-        """Each proposer's boxes per image. While the tower is frozen too (as
-        in Groma), proposals are a fixed function of the image: they are
-        cached by image path, so a training epoch that sees an image several
-        times runs the proposer on it once. Loading weights clears the cache."""
+    def _proposals(self, feats: list[torch.Tensor], samples: list[GroundingDataSample]) -> Mapping:
+        """Each proposer's boxes per image, computed when a codec first asks
+        (``token_collective`` reads them only to decode). While the tower is
+        frozen too (as in Groma), proposals are a fixed function of the image:
+        they are cached by image path, so a training epoch that sees an image
+        several times runs the proposer on it once. Loading weights clears the
+        cache."""
         cacheable = not any(p.requires_grad for p in self.vision.parameters())
         keys = [(s.metainfo.get("image_path"), tuple(s.frame.input_hw)) for s in samples]
-        out = {}
-        for name, proposer in self.proposers.items():
+
+        def propose(name: str) -> list:
             cache = self._proposal_cache.setdefault(name, {})
             missing = [
                 i for i, k in enumerate(keys) if not cacheable or k[0] is None or k not in cache
             ]
+            fresh = {}
             if missing:
-                found = proposer.propose([f[missing] for f in feats], self.image_size)
+                found = self.proposers[name].propose([f[missing] for f in feats], self.image_size)
                 fresh = dict(zip(missing, found, strict=True))
                 if cacheable:
                     cache.update({keys[i]: fresh[i] for i in missing if keys[i][0] is not None})
-            else:
-                fresh = {}
-            out[name] = [fresh[i] if i in fresh else cache[keys[i]] for i in range(len(keys))]
-        return out
+            return [fresh[i] if i in fresh else cache[keys[i]] for i in range(len(keys))]
+
+        return _OnDemand({name: functools.partial(propose, name) for name in self.proposers})
 
     @torch.no_grad()
     def prepare_samples(
@@ -234,10 +267,7 @@ class GroundingMLLM(BaseModel):
     def _instruction(self, rendered: list) -> torch.Tensor:
         """``(B, D)`` mean input embedding of the words of each image's user turn."""
         ids, mask = pad_batch(
-            [
-                self.tokenizer(image_turn_text(r.turns), add_special_tokens=False).input_ids
-                for r in rendered
-            ],
+            [text_ids(self.tokenizer, image_turn_text(r.turns)) for r in rendered],
             self.tokenizer.pad_token_id,
             left=False,
         )

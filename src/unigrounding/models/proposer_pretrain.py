@@ -15,6 +15,7 @@ from torch import nn
 
 from ..registry import MODELS, PROPOSERS
 from ..structures import GroundingDataSample, RefTargets
+from .preprocessor import GroundingDataPreprocessor
 from .vision import VisionTower
 
 
@@ -52,7 +53,7 @@ class ProposerPretrainer(BaseModel):
         init_checkpoint: str | None = None,
         data_preprocessor: dict | None = None,
     ) -> None:
-        super().__init__(data_preprocessor=data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor or GroundingDataPreprocessor())
         self.image_size, self.name = image_size, name
         self.vision = VisionTower(**vision)
         self.proposers = build_proposers({name: proposer}, self.vision)

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..registry import MODELS
 from ..structures import GroundingDataSample
+from .preprocessor import GroundingDataPreprocessor
 from .quantizer import VisualQuantizer
 from .vision import VisionTower
 
@@ -37,7 +38,7 @@ class QuantizerPretrainer(BaseModel):
         init_checkpoint: str | None = None,
         data_preprocessor: dict | None = None,
     ) -> None:
-        super().__init__(data_preprocessor=data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor or GroundingDataPreprocessor())
         self.vision = VisionTower(**vision)
         self.codec = nn.ModuleDict(
             {"quantizer": VisualQuantizer(self.vision.token_channels, **quantizer)}

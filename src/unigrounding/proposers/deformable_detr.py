@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.structures import InstanceData
 from torch import nn
 from torchvision.ops import (
     box_convert,
-    box_iou,
     nms,
 )
 from transformers.models.deformable_detr.configuration_deformable_detr import (
@@ -52,10 +52,11 @@ from transformers.models.deformable_detr.modeling_deformable_detr import (
     DeformableDetrEncoder,
 )
 
-from ..decoders.matching import box_match_cost, grouped_hungarian
+from ..decoders.matching import PAD_BOX, box_match_cost, grouped_hungarian, pad_groups
 from ..decoders.query_decoders import box_losses, mlp
 from ..models.vision import FeaturePyramid, sincos_2d
 from ..registry import PROPOSERS
+from ..structures import paired_box_iou
 
 
 def _box_code(boxes: torch.Tensor, dim: int) -> torch.Tensor:
@@ -236,23 +237,29 @@ class DeformableDetrProposer(nn.Module):
         self, out: dict[str, torch.Tensor], targets: list[torch.Tensor], num: int
     ) -> dict[str, torch.Tensor]:
         boxes, logits = out["boxes"], out["logits"]
+        matches = self.match(boxes, logits, targets)
+        images = torch.cat(
+            [torch.full((len(r),), b, dtype=torch.long) for b, (r, _) in enumerate(matches)]
+        )
+        rows = torch.cat([torch.as_tensor(r, dtype=torch.long) for r, _ in matches])
+        matched_pred = boxes[images, rows]
+        matched_target = torch.cat(
+            [
+                t[torch.as_tensor(c, dtype=torch.long)]
+                for t, (_, c) in zip(targets, matches, strict=True)
+            ]
+        )
         quality = torch.zeros_like(logits)
-        matched_pred, matched_target = [], []
-        for b, target in enumerate(targets):
-            if not len(target):
-                continue
-            rows, cols = self.match(boxes[b], logits[b], target)
-            iou = box_iou(
-                box_convert(boxes[b, rows].detach(), "cxcywh", "xyxy"),
-                box_convert(target[cols], "cxcywh", "xyxy"),
-            ).diagonal()
-            quality[b, rows] = iou.clamp(min=0.0)
-            matched_pred.append(boxes[b, rows])
-            matched_target.append(target[cols])
+        if len(rows):
+            iou = paired_box_iou(
+                box_convert(matched_pred.detach(), "cxcywh", "xyxy"),
+                box_convert(matched_target, "cxcywh", "xyxy"),
+            )
+            quality[images, rows] = iou.clamp(min=0.0).to(quality.dtype)
         w = self.loss_weights
         out_losses = {"objectness": w["objectness"] * quality_focal_loss(logits, quality) / num}
-        if matched_pred:
-            l1, giou = box_losses(torch.cat(matched_pred), torch.cat(matched_target))
+        if len(rows):
+            l1, giou = box_losses(matched_pred, matched_target)
             out_losses["l1"], out_losses["giou"] = w["l1"] * l1 / num, w["giou"] * giou / num
         else:  # keep every head in the graph (distributed training never waits on a missing grad)
             out_losses["l1"] = out_losses["giou"] = boxes.sum() * 0.0
@@ -260,23 +267,22 @@ class DeformableDetrProposer(nn.Module):
 
     @torch.no_grad()
     def match(
-        self, boxes: torch.Tensor, logits: torch.Tensor, target: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hungarian matching of one image's ``(Q, 4)`` predictions to ``(M, 4)``
-        targets (normalised cxcywh) with Deformable DETR's cost."""
-        prob = logits.sigmoid()[:, None]
+        self, boxes: torch.Tensor, logits: torch.Tensor, targets: list[torch.Tensor]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Hungarian matching of each image's ``(Q, 4)`` predictions (``boxes``
+        ``(B, Q, 4)``, ``logits`` ``(B, Q)``) to its ``(M, 4)`` targets
+        (normalised cxcywh) with Deformable DETR's cost: the costs of the
+        whole batch are built at once (the images are the groups of
+        :func:`grouped_hungarian`). Per image, ``(query indices, target indices)``."""
+        prob = logits.sigmoid()[..., None]
         alpha, gamma = 0.25, 2.0
         pos = alpha * (1 - prob) ** gamma * -(prob + 1e-8).log()
         neg = (1 - alpha) * prob**gamma * -(1 - prob + 1e-8).log()
+        padded, counts = pad_groups([t.to(boxes) for t in targets], PAD_BOX.to(boxes))
         w = self.loss_weights
-        cost = (
-            w["objectness"] * (pos - neg)
-            + box_match_cost(boxes[None], target[None], w["l1"], w["giou"])[0]
-        )
-        size = torch.tensor([len(boxes)]), torch.tensor([len(target)])
-        rows, cols = grouped_hungarian(cost[None], *size)[0]  # one group: the image
-        device = boxes.device
-        return torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)
+        cost = w["objectness"] * (pos - neg) + box_match_cost(boxes, padded, w["l1"], w["giou"])
+        queries = torch.full_like(counts, boxes.shape[1])
+        return grouped_hungarian(cost, queries, counts)
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()

@@ -8,7 +8,7 @@ relative to the padded square or the raw image?" confusion cannot arise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -95,12 +95,18 @@ class Crop:
 Step = Resize | Pad | Crop
 
 
-@dataclass
+@dataclass(frozen=True)
 class Frame:
-    """The steps from an original ``(H, W)`` image to the model input, in order."""
+    """The steps from an original ``(H, W)`` image to the model input, in order.
+
+    Immutable (every step is too): copies share it, and ``copy.deepcopy`` —
+    which mmengine applies to every sample's metainfo — returns it as is."""
 
     ori_hw: tuple[int, int]
-    steps: list[Step] = field(default_factory=list)
+    steps: tuple[Step, ...] = ()
+
+    def __deepcopy__(self, memo: dict) -> Frame:
+        return self
 
     @property
     def input_hw(self) -> tuple[int, int]:
@@ -109,7 +115,7 @@ class Frame:
     def then(self, step: Step) -> Frame:
         if step.in_hw != self.input_hw:
             raise ValueError(f"step expects {step.in_hw}, frame is at {self.input_hw}")
-        return Frame(self.ori_hw, [*self.steps, step])
+        return Frame(self.ori_hw, (*self.steps, step))
 
     def points_to_input(self, xy: np.ndarray) -> np.ndarray:
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)

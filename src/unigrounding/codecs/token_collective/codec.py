@@ -320,7 +320,11 @@ class TokenCollectiveCodec(Codec):
         _, _, rows, cols = tokens.shape
         codes = self.quantizer.encode(tokens.flatten(2).transpose(1, 2).float()).cpu()
         lattice = PatchLattice(rows, cols, view.images.shape[-1] / cols)
-        proposals = view.proposals[self.proposer_name] if self.proposer_name else None
+        # the sampler reads proposals to decode; training never asks for them
+        training = view.labels is not None
+        proposals = (
+            view.proposals[self.proposer_name] if self.proposer_name and not training else None
+        )
         replacements = []
         for b, (sample, rendered) in enumerate(zip(view.samples, view.rendered, strict=True)):
             meta = {"image_codes": codes[b].tolist(), "code_lattice": (rows, cols, lattice.stride)}

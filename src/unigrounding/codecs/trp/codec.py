@@ -6,9 +6,10 @@ the decoder of its unit (the *latent embeddings router*), padded to a fixed
 number of queries per decoder, and decoded into a box / mask / keypoints.
 Training matches predictions to targets with parallel grouped Hungarian
 matching inside each triplet (:mod:`unigrounding.decoders.matching`), so the
-padding never enters a loss. A decoder without queries in a batch still runs on
-a zero "fake" query so that its parameters take part in every backward pass
-(REF-VLM appendix C.2: distributed training would otherwise hang).
+padding never enters a loss. A decoder without queries in a batch still takes
+part in every backward pass (REF-VLM appendix C.2: distributed training would
+otherwise hang) through a zero loss on its parameters: the same zero gradients
+as the paper's "fake" query, without running the decoder on it.
 
 Input: a visual prompt is a run of ``[VPT]`` tokens per instance whose
 embeddings are the parameter-free mask-guided aggregation of the tower's
@@ -220,6 +221,10 @@ class TrpCodec(Codec):
         image_size = view.images.shape[-1]
         for unit, (queries, slots) in self._route(view.hidden_states, ref_rows, triplets).items():
             decoder = self.decoders[unit]
+            if not any(qs for mine in slots for _, qs in mine):
+                parameters = [*decoder.parameters(), *self.query_proj[unit].parameters()]
+                losses[f"loss_{unit}"] = 0.0 * sum(p.sum() for p in parameters)
+                continue
             pred = self._decode_unit(unit, queries, view)
             preds, gts = [], []
             for b, mine in enumerate(slots):
@@ -228,9 +233,6 @@ class TrpCodec(Codec):
                         continue
                     preds.append(pred[b, qs])
                     gts.append(decoder.targets(targets[b][t], view.samples[b].frame, image_size))
-            if not preds:  # the paper's fake tensor: keep every parameter in the graph
-                losses[f"loss_{unit}"] = 0.0 * pred.sum()
-                continue
             p, n_p = pad_groups(preds, decoder.pad_value)
             g, n_g = pad_groups([x.to(pred) for x in gts], decoder.pad_value)
             matches = grouped_hungarian(decoder.match_cost(p, g), n_p, n_g)
