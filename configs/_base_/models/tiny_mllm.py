@@ -40,6 +40,11 @@
 #   - MLP 256 instead of 512 at batch 32 x 625 (~15% faster steps with two
 #     trainings side by side): text_coords 0.697 / 0.693 against 0.673 /
 #     0.653, but trp 0.590 against 0.740 (seed 0).
+# Step cost, not tried in training: smaller batches are not cheaper per
+# conversation (trp, two benchmarks/bench_model.py runs side by side, one
+# thread each: batch 8 45-47, 16 44-50, 32 51 conversations/s), and sdpa is
+# the fastest attention here (one layer's shape, forward + backward: sdpa
+# 18-24 ms, eager 33-36 ms, the math kernel 29-36 ms).
 image_size = 64
 vision = dict(model_name="test_convnext", out_indices=(1, 2, 3), token_levels=(0, 1, 2))
 # Groma's class-agnostic Deformable-DETR proposer at tiny size (codecs that need
