@@ -57,12 +57,8 @@ def dispatch_order(
     longest_first = sorted(seconds, key=lambda j: -seconds[j])
     if len(seconds) > EXHAUSTIVE_UP_TO:
         return sorted(longest_first, key=lambda j: j not in after.values())
-    best, best_time = longest_first, finish_time(longest_first, seconds, after, lanes)
-    for order in permutations(longest_first):
-        time = finish_time(order, seconds, after, lanes)
-        if time < best_time - 1e-9:
-            best, best_time = list(order), time
-    return best
+    orders = permutations(longest_first)
+    return list(min(orders, key=lambda order: finish_time(order, seconds, after, lanes)))
 
 
 __all__ = ["EXHAUSTIVE_UP_TO", "dispatch_order", "finish_time"]

@@ -139,9 +139,9 @@ class ModelView:
     samples ``rows`` through the shared projector (e.g. aggregated
     visual-prompt features, REF-VLM's shared projector). ``proposals`` holds,
     per proposer name, one ``InstanceData(bboxes, scores)`` per image (boxes in
-    model-input pixels), each proposer run when first read. A codec's ``prepare`` may rewrite ``input_ids``,
-    ``attention_mask`` and ``labels`` (deferred slots, see
-    :func:`rewrite_tokens`).
+    model-input pixels), each proposer run when first read. A codec's
+    ``prepare`` may rewrite ``input_ids``, ``attention_mask`` and ``labels``
+    (deferred slots, see :func:`rewrite_tokens`).
     ``generate`` (prediction only) re-prompts the model so multi-pass codecs can
     refine their own output: ``generate(texts, new_conversation=False, rows=None,
     allowed_tokens=None)`` takes one user text per sample (or per index in

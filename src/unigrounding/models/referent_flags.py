@@ -76,13 +76,10 @@ class ReferentFlags(nn.Module):
             slot = next((m for m in re.finditer(SLOT_PATTERN, answer) if m[1] == "target"), None)
             if slot is None:
                 continue
-            refs = sample.gt_refs
-            # the group's boxes only (indexing the whole InstanceData costs more
-            # than the rest of this loop)
-            boxes = refs.boxes[refs.group_ids == int(slot[2])].numpy()
-            if len(boxes) == 0:
+            refs = sample.gt_refs.group(int(slot[2]))
+            if len(refs) == 0:
                 continue
-            boxes = sample.frame.boxes_to_input(boxes) / self.image_size
+            boxes = sample.frame.boxes_to_input(refs.boxes.numpy()) / self.image_size
             rows.append(b)
             targets.append(cell_coverage(boxes, grid))
         if not rows:
