@@ -74,6 +74,15 @@ def test_roundtrip_text_coords_reaches_quantization_ceiling(small_preset, tmp_pa
     assert result["mask_iou_mean"] is None  # text coordinates carry no mask: null, not a number
 
 
+def test_roundtrip_without_out_prints_the_report(small_preset, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    main(["roundtrip", "--codec", "text_coords", "--n", "5"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["codec"] == "text_coords" and result["n"] == 5
+    written = [p.name for p in tmp_path.iterdir() if p.name != "cache"]  # cache: small_preset's
+    assert written == []  # nothing written without --out
+
+
 def test_roundtrip_region_proxy_runs_its_proposer_stage_first(small_preset, tmp_path):
     """The ceiling of region_proxy is the proposer's: roundtrip trains (and
     caches) the detection stage, then decodes ideal proxies to proposal boxes."""

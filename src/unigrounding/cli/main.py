@@ -71,8 +71,9 @@ def _cmd_roundtrip(args: argparse.Namespace) -> None:
 
     result = codec_roundtrip(args.codec, n=args.n, config_dir_path=args.config_dir)
     text = json.dumps(result, indent=2)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
     print(text)
 
 
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("roundtrip", help="a codec's encode->decode accuracy ceiling")
     p.add_argument("--codec", required=True)
     p.add_argument("--n", type=int, default=200)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", help="also write the JSON report here (it is always printed)")
     p.add_argument("--config-dir")
     p.set_defaults(func=_cmd_roundtrip)
 
