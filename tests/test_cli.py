@@ -123,6 +123,21 @@ def test_ablate_writes_report_with_schema_and_reuses_pretraining(small_preset, t
     )
 
 
+def test_ablate_seed_reseeds_every_stage_and_codec(small_preset, tmp_path):
+    """``--seed`` reaches the codec's config and the pretraining stage (which
+    is then cached apart from the configs' own seed); the report records it."""
+    from mmengine.config import Config
+
+    main(["ablate", "--codecs", "text_coords", "--seed", "3", "--out", str(tmp_path / "s3")])
+    seeded = json.loads((tmp_path / "s3" / "report.json").read_text())
+    assert seeded["settings"]["seed"] == 3
+    dumped = Config.fromfile(str(tmp_path / "s3" / "work" / "text_coords" / "ablate_config.py"))
+    assert dumped.randomness.seed == 3
+    default = ablate.run_ablation(tmp_path / "s0", codecs=["text_coords"], log=lambda *_: None)
+    assert "seed" not in default["settings"]
+    assert default["pretrained"] != seeded["pretrained"]
+
+
 def test_ablate_runs_a_codecs_own_stage_in_the_pool_and_reports_it(small_preset, tmp_path):
     """region_proxy's proposer stage runs beside another codec (two lanes),
     its recall lands in the report, and the codec starts from its export."""

@@ -122,6 +122,10 @@ def _leaf_datasets(ds: dict, into: tuple[str, ...] | None = None) -> list[dict]:
 
 
 def _apply_preset(cfg: Config, settings: dict, data_root: Path, iters: int) -> None:
+    """Data, budget and (with ``settings["seed"]``) the training seed of a
+    preset; without a seed, each config keeps its own ``randomness``."""
+    if "seed" in settings:
+        cfg.randomness = dict(cfg.get("randomness") or {}, seed=settings["seed"])
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
         if cfg.get(loader) is None:
             continue
@@ -491,6 +495,7 @@ def run_ablation(
     task: str = "rec",
     jobs: int | None = None,
     variants: bool = False,
+    seed: int | None = None,
 ) -> dict:
     """Pretrain once (cached), fine-tune + evaluate each codec, write the report.
 
@@ -500,14 +505,17 @@ def run_ablation(
     (default :func:`default_jobs`); results do not depend on it. With
     ``variants``, a codec's training variants (``ablate_variants`` of its
     ablate config: name → dotted config overrides, e.g. a paper's design
-    ablation) are trained too, each a row ``"<codec> [<variant>]"``."""
+    ablation) are trained too, each a row ``"<codec> [<variant>]"``. ``seed``
+    replaces the training seed of every stage and codec (the ShapesRef data
+    stay the same): the spread over seeds is what tells a codec's lead from
+    the noise of one quick run."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
     start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cdir = config_dir(config_dir_path)
-    settings = PRESETS[preset]
+    settings = dict(PRESETS[preset]) if seed is None else dict(PRESETS[preset], seed=seed)
     available = registered_codecs()
     unit = TASKS[task][1]
     names = codecs or [n for n, cls in available.items() if unit in cls.units]

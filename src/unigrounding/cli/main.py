@@ -63,6 +63,7 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
         task=args.task,
         jobs=args.jobs,
         variants=args.variants,
+        seed=args.seed,
     )
 
 
@@ -155,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--variants",
         action="store_true",
         help="also train each codec's design variants (ablate_variants of its ablate config)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="training seed of every stage and codec (default: the configs'; the data stay the same)",
     )
     p.add_argument("--out", default="work_dirs/ablate")
     p.add_argument("--config-dir", help="configs/ folder (default: the repository's)")
