@@ -22,6 +22,8 @@ def _cmd_data(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    import torch.distributed as dist
+
     from ..engine.runner import train
 
     train(
@@ -31,6 +33,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
         resume=args.resume,
         launcher=args.launcher,
     )
+    if dist.is_initialized():
+        # mmengine leaves the process group open: a rank that exits while
+        # another still writes its export sometimes aborts in gloo
+        # ("terminate called without an active exception"), failing a run
+        # that trained fine. All ranks finish, then the group closes.
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
