@@ -360,16 +360,22 @@ def _longest_chains(chains: set[tuple[str, ...]]) -> set[tuple[str, ...]]:
     return {c for c in chains if c and not any(o != c and o[: len(c)] == c for o in chains)}
 
 
+def _estimated_cost(cfg: Config) -> float:
+    """A training job's estimated length: its config's ``ablate_cost`` (one
+    iteration next to one of ``text_coords``) times its iterations."""
+    return cfg.get("ablate_cost", 1.0) * cfg.train_cfg.max_iters
+
+
 def _chain_cost(
     chain: tuple[str, ...], cdir: Path, settings: dict, data_root: Path, pretrained: Path
 ) -> float:
-    """A stage chain's estimated length in :func:`_run_codecs`' units: each
-    stage's ``ablate_cost`` times its iterations, nothing for a cached one."""
+    """A stage chain's estimated length: its stages' costs, nothing for a
+    cached one."""
     total, init = 0.0, pretrained
     for stage in chain:
         cfg, work = _stage_config(cdir, stage, settings, data_root, init)
         if not _is_cached(work):
-            total += cfg.get("ablate_cost", 1.0) * cfg.train_cfg.max_iters
+            total += _estimated_cost(cfg)
         init = work / "export"
     return total
 
@@ -423,9 +429,7 @@ def _run_codecs(
         for name, own in chains.items()
         if own
     }
-    seconds = {
-        name: cfg.get("ablate_cost", 1.0) * cfg.train_cfg.max_iters for name, cfg in configs.items()
-    }
+    seconds = {name: _estimated_cost(cfg) for name, cfg in configs.items()}
     for chain in pending_chains:
         seconds[chain] = _chain_cost(chain, *stage_args)
     # A free lane takes the first ready job of this order (not a queue inside
