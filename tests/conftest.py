@@ -17,17 +17,18 @@ TINY_MODEL = dict(
     type="GroundingMLLM",
     codec=dict(type="text_coords"),
     image_size=IMAGE_SIZE,
-    tokenizer="shapesref",
     vision=dict(model_name="test_convnext", out_indices=(1, 2, 3), token_levels=(0, 1, 2)),
     projector=dict(merge=1, pos_embed="sincos"),
     llm=dict(
-        model_type="llama",
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=1024,
+        config=dict(
+            model_type="llama",
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=1024,
+        )
     ),
     max_new_tokens=64,
 )

@@ -289,7 +289,6 @@ def test_refine_pass_is_constrained_to_moves_and_delete(rec_batch):
     the space the chat template writes before an answer (without it, a model
     trained on `` <off..>`` answers could only end at once)."""
     from unigrounding.codecs.grid_offset import DELETE, MOVES, offset_token
-    from unigrounding.models.chat import answer_ids
     from unigrounding.registry import MODELS
 
     torch.manual_seed(0)
@@ -305,10 +304,10 @@ def test_refine_pass_is_constrained_to_moves_and_delete(rec_batch):
     ids = set(model._answer_ids(allowed).tolist())
     assert set(answer.generated_ids.flatten().tolist()) <= ids
     assert ids - set(tok.convert_tokens_to_ids(allowed)) - {tok.eos_token_id} <= {
-        i for i in answer_ids(tok, "<delete>") if not tok.convert_ids_to_tokens(i).strip("▁ ")
+        i for i in model.chat.answer_ids("<delete>") if not tok.convert_ids_to_tokens(i).strip("▁ ")
     }  # besides the moves: only the whitespace the template writes before them
     # every token of a refinement answer as it was written in training may be generated
-    trained = answer_ids(tok, "<off_1_0><delete><off_0_0>") + [tok.eos_token_id]
+    trained = model.chat.answer_ids("<off_1_0><delete><off_0_0>") + [tok.eos_token_id]
     assert set(trained) <= ids
     with pytest.raises(ValueError, match="not in the vocabulary"):
         model._follow_up(view, ["x"] * 4, allowed_tokens=["<no_such_token>"])

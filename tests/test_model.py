@@ -204,7 +204,7 @@ def test_init_from_pretrained_rejects_incompatible_shapes(tmp_path):
         MODELS.build(tiny_model_cfg(type="text_coords")), str(tmp_path / "model.safetensors")
     )
     cfg = tiny_model_cfg(type="text_coords")
-    cfg["llm"]["hidden_size"] = 32
+    cfg["llm"]["config"]["hidden_size"] = 32
     with pytest.raises(ValueError, match="has shape"):
         MODELS.build({**cfg, "init_checkpoint": str(tmp_path)})
 

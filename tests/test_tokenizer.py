@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unigrounding.models.chat import IGNORE, encode_conversation, pad_batch, place_image
+from unigrounding.models.chat import IGNORE, VicunaFormat, pad_batch, place_image
 from unigrounding.models.tokenizer import build_shapesref_tokenizer
 
 TOK = build_shapesref_tokenizer()
@@ -31,11 +31,11 @@ def test_only_answers_are_supervised_and_image_expands():
         {"role": "user", "text": "Where is the square?"},
         {"role": "assistant", "text": "[0.5,0.5,0.9,0.9]"},
     ]
-    ids, labels = encode_conversation(TOK, turns, num_image_tokens=7, with_last_answer=True)
+    ids, labels = VicunaFormat(TOK).encode(turns, num_image_tokens=7, with_last_answer=True)
     assert ids.count(TOK.convert_tokens_to_ids("<image>")) == 7
     supervised = TOK.decode([i for i, lab in zip(ids, labels, strict=True) if lab != IGNORE])
     assert supervised == " [0.1,0.2,0.3,0.4]</s> [0.5,0.5,0.9,0.9]</s>"
-    prompt, _ = encode_conversation(TOK, turns, num_image_tokens=7, with_last_answer=False)
+    prompt, _ = VicunaFormat(TOK).encode(turns, num_image_tokens=7, with_last_answer=False)
     assert TOK.decode(prompt[-3:]) == " ASSISTANT:" or TOK.decode(prompt).endswith("ASSISTANT:")
     assert len(prompt) < len(ids)
 
@@ -55,7 +55,7 @@ def test_image_placement_after_text_puts_the_image_behind_the_question():
         {"role": "user", "text": "<image>\nWhere is the red circle?"},
         {"role": "assistant", "text": "[0.1,0.2,0.3,0.4]"},
     ]
-    ids, _ = encode_conversation(TOK, turns, 5, True, image_placement="after_text")
+    ids, _ = VicunaFormat(TOK).encode(turns, 5, True, image_placement="after_text")
     image = TOK.convert_tokens_to_ids("<image>")
     first = ids.index(image)
     assert ids[first : first + 5] == [image] * 5
@@ -71,11 +71,11 @@ def test_conversation_encoding_follows_tokens_added_after_first_use():
         {"role": "user", "text": "<image>\nWhere is <zz>?"},
         {"role": "assistant", "text": "<zz>"},
     ]
-    before, _ = encode_conversation(tok, turns, 2, True)
+    before, _ = VicunaFormat(tok).encode(turns, 2, True)
     tok.add_tokens(["<zz>"], special_tokens=True)
-    after, _ = encode_conversation(tok, turns, 2, True)
+    after, _ = VicunaFormat(tok).encode(turns, 2, True)
     zz = tok.convert_tokens_to_ids("<zz>")
     assert zz not in before and after.count(zz) == 2
     fresh = build_shapesref_tokenizer()  # the token added before any encoding
     fresh.add_tokens(["<zz>"], special_tokens=True)
-    assert after == encode_conversation(fresh, turns, 2, True)[0]
+    assert after == VicunaFormat(fresh).encode(turns, 2, True)[0]

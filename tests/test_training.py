@@ -64,7 +64,8 @@ def test_train_exports_safetensors_and_loads_through_the_api(shapes_root, tmp_pa
 
     runner = train(tiny_train_cfg(shapes_root, tmp_path / "run", 3, 3, 3))
     export = tmp_path / "run" / "export"
-    assert (export / "model.safetensors").exists() and (export / "config.py").exists()
+    assert (export / "model.safetensors").exists() and (export / "unigrounding.json").exists()
+    assert (export / "llm" / "config.json").exists() and not (export / "config.py").exists()
     assert runner.iter == 3
     model = ug.load(export)
     image = shapes_root / "images" / "val_000040.png"

@@ -10,7 +10,7 @@ from . import codecs, data, decoders, engine, evaluation, models, proposers  # n
 from .api import Grounder, build, load, visualize
 from .structures import Box, GroundingDataSample, Mask, Point, RefTargets, Scribble
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Box",

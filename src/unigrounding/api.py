@@ -12,8 +12,7 @@ from PIL import Image
 
 from .data.pipeline import image_tensor, load_rgb
 from .data.refcoco import TASK_TEMPLATES
-from .engine import load_weights
-from .engine.export import CONFIG
+from .engine.export import build_exported
 from .models import GroundingMLLM
 from .registry import MODELS
 from .structures import (
@@ -110,17 +109,9 @@ def build(config: str | Path | Config | dict) -> Grounder:
 
 
 def load(path: str | Path, map_location: str = "cpu") -> Grounder:
-    """Load an exported model directory (``model.safetensors`` + ``config.py``)."""
-    path = Path(path)
-    if not (path / CONFIG).exists():
-        raise FileNotFoundError(f"{path} is not an exported model directory (no {CONFIG})")
-    cfg = Config.fromfile(str(path / CONFIG))
-    if (path / "tokenizer").is_dir():
-        # the vocabulary the weights were trained with, not today's rebuild of
-        # it (the offline ShapesRef tokenizer grows with the task templates)
-        cfg.model.tokenizer = str(path / "tokenizer")
-    grounder = build(cfg)
-    load_weights(grounder.model, path)
+    """Load an export folder (``unigrounding.json`` + safetensors + ``llm/``).
+    Only data is read: no file of the folder is executed."""
+    grounder = Grounder(build_exported(path))
     grounder.model.to(torch.device(map_location))
     return grounder
 

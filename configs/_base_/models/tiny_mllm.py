@@ -66,17 +66,20 @@ model = dict(
     type="GroundingMLLM",
     codec=dict(type="text_coords"),
     image_size=image_size,
-    tokenizer="shapesref",
     vision=vision,
     projector=dict(merge=1, pos_embed="sincos", instruction_aware=True),
+    # built from scratch; a config that sets llm=dict(pretrained=DIR) loads
+    # that folder instead (with its own tokenizer and chat template)
     llm=dict(
-        model_type="llama",
-        hidden_size=128,
-        intermediate_size=512,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=1024,
+        config=dict(
+            model_type="llama",
+            hidden_size=128,
+            intermediate_size=512,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=1024,
+        )
     ),
     max_new_tokens=48,
     image_placement="after_text",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -98,6 +99,13 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     print(f"{len(refs)} region(s) for {args.query!r}: {refs.boxes.tolist()} -> {args.out}")
 
 
+def _cmd_export_convert(args: argparse.Namespace) -> None:
+    from ..engine.convert import convert_legacy_export
+
+    out = convert_legacy_export(args.folder, args.out)
+    print(f"converted {args.folder} -> {out} (unigrounding.json, safetensors, llm/)")
+
+
 def _cmd_convert(args: argparse.Namespace) -> None:
     from ..data.refcoco import convert_refs_pickle
 
@@ -108,7 +116,10 @@ def _cmd_convert(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from mmengine.config import DictAction
 
+    from .. import __version__
+
     parser = argparse.ArgumentParser(prog="unigrounding", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"unigrounding {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("codecs", help="list registered codecs as JSON").set_defaults(func=_cmd_codecs)
@@ -194,12 +205,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("refs", help="refs(<splitBy>).p (trusted: it is unpickled)")
     p.add_argument("--out", help="output JSON (default: beside the input)")
     p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser(
+        "export-convert",
+        help="rewrite an export of unigrounding 0.1 (config.py) as data; RUNS its config.py",
+    )
+    p.add_argument("folder", help="the old export folder (trusted: its config.py is executed)")
+    p.add_argument("--out", help="write the new export here (default: in place)")
+    p.set_defaults(func=_cmd_export_convert)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader closed the pipe (``unigrounding codecs | head``): end
+        # quietly, and keep Python from failing again when it flushes at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

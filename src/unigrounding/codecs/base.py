@@ -174,6 +174,9 @@ class ModelView:
     #: discrete code tokens — marks those in ``prepare``, for the model's
     #: codec-neutral per-image-token losses (referent flags).
     image_positions: torch.Tensor | None = None
+    #: How many of the batch's training conversations were cut to the
+    #: model's ``max_length``.
+    truncated: int = 0
     #: Scratch space of the codec between its hooks for this batch (e.g. what
     #: ``prepare`` computed for ``inject``).
     codec_state: dict[str, Any] = field(default_factory=dict)

@@ -27,7 +27,7 @@ from mmengine.registry import DefaultScope
 
 from ..registry import DATASETS, MODELS, SCOPE
 from ..structures import GroundingDataSample, RefTargets, paired_box_iou, rle_decode, rle_encode
-from .export import load_weights
+from .export import build_exported, load_weights
 from .runner import load_config
 
 
@@ -121,10 +121,7 @@ def evaluate(
     scored: list[tuple[float, int, GroundingDataSample]] = []
     result: dict = {"config": str(cfg.filename)}
     if checkpoint is not None:
-        with DefaultScope.overwrite_default_scope(SCOPE):
-            model = MODELS.build(cfg.model)
-        load_weights(model, checkpoint)
-        model.eval()
+        model = _checkpoint_model(cfg, checkpoint).eval()
         result["checkpoint"] = str(checkpoint)
         with (out_dir / "predictions.jsonl").open("w") as sink:
             for start in range(0, len(dataset), batch_size):
@@ -169,6 +166,19 @@ def evaluate(
     if visualize:
         result["visualizations"] = _visualize(scored, dataset, visualize, out_dir / "visualize")
     return result
+
+
+def _checkpoint_model(cfg: Config, checkpoint: str | Path) -> torch.nn.Module:
+    """An export folder builds its own model (its JSON config); a training
+    checkpoint (``.pth``) or bare ``.safetensors`` loads into the config's.
+    On the GPU when there is one."""
+    if Path(checkpoint).is_dir():
+        model = build_exported(checkpoint)
+    else:
+        with DefaultScope.overwrite_default_scope(SCOPE):
+            model = MODELS.build(cfg.model)
+        load_weights(model, checkpoint)
+    return model.to("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _visualize(scored: list, dataset, n: int, out: Path) -> list[str]:

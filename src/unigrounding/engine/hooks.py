@@ -1,4 +1,4 @@
-"""Training hooks: export of a self-contained safetensors model directory."""
+"""Training hooks: export of a self-contained model folder."""
 
 from __future__ import annotations
 
@@ -12,14 +12,28 @@ from .export import export_model
 
 @HOOKS.register_module()
 class ExportHook(Hook):
-    """After training, write ``work_dir/<dirname>/`` (``model.safetensors``, the
-    config and the tokenizer) for :func:`unigrounding.load` and ``eval``."""
+    """After training, write ``work_dir/<dirname>/`` (see
+    :mod:`~unigrounding.engine.export`) for :func:`unigrounding.load` and ``eval``.
+
+    Args:
+        dirname: folder name under the work dir.
+        lora: ``"merge"`` or ``"adapter"`` (:func:`~.export.export_model`).
+        llm_dtype: dtype of the saved LLM (e.g. ``"bfloat16"``); ``None``: as trained.
+    """
 
     priority = "LOWEST"
 
-    def __init__(self, dirname: str = "export") -> None:
-        self.dirname = dirname
+    def __init__(
+        self, dirname: str = "export", lora: str = "merge", llm_dtype: str | None = None
+    ) -> None:
+        self.dirname, self.lora, self.llm_dtype = dirname, lora, llm_dtype
 
     def after_train(self, runner) -> None:
         if runner.rank == 0:
-            export_model(runner.model, runner.cfg, Path(runner.work_dir) / self.dirname)
+            export_model(
+                runner.model,
+                runner.cfg,
+                Path(runner.work_dir) / self.dirname,
+                lora=self.lora,
+                llm_dtype=self.llm_dtype,
+            )

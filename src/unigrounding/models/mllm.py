@@ -23,14 +23,14 @@ from ..registry import CODECS, DECODERS, MODELS
 from ..structures import GroundingDataSample
 from .chat import (
     IGNORE,
-    answer_ids,
-    encode_conversation,
+    build_chat_format,
     image_turn_text,
     pad_batch,
     place_image,
     text_ids,
+    truncate,
 )
-from .llm import apply_lora, build_llm, build_tokenizer
+from .llm import add_special_tokens, apply_lora, build_llm, build_tokenizer, fit_vocabulary
 from .preprocessor import GroundingDataPreprocessor
 from .proposer_pretrain import build_proposers
 from .referent_flags import ReferentFlags
@@ -63,8 +63,18 @@ class GroundingMLLM(BaseModel):
     Args:
         codec: config of a registered codec (``dict(type="text_coords", ...)``).
         vision: :class:`VisionTower` arguments.
-        llm: :func:`build_llm` spec (``model_type`` + config, or ``pretrained``).
-        tokenizer: ``"shapesref"``, ``dict(path=local_dir)`` or ``None`` (the LLM's).
+        llm: :func:`~.llm.build_llm` spec: ``pretrained`` (a local folder) or
+            ``config`` (built from scratch), plus ``from_pretrained`` options
+            (``dtype``, ``attn_implementation``, ...).
+        tokenizer: ``None`` (the LLM's own; ShapesRef's for an LLM built from
+            a config), ``"shapesref"`` or ``dict(path=local_dir)``. The codec's
+            tokens are added to it and the embeddings grown to fit.
+        chat_template: how conversations are written
+            (:func:`~.chat.build_chat_format`): ``"auto"`` (the tokenizer's own
+            template, else Vicuna), ``"vicuna"``, ``"chatml"`` or a Jinja string.
+        max_length: longest training conversation in tokens; longer ones are
+            cut from the end and counted (logged as ``truncated``). ``None``:
+            no limit.
         image_size: side of the square model input.
         projector: :class:`Projector` options (``merge``, ``pos_embed``,
             ``instruction_aware``).
@@ -101,7 +111,9 @@ class GroundingMLLM(BaseModel):
         vision: dict,
         llm: dict,
         image_size: int,
-        tokenizer: dict | str | None = "shapesref",
+        tokenizer: dict | str | None = None,
+        chat_template: str = "auto",
+        max_length: int | None = None,
         projector: dict | None = None,
         pyramid: dict | None = None,
         decoders: dict | None = None,
@@ -129,13 +141,14 @@ class GroundingMLLM(BaseModel):
         self.referent_flag_weight = referent_flag_weight
         self.codec: Codec = CODECS.build(codec)
         self.image_size, self.max_new_tokens = image_size, max_new_tokens
-        self.tokenizer = build_tokenizer(
-            tokenizer,
-            llm.get("pretrained"),
-            self.codec.processor.special_tokens,
-            self.codec.processor.words,
-        )
+        pretrained = llm.get("pretrained")
+        self.tokenizer = build_tokenizer(tokenizer, pretrained, self.codec.processor.words)
+        base_vocab = len(self.tokenizer)
+        added = add_special_tokens(self.tokenizer, (IMAGE, *self.codec.processor.special_tokens))
+        self.chat = build_chat_format(self.tokenizer, chat_template)
+        self.max_length = max_length
         self.llm = build_llm(llm, len(self.tokenizer), attn_implementation)
+        fit_vocabulary(self.llm, self.tokenizer, base_vocab, pretrained or "built from its config")
         if lora is not None:
             self.llm = apply_lora(self.llm, **lora)
         hidden = self.llm.config.hidden_size
@@ -160,7 +173,10 @@ class GroundingMLLM(BaseModel):
         self._proposal_cache: dict[str, dict] = {}
         self.register_load_state_dict_post_hook(lambda *_: self._proposal_cache.clear())
         self.codec.bind(self.tokenizer, hidden, self.decoders, self.proposers)
-        self.codec.init_token_embeddings(self.llm.get_input_embeddings())
+        if set(added) & set(self.codec.processor.special_tokens):
+            # rows of a tokenizer that already held the codec's tokens (an
+            # export's) are trained: only fresh ones are the codec's to set
+            self.codec.init_token_embeddings(self.llm.get_input_embeddings())
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(IMAGE)
         grid = image_size // self.vision.token_stride // self.projector.merge
         self.num_image_tokens = grid * grid
@@ -194,11 +210,17 @@ class GroundingMLLM(BaseModel):
     ) -> ModelView:
         rendered = [self.codec.processor.format(s) for s in samples]
         encoded = [
-            encode_conversation(
-                self.tokenizer, r.turns, self.num_image_tokens, train, self.image_placement
-            )
+            self.chat.encode(r.turns, self.num_image_tokens, train, self.image_placement)
             for r in rendered
         ]
+        truncated = 0
+        if train and self.max_length is not None:
+            for i, (sample, (ids, labels)) in enumerate(zip(samples, encoded, strict=True)):
+                sample_id = str(sample.metainfo.get("sample_id", i))
+                *encoded[i], cut = truncate(
+                    ids, labels, self.max_length, self.image_token_id, sample_id
+                )
+                truncated += cut
         ids, mask = pad_batch([e[0] for e in encoded], self.tokenizer.pad_token_id, left=not train)
         labels = None
         if train:
@@ -207,6 +229,7 @@ class GroundingMLLM(BaseModel):
         view = ModelView(
             samples, rendered, images, ids.to(self.device), mask.to(self.device), labels
         )
+        view.truncated = truncated
         feats = self.vision(images)
         instruction = None
         if self.projector.instruction is not None:
@@ -272,14 +295,18 @@ class GroundingMLLM(BaseModel):
             left=False,
         )
         mask = mask.to(self.device).unsqueeze(-1)
-        embeds = self.llm.get_input_embeddings()(ids.to(self.device)) * mask
+        embeds = self.llm.get_input_embeddings()(ids.to(self.device)).float() * mask
         return embeds.sum(1) / mask.sum(1).clamp(min=1)
 
     def _embed(self, view: ModelView) -> torch.Tensor:
-        embeds = self.llm.get_input_embeddings()(view.input_ids)
+        """Input embeddings with the image and codec features in place. The
+        model around the LLM works in fp32 whatever the LLM's dtype (a bf16
+        LLM gets its inputs cast at the boundary)."""
+        table = self.llm.get_input_embeddings()
+        embeds = table(view.input_ids).float()
         is_image = (view.input_ids == self.image_token_id).unsqueeze(-1)
-        embeds = embeds.masked_scatter(is_image, view.image_feats.to(embeds.dtype))
-        return self.codec.inject(embeds, view)
+        embeds = embeds.masked_scatter(is_image, view.image_feats.float())
+        return self.codec.inject(embeds, view).to(table.weight.dtype)
 
     # ------------------------------------------------------------------ modes
     def forward(
@@ -312,7 +339,7 @@ class GroundingMLLM(BaseModel):
             logits_to_keep=predicts,
         )
         if want_hidden:
-            view.hidden_states = out.hidden_states[-1]
+            view.hidden_states = out.hidden_states[-1].float()
         logits = out.logits.float()
         targets = view.labels[:, predicts + 1]
         losses = {
@@ -324,9 +351,12 @@ class GroundingMLLM(BaseModel):
             is_image = view.image_positions
             if is_image is None:
                 is_image = view.input_ids == self.image_token_id
-            flags = self.referent_flags(out.hidden_states, is_image, data_samples)
+            states = tuple(h.float() for h in out.hidden_states)
+            flags = self.referent_flags(states, is_image, data_samples)
             losses["loss_referent_flag"] = self.referent_flag_weight * flags
         losses.update(self.codec.loss(view))
+        if self.max_length is not None:
+            losses["truncated"] = torch.tensor(float(view.truncated), device=self.device)
         return losses
 
     @torch.no_grad()
@@ -383,13 +413,17 @@ class GroundingMLLM(BaseModel):
         ]
         if unknown:
             raise ValueError(f"allowed_tokens not in the vocabulary: {unknown}")
-        written = {i for t in tokens for i in answer_ids(tok, t)}
-        return torch.tensor(sorted({*ids, *written, tok.eos_token_id}), device=self.device)
+        written = {i for t in tokens for i in self.chat.answer_ids(t)}
+        stops = self.chat.stop_ids
+        return torch.tensor(sorted({*ids, *written, *stops}), device=self.device)
 
     def _generate(self, view: ModelView, allowed: torch.Tensor | None = None) -> None:
         """Greedy decoding with the KV cache; fills the view's generated fields.
-        ``allowed``: token ids the answer may use (constrained decoding)."""
+        ``allowed``: token ids the answer may use (constrained decoding). Any
+        of the chat format's stop ids ends an answer and is recorded as EOS in
+        ``generated_ids``, so codecs find the end one way for every template."""
         eos = self.tokenizer.eos_token_id
+        stops = torch.tensor(self.chat.stop_ids, device=view.attention_mask.device)
         mask = view.attention_mask
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.llm(
@@ -410,7 +444,7 @@ class GroundingMLLM(BaseModel):
                     1, allowed, step_logits.index_select(1, allowed)
                 )
             nxt = step_logits.argmax(-1)
-            nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
+            nxt = torch.where(done | torch.isin(nxt, stops), torch.full_like(nxt, eos), nxt)
             tokens.append(nxt)
             if want_logits:
                 logits_seq.append(step_logits.float())
@@ -428,7 +462,7 @@ class GroundingMLLM(BaseModel):
                 output_hidden_states=want_hidden,
             )
             if want_hidden:
-                hiddens.append(out.hidden_states[-1][:, -1])
+                hiddens.append(out.hidden_states[-1][:, -1].float())
             past, step_logits = out.past_key_values, out.logits[:, -1]
             if done.all():
                 break
