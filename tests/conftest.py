@@ -17,7 +17,7 @@ TINY_MODEL = dict(
     type="GroundingMLLM",
     codec=dict(type="text_coords"),
     image_size=IMAGE_SIZE,
-    vision=dict(model_name="test_convnext", out_indices=(1, 2, 3), token_levels=(0, 1, 2)),
+    vision=dict(model_name="test_convnext"),
     projector=dict(merge=1, pos_embed="sincos"),
     llm=dict(
         config=dict(

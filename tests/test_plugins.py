@@ -10,7 +10,7 @@ from unigrounding.roundtrip import roundtrip
 def test_plugin_codec_loads_from_config_and_trains(tmp_path, shapes_root, rec_batch):
     cfg_file = tmp_path / "plugin.py"
     cfg_file.write_text(
-        'custom_imports = dict(imports=["plugins.example_codec"], allow_failed_imports=False)\n'
+        'custom_imports = dict(imports=["unigrounding.plugins.example_codec"], allow_failed_imports=False)\n'
         f"model = {tiny_model_cfg(type='int_coords')!r}\n"
     )
     cfg = Config.fromfile(str(cfg_file))
@@ -68,7 +68,7 @@ def test_sam_point_decoder_swaps_in_for_the_default_without_retraining(tmp_path,
 
     cfg_file = tmp_path / "sam.py"
     cfg_file.write_text(
-        'custom_imports = dict(imports=["plugins.sam_point_decoder"], allow_failed_imports=False)\n'
+        'custom_imports = dict(imports=["unigrounding.plugins.sam_point_decoder"], allow_failed_imports=False)\n'
     )
     Config.fromfile(str(cfg_file))
     with pytest.raises(FileNotFoundError, match="SAM checkpoint"):
@@ -97,7 +97,7 @@ def test_sam_ref_decoder_trains_from_ref_embeddings(shapes_root):
     """trp with SAM's mask decoder prompted by <REF> states (tiny random SAM)."""
     import torch
 
-    import plugins.sam_ref_decoder  # noqa: F401  (registration, as custom_imports does)
+    import unigrounding.plugins.sam_ref_decoder  # noqa: F401  (registration, as custom_imports does)
     from unigrounding.data import collate
 
     torch.manual_seed(0)

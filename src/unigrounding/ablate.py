@@ -46,18 +46,14 @@ PRESETS = {
 
 
 def config_dir(path: str | Path | None = None) -> Path:
-    """The ``configs/`` folder: given, or the repository's (editable install)."""
-    candidates = (
-        [Path(path)]
-        if path
-        else [Path(__file__).resolve().parents[2] / "configs", Path.cwd() / "configs"]
-    )
+    """The ``configs/`` folder: given, or the one installed with the package."""
+    candidates = [Path(path)] if path else [Path(__file__).resolve().parent / "configs"]
     for c in candidates:
         if (c / "_base_").is_dir():
             return c
     raise FileNotFoundError(
         f"no configs/ folder found (looked in {[str(c) for c in candidates]}); "
-        "install from a clone with `pip install -e .` or pass --config-dir"
+        "pass --config-dir"
     )
 
 

@@ -75,7 +75,8 @@ class GroundingMLLM(BaseModel):
         max_length: longest training conversation in tokens; longer ones are
             cut from the end and counted (logged as ``truncated``). ``None``:
             no limit.
-        image_size: side of the square model input.
+        image_size: side of the square model input; ``None``: the tower's own
+            input size (e.g. 336 for ``vit_large_patch14_clip_336``).
         projector: :class:`Projector` options (``merge``, ``pos_embed``,
             ``instruction_aware``).
         pyramid: :class:`FeaturePyramid` options (built only if the codec needs
@@ -110,7 +111,7 @@ class GroundingMLLM(BaseModel):
         codec: dict,
         vision: dict,
         llm: dict,
-        image_size: int,
+        image_size: int | None = None,
         tokenizer: dict | str | None = None,
         chat_template: str = "auto",
         max_length: int | None = None,
@@ -140,7 +141,7 @@ class GroundingMLLM(BaseModel):
             )
         self.referent_flag_weight = referent_flag_weight
         self.codec: Codec = CODECS.build(codec)
-        self.image_size, self.max_new_tokens = image_size, max_new_tokens
+        self.max_new_tokens = max_new_tokens
         pretrained = llm.get("pretrained")
         self.tokenizer = build_tokenizer(tokenizer, pretrained, self.codec.processor.words)
         base_vocab = len(self.tokenizer)
@@ -153,6 +154,7 @@ class GroundingMLLM(BaseModel):
             self.llm = apply_lora(self.llm, **lora)
         hidden = self.llm.config.hidden_size
         self.vision = VisionTower(**vision)
+        self.image_size = image_size or self.vision.input_size
         self.codec.attach_vision(self.vision.token_channels)
         if freeze_vision:
             self.vision.requires_grad_(False)
@@ -178,12 +180,12 @@ class GroundingMLLM(BaseModel):
             # export's) are trained: only fresh ones are the codec's to set
             self.codec.init_token_embeddings(self.llm.get_input_embeddings())
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(IMAGE)
-        grid = image_size // self.vision.token_stride // self.projector.merge
+        grid = self.image_size // self.vision.token_stride // self.projector.merge
         self.num_image_tokens = grid * grid
         self.referent_flags = None
         if referent_flag_weight:
             self.referent_flags = ReferentFlags(
-                hidden, self.llm.config.num_hidden_layers, image_size
+                hidden, self.llm.config.num_hidden_layers, self.image_size
             )
         if init_checkpoint is not None:
             from ..engine.export import init_from_pretrained

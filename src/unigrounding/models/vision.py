@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import timm
@@ -15,30 +16,38 @@ class VisionTower(nn.Module):
     """A timm backbone returning its multi-level feature maps.
 
     Args:
-        model_name: any timm model name.
+        model_name: any timm model name (``vit_large_patch14_clip_336.openai``,
+            ``eva02_large_patch14_clip_336``, ``vit_large_patch14_dinov2``,
+            ``vit_so400m_patch14_siglip_384``, ``convnext_large_mlp``, ...).
+        out_indices: timm feature levels to return (``features_only``); the
+            default is the last three (a ViT's last three blocks, a
+            hierarchical network's three coarsest stages).
         token_levels: indices (into ``out_indices``) of the maps whose cells
             become the LLM's image tokens. The first sets the token grid; deeper
             (coarser) levels are upsampled to it and concatenated channel-wise,
-            so each token carries both fine position and wide context.
-        out_indices: timm feature levels to return (``features_only``).
-        checkpoint: local weights file (safetensors / pth) for the backbone.
+            so each token carries both fine position and wide context. Default:
+            the last level for a plain ViT (every level has one stride: the
+            last block's tokens, as LLaVA-style models read one layer), every
+            level for a hierarchical tower.
+        checkpoint: local weights file (safetensors / pth) for the backbone,
+            read through timm's loader (so published formats timm converts,
+            e.g. OpenAI CLIP, load); keys that do not match are an error.
         model_kwargs: extra ``timm.create_model`` arguments (e.g. ``img_size``).
     """
 
     def __init__(
         self,
         model_name: str,
-        out_indices: tuple[int, ...] = (1, 2, 3),
-        token_levels: tuple[int, ...] = (0,),
+        out_indices: tuple[int, ...] = (-3, -2, -1),
+        token_levels: tuple[int, ...] | None = None,
         checkpoint: str | None = None,
         model_kwargs: dict | None = None,
     ) -> None:
         super().__init__()
         kwargs = dict(model_kwargs or {})
         if checkpoint is not None:
-            if not Path(checkpoint).exists():
-                raise FileNotFoundError(f"vision tower checkpoint not found: {checkpoint}")
-            kwargs["pretrained_cfg_overlay"] = {"file": str(checkpoint)}
+            state = _checked_tower_state(model_name, kwargs, checkpoint)
+            kwargs["pretrained_cfg_overlay"] = {"state_dict": state}
         self.backbone = timm.create_model(
             model_name,
             pretrained=checkpoint is not None,
@@ -49,8 +58,14 @@ class VisionTower(nn.Module):
         info = self.backbone.feature_info
         self.channels: list[int] = list(info.channels())
         self.strides: list[int] = list(info.reduction())
+        if token_levels is None:
+            plain = len(set(self.strides)) == 1
+            token_levels = (len(self.strides) - 1,) if plain else tuple(range(len(self.strides)))
         self.token_levels = tuple(token_levels)
         cfg = self.backbone.pretrained_cfg
+        #: the input side the tower was built for (``img_size`` if given)
+        size = kwargs.get("img_size") or cfg.get("input_size", (3, 224, 224))[-1]
+        self.input_size = int(size if isinstance(size, int) else size[-1])
         self.register_buffer(
             "mean", torch.tensor(cfg.get("mean", (0.5,) * 3)).view(1, 3, 1, 1), persistent=False
         )
@@ -79,6 +94,62 @@ class VisionTower(nn.Module):
         """``images``: ``(B, 3, S, S)`` uint8 → feature maps ``(B, C_l, S/s_l, S/s_l)``."""
         x = (images.float() / 255.0 - self.mean) / self.std
         return list(self.backbone(x))
+
+
+def _read_state_dict(file: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors or torch file (never unpickling code)."""
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(file))
+    state = torch.load(str(file), map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model", "module"):  # common training-checkpoint nestings
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    return state
+
+
+def _checked_tower_state(model_name: str, kwargs: dict, checkpoint: str) -> dict:
+    """The checkpoint's tensors, after checking them against the tower they
+    are for. timm's own loader is lenient for feature extractors (keys that
+    do not match are only logged), so a wrong file would silently leave a
+    randomly initialised tower; here it is an error naming the keys. The
+    family's checkpoint filter (format conversion, position-embedding
+    resampling) runs as timm runs it; the classifier is not compared."""
+    file = Path(checkpoint)
+    if not file.is_file():
+        raise FileNotFoundError(f"vision tower checkpoint not found: {checkpoint}")
+    state = _read_state_dict(file)
+    with torch.device("meta"):
+        reference = timm.create_model(model_name, pretrained=False, **kwargs)
+    convert = getattr(sys.modules[type(reference).__module__], "checkpoint_filter_fn", None)
+    expected = reference.state_dict()
+    compared = state
+    if convert is not None:
+        try:
+            compared = convert(dict(state), reference)
+        except Exception:  # noqa: BLE001  (a filter that cannot run on meta tensors)
+            compared = state
+    head = reference.pretrained_cfg.get("classifier") or ()
+    head = (head,) if isinstance(head, str) else tuple(head)
+
+    def kept(key: str) -> bool:
+        return not any(key.startswith(h + ".") for h in head)
+
+    missing = [k for k in expected if kept(k) and k not in compared]
+    unexpected = [k for k in compared if kept(k) and k not in expected]
+    wrong = [
+        f"{k} {tuple(compared[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in expected
+        if kept(k) and k in compared and tuple(compared[k].shape) != tuple(expected[k].shape)
+    ]
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"vision tower checkpoint {checkpoint} does not match timm model {model_name!r} "
+            f"(options {kwargs}): Missing keys ({len(missing)}) {missing[:6]}; Unexpected keys "
+            f"({len(unexpected)}) {unexpected[:6]}; wrong shapes ({len(wrong)}) {wrong[:4]}"
+        )
+    return state
 
 
 class FeaturePyramid(nn.Module):

@@ -2,7 +2,7 @@
 
 Load it from a config with::
 
-    custom_imports = dict(imports=["plugins.sam_point_decoder"], allow_failed_imports=False)
+    custom_imports = dict(imports=["unigrounding.plugins.sam_point_decoder"], allow_failed_imports=False)
     model = dict(decoders=dict(point_to_mask=dict(
         type="SamPointDecoder", checkpoint="/path/to/sam_vit_b_01ec64.pth", model_type="vit_b")))
 

@@ -46,7 +46,9 @@
 # the fastest attention here (one layer's shape, forward + backward: sdpa
 # 18-24 ms, eager 33-36 ms, the math kernel 29-36 ms).
 image_size = 64
-vision = dict(model_name="test_convnext", out_indices=(1, 2, 3), token_levels=(0, 1, 2))
+# the tower's defaults: its last three stages (strides 8/16/32), all three
+# concatenated into the image tokens (a hierarchical tower)
+vision = dict(model_name="test_convnext")
 # Groma's class-agnostic Deformable-DETR proposer at tiny size (codecs that need
 # proposals, and their detection stage, take it from here). Strides 8-64 give
 # 85 pyramid positions at 64 px: every one becomes a query (Groma: 300 of a

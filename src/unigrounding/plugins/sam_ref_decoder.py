@@ -3,7 +3,7 @@ external "Stage3-SAM" plugin, the way LISA prompts SAM with a hidden state).
 
 Load it from a config in place of the default mask decoder::
 
-    custom_imports = dict(imports=["plugins.sam_ref_decoder"], allow_failed_imports=False)
+    custom_imports = dict(imports=["unigrounding.plugins.sam_ref_decoder"], allow_failed_imports=False)
     model = dict(decoders=dict(mask=dict(
         type="SamRefDecoder", checkpoint="/path/to/sam_vit_b_01ec64.pth", model_type="vit_b")))
 

@@ -3,7 +3,7 @@
 A box is ``<box>(x1,y1),(x2,y2)</box>`` with each value an integer in
 ``[0, 1000)`` of the model-input side. Load it from a config with::
 
-    custom_imports = dict(imports=["plugins.example_codec"], allow_failed_imports=False)
+    custom_imports = dict(imports=["unigrounding.plugins.example_codec"], allow_failed_imports=False)
     model = dict(codec=dict(type="int_coords"))
 
 It is also the worked example of ``docs/adding_a_codec.md``: nothing in the
