@@ -155,6 +155,24 @@ def test_two_process_ddp_training_on_cpu(shapes_root, tmp_path):
     assert logs
     text = logs[0].read_text()
     assert "Distributed training: True" in text and "GPU number: 2" in text  # the world size
+    # eval of the export in two processes: each predicts a share, rank 0
+    # scores all of them, as one process does
+    from unigrounding.engine.evaluate import evaluate
+
+    export = str(tmp_path / "ddp" / "export")
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+        "-m", "unigrounding.cli.main", "eval", str(cfg_file), "--checkpoint", export,
+        "--launcher", "pytorch", "--work-dir", str(tmp_path / "eval2"), "--out", str(tmp_path / "e2.json"),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = json.loads((tmp_path / "e2.json").read_text())
+    one = evaluate(str(cfg_file), checkpoint=export, work_dir=str(tmp_path / "eval1"))
+    assert two["metrics"] == one["metrics"] and two["metrics"]["rec/n"] == 6
+    assert (tmp_path / "eval2" / "predictions.jsonl").read_text() == (
+        tmp_path / "eval1" / "predictions.jsonl"
+    ).read_text()
 
 
 def test_eval_cli_writes_metrics_and_protocol(shapes_root, tmp_path):

@@ -44,7 +44,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
+    import torch
+    import torch.distributed as dist
+
     from ..engine.evaluate import evaluate
+
+    if args.launcher == "pytorch" and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
 
     result = evaluate(
         args.config,
@@ -54,6 +60,8 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         cfg_options=args.cfg_options,
         visualize=args.visualize,
     )
+    if not result:  # a rank other than 0: rank 0 reports
+        return
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -154,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the metrics JSON here too")
     p.add_argument(
         "--visualize", type=int, default=0, metavar="N", help="save the N worst and N best as PNGs"
+    )
+    p.add_argument(
+        "--launcher",
+        default="none",
+        choices=["none", "pytorch"],
+        help="pytorch: one process per GPU under torchrun, each predicting a share",
     )
     add_cfg(p)
     p.set_defaults(func=_cmd_eval)

@@ -123,16 +123,15 @@ def evaluate(
     if checkpoint is not None:
         model = _checkpoint_model(cfg, checkpoint).eval()
         result["checkpoint"] = str(checkpoint)
+        predicted = _predict(model, dataset, batch_size)
+        if predicted is None:  # another rank scores
+            return {}
         with (out_dir / "predictions.jsonl").open("w") as sink:
-            for start in range(0, len(dataset), batch_size):
-                items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-                inputs = torch.stack([x["inputs"] for x in items])
-                with torch.no_grad():
-                    samples = model(inputs, [x["data_samples"] for x in items], mode="predict")
-                evaluator.process(samples)
-                for i, s in enumerate(samples):
-                    sink.write(json.dumps(record_from_sample(s)) + "\n")
-                    scored.append((sample_score(s), start + i, s))
+            for start in range(0, len(predicted), batch_size):
+                evaluator.process(predicted[start : start + batch_size])
+            for i, s in enumerate(predicted):
+                sink.write(json.dumps(record_from_sample(s)) + "\n")
+                scored.append((sample_score(s), i, s))
         result["predictions_file"] = str(out_dir / "predictions.jsonl")
     else:
         records = read_predictions(predictions)
@@ -168,6 +167,38 @@ def evaluate(
     return result
 
 
+def _predict(model, dataset, batch_size: int) -> list[GroundingDataSample] | None:
+    """Predictions for every sample, in dataset order, with a progress bar.
+    Under ``torchrun`` each rank predicts every world-size-th sample and
+    rank 0 gathers them (``None`` on the other ranks)."""
+    import torch.distributed as dist
+    from tqdm import tqdm
+
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    mine = list(range(rank, len(dataset), world))
+    out: list[tuple[int, GroundingDataSample]] = []
+    with tqdm(total=len(mine), desc="eval", unit="sample", disable=rank != 0) as bar:
+        for start in range(0, len(mine), batch_size):
+            indices = mine[start : start + batch_size]
+            items = [dataset[i] for i in indices]
+            inputs = torch.stack([x["inputs"] for x in items])
+            with torch.no_grad():
+                samples = model(inputs, [x["data_samples"] for x in items], mode="predict")
+            out += [(i, s.cpu()) for i, s in zip(indices, samples, strict=True)]
+            bar.update(len(indices))
+    if world > 1:
+        gathered = [None] * world if rank == 0 else None
+        dist.gather_object(out, gathered, dst=0)
+        # scoring is rank 0's alone; mmengine's metrics would otherwise wait
+        # to collect results from the other ranks
+        dist.barrier()
+        dist.destroy_process_group()
+        if rank != 0:
+            return None
+        out = [pair for part in gathered for pair in part]
+    return [s for _, s in sorted(out, key=lambda pair: pair[0])]
+
+
 def _checkpoint_model(cfg: Config, checkpoint: str | Path) -> torch.nn.Module:
     """An export folder builds its own model (its JSON config); a training
     checkpoint (``.pth``) or bare ``.safetensors`` loads into the config's.
@@ -178,7 +209,11 @@ def _checkpoint_model(cfg: Config, checkpoint: str | Path) -> torch.nn.Module:
         with DefaultScope.overwrite_default_scope(SCOPE):
             model = MODELS.build(cfg.model)
         load_weights(model, checkpoint)
-    return model.to("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.cuda.is_available():
+        import os
+
+        return model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+    return model
 
 
 def _visualize(scored: list, dataset, n: int, out: Path) -> list[str]:
