@@ -97,7 +97,7 @@ def tiny_model_cfg(**codec) -> dict:
     codec_cls = CODECS.get(cfg["codec"]["type"])  # None: a plugin not imported yet
     needed = codec_cls.default_proposers if codec_cls is not None else {}
     cfg["proposers"] = {name: copy.deepcopy(TINY_PROPOSER) for name in needed}
-    cfg["freeze_vision"] = bool(needed)
+    cfg["frozen"] = ("vision.*",) if needed else ()
     return cfg
 
 

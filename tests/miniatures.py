@@ -80,7 +80,9 @@ def train_tokenizer(
     tok.train_from_iterator(_corpus(), trainer)
     if add_bos:
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]
+            single=f"{bos} $A",
+            pair=f"{bos} $A {bos} $B",
+            special_tokens=[(bos, tok.token_to_id(bos))],
         )
     else:
         tok.post_processor = processors.ByteLevel(trim_offsets=False)
@@ -139,7 +141,10 @@ def llama_folder(out: Path) -> Path:
         out, ["<unk>", "<s>", "</s>"], eos="</s>", pad="<unk>", bos="<s>", unk="<unk>", add_bos=True
     )
     config = LlamaConfig(
-        vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **_llm_dims()
+        vocab_size=len(tok),
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        **_llm_dims(),
     )
     return _save_llm(LlamaForCausalLM(config), out, torch.float16)
 

@@ -279,3 +279,21 @@ def test_default_jobs_runs_two_codecs_at_once_only_on_multicore_cpu(monkeypatch,
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     assert ablate.default_jobs() == jobs
+
+
+def test_a_pipe_closed_early_ends_quietly():
+    """``unigrounding codecs | head``: the reader leaves before the output."""
+    cmd = [sys.executable, "-m", "unigrounding.cli.main", "codecs"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 0 and "Error" not in err, err[-2000:]
+
+
+def test_version(capsys):
+    import unigrounding
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"unigrounding {unigrounding.__version__}"

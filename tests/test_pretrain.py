@@ -139,14 +139,13 @@ def test_proposer_stage_trains_the_proposer_only_and_loads_into_the_grounding_mo
     from unigrounding.registry import MODELS
 
     torch.manual_seed(0)
-    stage = MODELS.build(
-        dict(
-            type="ProposerPretrainer",
-            vision=TINY_MODEL["vision"],
-            proposer=TINY_PROPOSER,
-            image_size=64,
-        )
+    stage_cfg = dict(
+        type="ProposerPretrainer",
+        vision=TINY_MODEL["vision"],
+        proposer=TINY_PROPOSER,
+        image_size=64,
     )
+    stage = MODELS.build(stage_cfg)
     batch = collate([detection_dataset(shapes_root, split="train")[i] for i in range(4)])
     losses = stage(batch["inputs"], batch["data_samples"], mode="loss")
     sum(losses.values()).backward()
@@ -155,7 +154,7 @@ def test_proposer_stage_trains_the_proposer_only_and_loads_into_the_grounding_mo
     stage.eval()
     out = stage(batch["inputs"], batch["data_samples"], mode="predict")
     assert all("scores" in s.pred_refs for s in out)
-    export_model(stage, __import__("mmengine").Config({}), tmp_path / "export")
+    export_model(stage, __import__("mmengine").Config(dict(model=stage_cfg)), tmp_path / "export")
     model = MODELS.build(tiny_model_cfg(type="region_proxy"))
     names = init_from_pretrained(model, tmp_path / "export")
     assert not names["unexpected"]

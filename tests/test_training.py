@@ -339,3 +339,41 @@ def test_interactive_segmentation_on_shapesref_scores_each_prompt_type(shapes_ro
     assert metrics["interactive/point/giou"] == 0.0
     for unit in ("box", "scribble", "mask"):
         assert metrics[f"interactive/{unit}/giou"] == 1.0, unit
+
+
+def test_a_stage_that_freezes_the_llm_trains_only_what_it_names(shapes_root, tmp_path):
+    """LLaVA-style alignment: the LLM and the tower frozen, the projector
+    trained at its own learning rate (mmengine ``paramwise_cfg``)."""
+    cfg = tiny_train_cfg(shapes_root, tmp_path / "align", 3, 3, 3)
+    cfg.model.frozen = ("llm.*", "vision.*")
+    cfg.optim_wrapper.paramwise_cfg = dict(custom_keys={"projector": dict(lr_mult=10.0)})
+    # a schedule that scales each group's own rate (OneCycleLR's one eta_max
+    # would set every group to the same peak)
+    cfg.param_scheduler = [dict(type="ConstantLR", factor=1.0, by_epoch=False)]
+    from mmengine.runner import Runner
+
+    runner = Runner.from_cfg(cfg)
+    before = {k: v.detach().clone() for k, v in runner.model.named_parameters()}
+    runner.train()
+    after = dict(runner.model.named_parameters())
+    frozen = [k for k in before if k.startswith(("llm.", "vision."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    moved = [
+        k for k in before if k.startswith("projector.") and not torch.equal(before[k], after[k])
+    ]
+    assert moved
+    groups = runner.optim_wrapper.optimizer.param_groups
+    projector = {id(p) for p in runner.model.projector.parameters()}
+    base = cfg.optim_wrapper.optimizer.lr
+    for g in groups:
+        owned = any(id(p) in projector for p in g["params"])
+        assert g["lr"] == pytest.approx(10 * base if owned else base)
+
+
+def test_a_freeze_pattern_that_matches_nothing_is_an_error():
+    from conftest import tiny_model_cfg
+
+    from unigrounding.registry import MODELS
+
+    with pytest.raises(ValueError, match="'lmm.\\*' matches no parameter"):
+        MODELS.build({**tiny_model_cfg(), "frozen": ("lmm.*",)})

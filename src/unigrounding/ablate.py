@@ -52,8 +52,7 @@ def config_dir(path: str | Path | None = None) -> Path:
         if (c / "_base_").is_dir():
             return c
     raise FileNotFoundError(
-        f"no configs/ folder found (looked in {[str(c) for c in candidates]}); "
-        "pass --config-dir"
+        f"no configs/ folder found (looked in {[str(c) for c in candidates]}); pass --config-dir"
     )
 
 

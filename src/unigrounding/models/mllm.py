@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fnmatch
 import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -36,6 +37,25 @@ from .proposer_pretrain import build_proposers
 from .referent_flags import ReferentFlags
 from .tokenizer import IMAGE
 from .vision import FeaturePyramid, Projector, VisionTower
+
+
+def freeze_parameters(
+    model: nn.Module, frozen: tuple[str, ...] = (), trainable: tuple[str, ...] | None = None
+) -> list[str]:
+    """Stop gradients of the parameters ``frozen`` names, or of all that
+    ``trainable`` does not (``fnmatch`` patterns over ``named_parameters``);
+    returns the frozen names. Parameters already frozen stay frozen."""
+    names = [n for n, _ in model.named_parameters()]
+    for pattern in (*frozen, *(trainable or ())):
+        if not fnmatch.filter(names, pattern):
+            raise ValueError(f"frozen/trainable pattern {pattern!r} matches no parameter")
+    stopped = []
+    for name, param in model.named_parameters():
+        keep = trainable is None or any(fnmatch.fnmatchcase(name, p) for p in trainable)
+        if not keep or any(fnmatch.fnmatchcase(name, p) for p in frozen):
+            param.requires_grad_(False)
+            stopped.append(name)
+    return stopped
 
 
 class _OnDemand(Mapping):
@@ -86,7 +106,14 @@ class GroundingMLLM(BaseModel):
             (added to the codec's ``default_decoders`` / ``default_proposers``).
             Proposers are frozen here: they learn in their own detection stage
             (Groma keeps its proposer fixed after detection pretraining).
-        freeze_vision: keep the tower's weights fixed.
+        frozen: parameter-name patterns (``fnmatch``, e.g. ``"llm.*"``,
+            ``"vision.*"``) whose parameters are not trained — a stage recipe's
+            frozen modules (LLaVA-style alignment trains only the projector).
+        trainable: parameter-name patterns that alone are trained (everything
+            else is frozen); ``None``: all but ``frozen``. A pattern that
+            matches no parameter is an error (a typo would freeze nothing).
+            Per-module learning rates come from the optimizer config
+            (mmengine ``paramwise_cfg=dict(custom_keys={"projector": dict(lr_mult=10)})``).
         max_new_tokens: generation budget per answer.
         attn_implementation: ``auto`` (sdpa, or flash-attention-2 on CUDA) or explicit.
         image_placement: ``"as_written"`` (where the conversation's ``<image>``
@@ -119,7 +146,8 @@ class GroundingMLLM(BaseModel):
         pyramid: dict | None = None,
         decoders: dict | None = None,
         proposers: dict | None = None,
-        freeze_vision: bool = False,
+        frozen: tuple[str, ...] = (),
+        trainable: tuple[str, ...] | None = None,
         max_new_tokens: int = 64,
         attn_implementation: str = "auto",
         image_placement: str = "as_written",
@@ -156,8 +184,6 @@ class GroundingMLLM(BaseModel):
         self.vision = VisionTower(**vision)
         self.image_size = image_size or self.vision.input_size
         self.codec.attach_vision(self.vision.token_channels)
-        if freeze_vision:
-            self.vision.requires_grad_(False)
         self.projector = Projector(self.vision.token_channels, hidden, **(projector or {}))
         self.pyramid = None
         if "feature_pyramid" in self.codec.needs:
@@ -191,6 +217,7 @@ class GroundingMLLM(BaseModel):
             from ..engine.export import init_from_pretrained
 
             init_from_pretrained(self, init_checkpoint)
+        freeze_parameters(self, frozen, trainable)
 
     def init_weights(self) -> None:
         """No-op: every part is initialised at construction (timm, transformers,

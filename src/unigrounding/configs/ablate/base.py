@@ -9,7 +9,7 @@ _base_ = [
 # The tower arrives pretrained (configs/pretrain/shapesref_cells.py) and keeps
 # training with the LLM: freezing it was measured and lost accuracy
 # (REC Acc@0.5 0.350 frozen vs 0.407 trainable, same 1100 iterations).
-model = dict(freeze_vision=False)
+model = dict(frozen=())
 # Batch 32 (the preset's 625 iterations see as many conversations as 500 at
 # batch 40): with two codecs training at once, one thread each, a batch-40
 # step of the tiny model costs 1.4-1.7x a batch-32 one on this 2-core machine

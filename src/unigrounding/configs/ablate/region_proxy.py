@@ -12,7 +12,7 @@ _base_ = ["./base.py"]
 model = dict(
     codec=dict(type="region_proxy", header="after_question"),
     proposers=dict(proposer={{_base_.proposer}}),
-    freeze_vision=True,
+    frozen=("vision.*",),
 )
 ablate_stages = ["region_proxy/proposer_shapesref.py"]
 ablate_cost = 1.6  # quick ablation train seconds next to text_coords (see base.py)

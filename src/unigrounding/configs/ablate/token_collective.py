@@ -10,7 +10,7 @@ codebook_size = 256  # ClawMachine / LaVIT: 16384 on 224 px real images
 model = dict(
     codec=dict(type="token_collective", codebook_size=codebook_size),
     proposers=dict(proposer={{_base_.proposer}}),
-    freeze_vision=True,
+    frozen=("vision.*",),
 )
 ablate_stages = ["region_proxy/proposer_shapesref.py", "token_collective/quantizer_shapesref.py"]
 # eq. (1): precision / recall / IoU of the generated collectives
