@@ -58,6 +58,10 @@ def freeze_parameters(
     return stopped
 
 
+#: ``precision`` settings and their autocast dtype (``None``: no autocast).
+PRECISIONS = {"auto": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
 class _OnDemand(Mapping):
     """A read-only mapping whose values are computed on first access."""
 
@@ -116,6 +120,13 @@ class GroundingMLLM(BaseModel):
             (mmengine ``paramwise_cfg=dict(custom_keys={"projector": dict(lr_mult=10)})``).
         max_new_tokens: generation budget per answer.
         attn_implementation: ``auto`` (sdpa, or flash-attention-2 on CUDA) or explicit.
+        precision: autocast of the forward pass: ``"auto"`` (bf16 on CUDA, fp32
+            elsewhere), ``"bf16"``, ``"fp16"`` or ``"fp32"``, on whatever
+            device the model is on. Parameters (the master weights) stay in
+            their own dtype, fp32 by default. fp16 needs loss scaling: train it
+            with ``optim_wrapper=dict(type="AmpOptimWrapper", ...)`` (CUDA).
+        gradient_checkpointing: recompute the LLM's and the tower's blocks in
+            the backward pass instead of keeping their activations.
         image_placement: ``"as_written"`` (where the conversation's ``<image>``
             stands; LLaVA puts it before the question) or ``"after_text"``
             (behind the text of its user turn). After the question, every image
@@ -150,6 +161,8 @@ class GroundingMLLM(BaseModel):
         trainable: tuple[str, ...] | None = None,
         max_new_tokens: int = 64,
         attn_implementation: str = "auto",
+        precision: str = "auto",
+        gradient_checkpointing: bool = False,
         image_placement: str = "as_written",
         referent_flag_weight: float = 0.0,
         init_checkpoint: str | None = None,
@@ -180,9 +193,16 @@ class GroundingMLLM(BaseModel):
         fit_vocabulary(self.llm, self.tokenizer, base_vocab, pretrained or "built from its config")
         if lora is not None:
             self.llm = apply_lora(self.llm, **lora)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        self.precision = precision
         hidden = self.llm.config.hidden_size
         self.vision = VisionTower(**vision)
         self.image_size = image_size or self.vision.input_size
+        if gradient_checkpointing:
+            # non-reentrant: correct with frozen inputs (LoRA, a frozen tower)
+            self.llm.gradient_checkpointing_enable({"use_reentrant": False})
+            self.vision.set_grad_checkpointing(True)
         self.codec.attach_vision(self.vision.token_channels)
         self.projector = Projector(self.vision.token_channels, hidden, **(projector or {}))
         self.pyramid = None
@@ -230,9 +250,13 @@ class GroundingMLLM(BaseModel):
         return next(self.parameters()).device
 
     def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        device = self.device.type
+        dtype = PRECISIONS[self.precision]
+        if self.precision == "auto":
+            dtype = torch.bfloat16 if device == "cuda" else None
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device, dtype=dtype)
 
     def _view(
         self, images: torch.Tensor, samples: list[GroundingDataSample], train: bool

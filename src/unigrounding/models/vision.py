@@ -73,6 +73,15 @@ class VisionTower(nn.Module):
             "std", torch.tensor(cfg.get("std", (0.5,) * 3)).view(1, 3, 1, 1), persistent=False
         )
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the backbone's blocks in backward. timm's feature wrappers
+        for ViTs (``FeatureGetterNet``) do not pass the switch on: it is set
+        on the model they wrap, whose ``forward_intermediates`` honours it."""
+        backbone = self.backbone
+        if not hasattr(backbone, "set_grad_checkpointing"):
+            backbone = backbone.model
+        backbone.set_grad_checkpointing(enable)
+
     @property
     def token_channels(self) -> int:
         return sum(self.channels[i] for i in self.token_levels)
