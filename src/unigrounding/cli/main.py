@@ -33,6 +33,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         cfg_options=args.cfg_options,
         resume=args.resume,
         launcher=args.launcher,
+        strategy=args.strategy,
     )
     if dist.is_initialized():
         # mmengine leaves the process group open: a rank that exits while
@@ -149,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_cfg(p)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     p.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm", "mpi"])
+    p.add_argument(
+        "--strategy",
+        choices=["ddp", "fsdp"],
+        help="ddp: a replica per process; fsdp: the model sharded (FSDP2). Default: the "
+        "config's `strategy`, else ddp",
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint or a predictions file")

@@ -142,6 +142,7 @@ def export_model(
     out_dir: str | Path,
     lora: str = "merge",
     llm_dtype: str | None = None,
+    state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write ``model`` (trained with config ``cfg``) as an export folder.
 
@@ -151,6 +152,9 @@ def export_model(
             ``"adapter"`` (the base LLM plus a peft adapter folder).
         llm_dtype: dtype of the saved LLM weights (``"bfloat16"`` halves a 7B
             export); ``None``: as trained.
+        state: the model's full state, when ``model.state_dict()`` cannot
+            give it (a model sharded with FSDP:
+            :func:`~unigrounding.engine.fsdp.full_state_dict`).
     """
     if lora not in ("merge", "adapter"):
         raise ValueError(f"lora must be 'merge' or 'adapter', got {lora!r}")
@@ -159,10 +163,13 @@ def export_model(
     out.mkdir(parents=True, exist_ok=True)
     llm = getattr(model, "llm", None)
     has_llm = llm is not None and hasattr(llm, "save_pretrained")
-    state = model.state_dict()
+    full = model.state_dict() if state is None else state
+    state = {k: v for k, v in full.items() if not (has_llm and k.startswith("llm."))}
     if has_llm:
-        state = {k: v for k, v in state.items() if not k.startswith("llm.")}
-        base = _base_llm_state(llm, merge=lora == "merge")
+        if full is state or _is_peft(llm):
+            base = _base_llm_state(llm, merge=lora == "merge")
+        else:  # a gathered state (FSDP): the LLM's part of it
+            base = {k.removeprefix("llm."): v for k, v in full.items() if k.startswith("llm.")}
         if llm_dtype is not None:
             from ..models.llm import DTYPES
 

@@ -29,6 +29,11 @@ class ExportHook(Hook):
         self.dirname, self.lora, self.llm_dtype = dirname, lora, llm_dtype
 
     def after_train(self, runner) -> None:
+        state = None
+        if type(runner.model).__name__ == "FullyShardedModel":
+            from .fsdp import full_state_dict
+
+            state = full_state_dict(runner.model.module)  # every rank gathers
         if runner.rank == 0:
             export_model(
                 runner.model,
@@ -36,4 +41,5 @@ class ExportHook(Hook):
                 Path(runner.work_dir) / self.dirname,
                 lora=self.lora,
                 llm_dtype=self.llm_dtype,
+                state=state,
             )

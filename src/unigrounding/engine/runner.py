@@ -7,7 +7,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+#: ``--strategy`` values: how the model is spread over the processes.
+STRATEGIES = ("ddp", "fsdp")
 
 
 def load_config(
@@ -30,17 +34,41 @@ def train(
     cfg_options=None,
     resume: bool = False,
     launcher: str = "none",
+    strategy: str | None = None,
 ) -> Runner:
     """Train; with ``resume`` continue from the work dir's latest checkpoint
-    (model, optimizer, scheduler, iteration and RNG state)."""
+    (model, optimizer, scheduler, iteration and RNG state).
+
+    ``strategy`` (or the config's ``strategy`` key; default ``ddp``):
+    ``ddp`` replicates the model on every process, ``fsdp`` shards it
+    (:mod:`~unigrounding.engine.fsdp`; the config's ``fsdp`` dict holds the
+    wrapper's options). The config's ``runner_type`` picks the runner class."""
     cfg = load_config(config, work_dir, cfg_options)
     cfg.resume = resume
     cfg.launcher = launcher
+    _apply_strategy(cfg, strategy or cfg.get("strategy") or "ddp", launcher)
     if launcher == "pytorch" and not torch.cuda.is_available():
         _init_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg) if cfg.get("runner_type") else Runner.from_cfg(cfg)
     runner.train()
     return runner
+
+
+def _apply_strategy(cfg: Config, strategy: str, launcher: str) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    cfg.strategy = strategy
+    if strategy == "fsdp":
+        if launcher == "none":
+            raise ValueError(
+                "--strategy fsdp shards the model over processes: launch with torchrun "
+                "(`torchrun --nproc_per_node N -m unigrounding.cli.main train CONFIG "
+                "--launcher pytorch --strategy fsdp`; N=1 for one GPU)"
+            )
+        from . import fsdp  # noqa: F401  (registers the runner and the wrapper)
+
+        cfg.runner_type = cfg.get("runner_type") or "ShardedRunner"
+        cfg.model_wrapper_cfg = dict(type="FullyShardedModel", **(cfg.get("fsdp") or {}))
 
 
 def _init_cpu_distributed(cfg: Config) -> None:

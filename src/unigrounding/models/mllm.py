@@ -183,6 +183,8 @@ class GroundingMLLM(BaseModel):
         self.referent_flag_weight = referent_flag_weight
         self.codec: Codec = CODECS.build(codec)
         self.max_new_tokens = max_new_tokens
+        #: set by :class:`~unigrounding.engine.fsdp.FullyShardedModel`
+        self.lockstep_generation = False
         pretrained = llm.get("pretrained")
         self.tokenizer = build_tokenizer(tokenizer, pretrained, self.codec.processor.words)
         base_vocab = len(self.tokenizer)
@@ -502,7 +504,7 @@ class GroundingMLLM(BaseModel):
             if want_logits:
                 logits_seq.append(step_logits.float())
             done |= nxt == eos
-            if done.all() and not want_hidden:
+            if self._all_done(done) and not want_hidden:
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             positions = positions[:, -1:] + 1
@@ -517,7 +519,7 @@ class GroundingMLLM(BaseModel):
             if want_hidden:
                 hiddens.append(out.hidden_states[-1][:, -1].float())
             past, step_logits = out.past_key_values, out.logits[:, -1]
-            if done.all():
+            if self._all_done(done):
                 break
         ids = torch.stack(tokens, dim=1)
         view.generated_ids = ids
@@ -526,6 +528,18 @@ class GroundingMLLM(BaseModel):
         if want_logits:
             view.generated_logits = torch.stack(logits_seq, dim=1)
         view.texts = [self._decode_text(row) for row in ids.tolist()]
+
+    def _all_done(self, done: torch.Tensor) -> bool:
+        """Whether every answer has ended. A model sharded over processes
+        (FSDP) steps in lockstep: each step's forward gathers parameters from
+        every rank, so all go on until the last rank's answers end."""
+        if not self.lockstep_generation:
+            return bool(done.all())
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(done.all())], device=done.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
 
     def _decode_text(self, ids: list[int]) -> str:
         eos = self.tokenizer.eos_token_id
