@@ -319,3 +319,19 @@ def test_lora_exports_merged_or_as_a_peft_adapter(lora, tmp_path):
         torch.testing.assert_close(
             reloaded.llm(input_ids=ids).logits, expected, atol=1e-5, rtol=1e-4
         )
+
+
+def test_a_named_template_brings_its_turn_markers(tmp_path):
+    """ChatML on a Llama tokenizer: the markers become single tokens, the
+    answer ends with <|im_end|> and generation stops there."""
+    llm_dir = llama_folder(tmp_path / "llama")
+    body = f"model = dict(llm=dict(pretrained={str(llm_dir)!r}), chat_template='chatml')\n"
+    model = ug.build(user_config(tmp_path, body)).model
+    tok = model.tokenizer
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    assert end != tok.unk_token_id and end in model.chat.stop_ids
+    turns = [{"role": "user", "text": "<image>\nhi"}, {"role": "assistant", "text": "ok"}]
+    ids, labels = model.chat.encode(turns, 1, with_last_answer=True)
+    supervised = [i for i, lab in zip(ids, labels, strict=True) if lab != IGNORE]
+    assert supervised[-1] == end and tok.decode(supervised) == "ok<|im_end|>"
+    assert model.llm.get_input_embeddings().num_embeddings >= len(tok)

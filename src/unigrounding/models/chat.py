@@ -158,6 +158,11 @@ CHATML_TEMPLATE = (
 #: Named templates a config can ask for.
 NAMED_TEMPLATES = {"chatml": CHATML_TEMPLATE}
 
+#: The turn markers each named template writes: added to a tokenizer that
+#: lacks them, so a marker is one token (and the end-of-turn one can stop
+#: generation) rather than a few pieces of text.
+TEMPLATE_TOKENS = {"chatml": ("<|im_start|>", "<|im_end|>")}
+
 
 class TemplateFormat(ChatFormat):
     """A Jinja chat template rendered by ``tokenizer.apply_chat_template``.

@@ -24,6 +24,7 @@ from ..registry import CODECS, DECODERS, MODELS
 from ..structures import GroundingDataSample
 from .chat import (
     IGNORE,
+    TEMPLATE_TOKENS,
     build_chat_format,
     image_turn_text,
     pad_batch,
@@ -188,7 +189,10 @@ class GroundingMLLM(BaseModel):
         pretrained = llm.get("pretrained")
         self.tokenizer = build_tokenizer(tokenizer, pretrained, self.codec.processor.words)
         base_vocab = len(self.tokenizer)
-        added = add_special_tokens(self.tokenizer, (IMAGE, *self.codec.processor.special_tokens))
+        added = add_special_tokens(
+            self.tokenizer,
+            (IMAGE, *self.codec.processor.special_tokens, *TEMPLATE_TOKENS.get(chat_template, ())),
+        )
         self.chat = build_chat_format(self.tokenizer, chat_template)
         self.max_length = max_length
         self.llm = build_llm(llm, len(self.tokenizer), attn_implementation)
