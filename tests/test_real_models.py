@@ -335,3 +335,27 @@ def test_a_named_template_brings_its_turn_markers(tmp_path):
     supervised = [i for i, lab in zip(ids, labels, strict=True) if lab != IGNORE]
     assert supervised[-1] == end and tok.decode(supervised) == "ok<|im_end|>"
     assert model.llm.get_input_embeddings().num_embeddings >= len(tok)
+
+
+def test_a_lora_stage_starts_from_a_full_export(tmp_path):
+    """A stage chain: an export of a fully fine-tuned model initialises a
+    LoRA model (its base layers under peft's names)."""
+    from conftest import tiny_model_cfg
+    from mmengine.config import Config
+
+    from unigrounding.engine.export import export_model
+    from unigrounding.registry import MODELS
+
+    full_cfg = tiny_model_cfg()
+    full = MODELS.build(full_cfg)
+    export = export_model(full, Config(dict(model=full_cfg)), tmp_path / "stage0")
+    lora = MODELS.build({**tiny_model_cfg(), "lora": dict(r=4), "init_checkpoint": str(export)})
+    base = dict(lora.llm.get_base_model().named_parameters())
+    for name, value in full.llm.named_parameters():
+        peft_name = (
+            name.replace("q_proj.weight", "q_proj.base_layer.weight")
+            .replace("v_proj.weight", "v_proj.base_layer.weight")
+            .replace("k_proj.weight", "k_proj.base_layer.weight")
+            .replace("o_proj.weight", "o_proj.base_layer.weight")
+        )
+        assert torch.equal(base[peft_name], value), name
