@@ -52,6 +52,15 @@ def shapes_root(tmp_path_factory):
     )
 
 
+def free_port() -> int:
+    """A free local TCP port, so parallel torchrun tests do not collide."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def make_dataset(root, split="val", task="rec", **kwargs):
     return ShapesRefDataset(
         data_root=str(root),

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import free_port
 from safetensors.torch import load_file
 from test_training import tiny_train_cfg
 
@@ -22,9 +22,7 @@ TESTS = Path(__file__).resolve().parent
 
 
 def torchrun(cfg_file: Path, work_dir: Path, *extra: str, ok: bool = True) -> None:
-    with socket.socket() as probe:  # a free port, so parallel runs do not collide
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
         "-m", "unigrounding.cli.main", "train", str(cfg_file), "--launcher", "pytorch",

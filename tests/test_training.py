@@ -2,14 +2,13 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import IMAGE_SIZE, make_dataset, tiny_model_cfg
+from conftest import IMAGE_SIZE, free_port, make_dataset, tiny_model_cfg
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
@@ -141,9 +140,7 @@ def test_two_process_ddp_training_on_cpu(shapes_root, tmp_path):
     cfg_file = tmp_path / "ddp.py"
     cfg.dump(str(cfg_file))
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    with socket.socket() as probe:  # a free port, so parallel runs do not collide
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
         "-m", "unigrounding.cli.main", "train", str(cfg_file), "--launcher", "pytorch",
