@@ -44,6 +44,12 @@ def _cmd_train(args: argparse.Namespace) -> None:
         dist.destroy_process_group()
 
 
+def _cmd_plan(args: argparse.Namespace) -> None:
+    from ..engine.plan import plan
+
+    print(json.dumps(plan(args.config, gpus=args.gpus, strategy=args.strategy), indent=2))
+
+
 def _cmd_eval(args: argparse.Namespace) -> None:
     import torch
     import torch.distributed as dist
@@ -157,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
         "config's `strategy`, else ddp",
     )
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("plan", help="parameters and memory per GPU of a config (no weights read)")
+    p.add_argument("config")
+    p.add_argument("--gpus", type=int, default=1)
+    p.add_argument("--strategy", choices=["ddp", "fsdp"])
+    p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint or a predictions file")
     p.add_argument("config")

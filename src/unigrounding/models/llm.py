@@ -97,7 +97,8 @@ def build_llm(spec: dict, vocab_size: int, attn_implementation: str = "auto") ->
                 "llm needs `pretrained` (a local folder) or `config` (a model_type ...)"
             )
         model_type = arch.pop("model_type", "llama")
-        config = AutoConfig.for_model(model_type, vocab_size=vocab_size, **arch)
+        # a vocabulary size the config states (a published architecture) wins
+        config = AutoConfig.for_model(model_type, **{"vocab_size": vocab_size, **arch})
         llm = AutoModelForCausalLM.from_config(
             config,
             attn_implementation=attn,
@@ -118,7 +119,9 @@ def fit_vocabulary(llm: PreTrainedModel, tokenizer, base_size: int, source: str)
             f"({rows} embedding rows): pair the LLM with its own tokenizer"
         )
     if len(tokenizer) > rows:
-        llm.resize_token_embeddings(len(tokenizer))
+        # mean initialisation needs values: not on the meta device (planning)
+        on_meta = llm.get_input_embeddings().weight.is_meta
+        llm.resize_token_embeddings(len(tokenizer), mean_resizing=not on_meta)
 
 
 #: LoRA's default targets: the attention projections of Llama-style decoders.

@@ -205,6 +205,7 @@ class GroundingMLLM(BaseModel):
         hidden = self.llm.config.hidden_size
         self.vision = VisionTower(**vision)
         self.image_size = image_size or self.vision.input_size
+        self.gradient_checkpointing = gradient_checkpointing
         if gradient_checkpointing:
             # non-reentrant: correct with frozen inputs (LoRA, a frozen tower)
             self.llm.gradient_checkpointing_enable({"use_reentrant": False})

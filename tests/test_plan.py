@@ -1,0 +1,80 @@
+"""``unigrounding plan``: parameter counts on the meta device, memory estimates."""
+
+import json
+from pathlib import Path
+
+import pytest
+from miniatures import qwen2_folder
+
+import unigrounding as ug
+from unigrounding.cli.main import main
+from unigrounding.engine.plan import plan
+
+CONFIGS = Path(ug.__file__).resolve().parent / "configs"
+
+#: Vicuna-7B v1.5 (Llama-2-7B's architecture) behind CLIP ViT-L/14-336, as in LLaVA-1.5
+LLAVA_7B = """
+_base_ = [{base!r}]
+image_size = 336
+model = dict(
+    image_size=image_size,
+    vision=dict(model_name="vit_large_patch14_clip_336", checkpoint="/models/clip-l-336.safetensors"),
+    llm=dict(pretrained="/models/vicuna-7b-v1.5", config=dict(
+        model_type="llama", vocab_size=32000, hidden_size=4096, intermediate_size=11008,
+        num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
+        max_position_embeddings=4096)),
+    referent_flag_weight=0.0, image_placement="as_written", projector=dict(merge=1),
+    {extra}
+)
+train_dataloader = dict(batch_size=16)
+"""
+
+
+def recipe(tmp_path, extra: str = "") -> Path:
+    path = tmp_path / "llava_7b.py"
+    path.write_text(
+        LLAVA_7B.format(base=str(CONFIGS / "text_coords/rec_shapesref.py"), extra=extra)
+    )
+    return path
+
+
+def test_plan_counts_the_published_sizes_without_any_weights(tmp_path):
+    out = plan(recipe(tmp_path), gpus=8)
+    assert round(out["params"]["llm"] / 1e9, 2) == 6.74  # Vicuna-7B
+    assert round(out["params"]["vision"] / 1e9, 2) == 0.30  # CLIP ViT-L/14
+    assert out["params"]["projector"] > 0 and out["params"]["codec"] == 0  # text_coords
+    assert out["trainable_total"] == out["params_total"]
+    # full fine-tuning under DDP: 16 bytes per parameter before activations (> 80 GB)
+    assert out["memory_breakdown_gib"]["weights_gradients_optimizer"] > 80
+    sharded = plan(recipe(tmp_path), gpus=8, strategy="fsdp")
+    assert sharded["memory_breakdown_gib"]["weights_gradients_optimizer"] < 20
+    assert sharded["memory_per_gpu_gib"] < out["memory_per_gpu_gib"]
+
+
+def test_plan_follows_frozen_modules_and_checkpointing(tmp_path):
+    frozen = plan(recipe(tmp_path, 'frozen=("llm.*", "vision.*"), gradient_checkpointing=True,'))
+    full = plan(recipe(tmp_path))
+    learning = {n for n, count in frozen["trainable"].items() if count}
+    assert learning == {"projector"}  # LLaVA-style alignment
+    assert frozen["memory_per_gpu_gib"] < full["memory_per_gpu_gib"] / 3
+    assert (
+        frozen["memory_breakdown_gib"]["activations"] < full["memory_breakdown_gib"]["activations"]
+    )
+
+
+def test_plan_reads_a_local_folder_like_training_does(tmp_path, capsys):
+    folder = qwen2_folder(tmp_path / "qwen2")
+    cfg = tmp_path / "qwen.py"
+    base = str(CONFIGS / "text_coords/rec_shapesref.py")
+    cfg.write_text(f"_base_ = [{base!r}]\nmodel = dict(llm=dict(pretrained={str(folder)!r}))\n")
+    main(["plan", str(cfg), "--gpus", "2", "--strategy", "fsdp"])
+    out = json.loads(capsys.readouterr().out)
+    built = ug.build(cfg).model
+    assert out["params"]["llm"] == sum(p.numel() for p in built.llm.parameters())
+    assert out["params_total"] == sum(p.numel() for p in built.parameters())
+    with pytest.raises(ValueError, match="architecture"):
+        missing = tmp_path / "missing.py"
+        missing.write_text(
+            f"_base_ = [{base!r}]\nmodel = dict(llm=dict(_delete_=True, pretrained='/no/such'))\n"
+        )
+        plan(missing)
