@@ -249,7 +249,7 @@ class TokenCollectiveCodec(Codec):
     # With ground-truth mounting the box is the nominated proposal's, or the
     # convex box of the patches: a patch overshoots an object edge by up to a
     # stride. The conformance suite checks what an untrained tower and
-    # proposer give; the trained figures are in the README.
+    # proposer give; the trained figures are in docs/measurements.md.
     min_roundtrip_iou = 0.2
     eval_variants = {"no proposer": {"use_proposals": False}}
     default_proposers = {"proposer": {"type": "DeformableDetrProposer"}}
