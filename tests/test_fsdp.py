@@ -31,7 +31,8 @@ def torchrun(cfg_file: Path, work_dir: Path, *extra: str, ok: bool = True) -> No
     path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=path)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert (proc.returncode == 0) == ok, proc.stderr[-4000:]
+    first_error = proc.stderr.find("Traceback")  # the first rank's, not torchrun's summary
+    assert (proc.returncode == 0) == ok, proc.stderr[max(first_error, 0) :][:4000]
 
 
 def losses(work_dir: Path) -> list[float]:

@@ -166,16 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm", "mpi"])
     p.add_argument(
         "--strategy",
-        choices=["ddp", "fsdp"],
-        help="ddp: a replica per process; fsdp: the model sharded (FSDP2). Default: the "
-        "config's `strategy`, else ddp",
+        choices=["ddp", "fsdp", "deepspeed"],
+        help="ddp: a replica per process; fsdp: the model sharded (FSDP2); deepspeed: "
+        "DeepSpeed ZeRO (stage 2 unless the config's deepspeed.zero_stage says). Default: "
+        "the config's `strategy`, else ddp",
     )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("plan", help="parameters and memory per GPU of a config (no weights read)")
     p.add_argument("config")
     p.add_argument("--gpus", type=int, default=1)
-    p.add_argument("--strategy", choices=["ddp", "fsdp"])
+    p.add_argument("--strategy", choices=["ddp", "fsdp", "deepspeed"])
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint or a predictions file")

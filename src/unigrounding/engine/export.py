@@ -154,7 +154,7 @@ def export_model(
             export); ``None``: as trained.
         state: the model's full state, when ``model.state_dict()`` cannot
             give it (a model sharded with FSDP:
-            :func:`~unigrounding.engine.fsdp.full_state_dict`).
+            a sharded model wrapper's ``full_state_dict()``).
     """
     if lora not in ("merge", "adapter"):
         raise ValueError(f"lora must be 'merge' or 'adapter', got {lora!r}")

@@ -30,10 +30,8 @@ class ExportHook(Hook):
 
     def after_train(self, runner) -> None:
         state = None
-        if type(runner.model).__name__ == "FullyShardedModel":
-            from .fsdp import full_state_dict
-
-            state = full_state_dict(runner.model.module)  # every rank gathers
+        if hasattr(runner.model, "full_state_dict"):  # a sharded model: every rank gathers
+            state = runner.model.full_state_dict()
         if runner.rank == 0:
             export_model(
                 runner.model,

@@ -11,7 +11,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 #: ``--strategy`` values: how the model is spread over the processes.
-STRATEGIES = ("ddp", "fsdp")
+STRATEGIES = ("ddp", "fsdp", "deepspeed")
 
 
 def load_config(
@@ -40,9 +40,12 @@ def train(
     (model, optimizer, scheduler, iteration and RNG state).
 
     ``strategy`` (or the config's ``strategy`` key; default ``ddp``):
-    ``ddp`` replicates the model on every process, ``fsdp`` shards it
-    (:mod:`~unigrounding.engine.fsdp`; the config's ``fsdp`` dict holds the
-    wrapper's options). The config's ``runner_type`` picks the runner class."""
+    ``ddp`` replicates the model on every process, ``fsdp`` shards it with
+    torch FSDP2 (:mod:`~unigrounding.engine.fsdp`; the config's ``fsdp``
+    dict holds the wrapper's options), ``deepspeed`` trains through a
+    DeepSpeed ZeRO engine (:mod:`~unigrounding.engine.deepspeed`; the
+    config's ``deepspeed`` dict: ``zero_stage`` and raw ``config`` keys).
+    The config's ``runner_type`` picks the runner class."""
     cfg = load_config(config, work_dir, cfg_options)
     cfg.resume = resume
     cfg.launcher = launcher
@@ -58,17 +61,24 @@ def _apply_strategy(cfg: Config, strategy: str, launcher: str) -> None:
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     cfg.strategy = strategy
+    if strategy == "ddp":
+        return
+    if launcher == "none":
+        raise ValueError(
+            f"--strategy {strategy} shards the model over processes: launch with torchrun "
+            "(`torchrun --nproc_per_node N -m unigrounding.cli.main train CONFIG "
+            f"--launcher pytorch --strategy {strategy}`; N=1 for one GPU)"
+        )
     if strategy == "fsdp":
-        if launcher == "none":
-            raise ValueError(
-                "--strategy fsdp shards the model over processes: launch with torchrun "
-                "(`torchrun --nproc_per_node N -m unigrounding.cli.main train CONFIG "
-                "--launcher pytorch --strategy fsdp`; N=1 for one GPU)"
-            )
         from . import fsdp  # noqa: F401  (registers the runner and the wrapper)
 
-        cfg.runner_type = cfg.get("runner_type") or "ShardedRunner"
+        cfg.runner_type = cfg.get("runner_type") or "FSDPRunner"
         cfg.model_wrapper_cfg = dict(type="FullyShardedModel", **(cfg.get("fsdp") or {}))
+    else:
+        from .deepspeed import deepspeed_config  # registers the runner and the wrapper
+
+        cfg.runner_type = cfg.get("runner_type") or "DeepSpeedRunner"
+        cfg.model_wrapper_cfg = dict(type="DeepSpeedModel", config=deepspeed_config(cfg))
 
 
 def _init_cpu_distributed(cfg: Config) -> None:

@@ -184,7 +184,7 @@ class GroundingMLLM(BaseModel):
         self.referent_flag_weight = referent_flag_weight
         self.codec: Codec = CODECS.build(codec)
         self.max_new_tokens = max_new_tokens
-        #: set by :class:`~unigrounding.engine.fsdp.FullyShardedModel`
+        #: set by the sharding wrappers (FSDP, DeepSpeed ZeRO-3)
         self.lockstep_generation = False
         pretrained = llm.get("pretrained")
         self.tokenizer = build_tokenizer(tokenizer, pretrained, self.codec.processor.words)
@@ -536,7 +536,7 @@ class GroundingMLLM(BaseModel):
 
     def _all_done(self, done: torch.Tensor) -> bool:
         """Whether every answer has ended. A model sharded over processes
-        (FSDP) steps in lockstep: each step's forward gathers parameters from
+        (FSDP, ZeRO-3) steps in lockstep: each step's forward gathers parameters from
         every rank, so all go on until the last rank's answers end."""
         if not self.lockstep_generation:
             return bool(done.all())
