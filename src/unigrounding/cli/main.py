@@ -55,7 +55,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_plan(args: argparse.Namespace) -> None:
     from ..engine.plan import plan
 
-    print(json.dumps(plan(args.config, gpus=args.gpus, strategy=args.strategy), indent=2))
+    out = plan(args.config, gpus=args.gpus, strategy=args.strategy, text_tokens=args.text_tokens)
+    print(json.dumps(out, indent=2))
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
@@ -177,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--gpus", type=int, default=1)
     p.add_argument("--strategy", choices=["ddp", "fsdp", "deepspeed"])
+    p.add_argument(
+        "--text-tokens",
+        type=int,
+        help="text tokens per sample (default: the model's max_length, else 256)",
+    )
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint or a predictions file")
