@@ -53,9 +53,16 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _cmd_plan(args: argparse.Namespace) -> None:
+    import contextlib
+
     from ..engine.plan import plan
 
-    out = plan(args.config, gpus=args.gpus, strategy=args.strategy, text_tokens=args.text_tokens)
+    # stdout carries the JSON alone: libraries imported on the way (DeepSpeed)
+    # log to stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        out = plan(
+            args.config, gpus=args.gpus, strategy=args.strategy, text_tokens=args.text_tokens
+        )
     print(json.dumps(out, indent=2))
 
 

@@ -74,6 +74,8 @@ def _planning_model_cfg(model_cfg: dict) -> dict:
     cfg.pop("init_checkpoint", None)
     if isinstance(cfg.get("vision"), dict):
         cfg["vision"] = {k: v for k, v in cfg["vision"].items() if k != "checkpoint"}
+    for name, decoder in dict(cfg.get("decoders") or {}).items():  # e.g. SAM's weights
+        cfg["decoders"][name] = {k: v for k, v in decoder.items() if k != "checkpoint"}
     llm = dict(cfg["llm"])
     folder = llm.pop("pretrained", None)
     if folder is not None and (Path(folder) / "config.json").is_file():
@@ -148,6 +150,7 @@ def plan(
         "trainable": trainable,
         "trainable_total": learn,
         "codec_tokens_added": added,
+        "llm_params_as_published": _published_llm_params(model, model_cfg["llm"]["config"]),
         "memory_per_gpu_gib": round((sum(state.values()) + sum(activations.values())) / gib, 3),
         "memory_breakdown_gib": {
             "weights_gradients_optimizer": round(sum(state.values()) / gib, 3),
@@ -164,6 +167,16 @@ def plan(
             "formula": "see unigrounding/engine/plan.py",
         },
     }
+
+
+def _published_llm_params(model: torch.nn.Module, arch: dict) -> int:
+    """The LLM's parameters as its model card counts them: without LoRA
+    adapters and without the embedding rows added for the codec's tokens."""
+    llm = model.llm
+    base = sum(p.numel() for n, p in llm.named_parameters() if "lora_" not in n)
+    rows = llm.get_input_embeddings().num_embeddings - int(arch.get("vocab_size", 0) or 0)
+    tied = bool(getattr(llm.config, "tie_word_embeddings", False))
+    return base - max(rows, 0) * llm.config.hidden_size * (1 if tied else 2)
 
 
 def _model_state_bytes(

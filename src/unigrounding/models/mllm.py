@@ -41,11 +41,14 @@ from .vision import FeaturePyramid, Projector, VisionTower
 
 
 def freeze_parameters(
-    model: nn.Module, frozen: tuple[str, ...] = (), trainable: tuple[str, ...] | None = None
+    model: nn.Module,
+    frozen: tuple[str, ...] | None = (),
+    trainable: tuple[str, ...] | None = None,
 ) -> list[str]:
     """Stop gradients of the parameters ``frozen`` names, or of all that
     ``trainable`` does not (``fnmatch`` patterns over ``named_parameters``);
     returns the frozen names. Parameters already frozen stay frozen."""
+    frozen = tuple(frozen or ())
     names = [n for n, _ in model.named_parameters()]
     for pattern in (*frozen, *(trainable or ())):
         if not fnmatch.filter(names, pattern):

@@ -16,6 +16,7 @@ Needs the ``sam`` extra (``pip install -e ".[sam]"``).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,14 @@ class SamPointDecoder(nn.Module):
         from segment_anything import SamPredictor, sam_model_registry
 
         if sam is None:
-            if checkpoint is None or not Path(checkpoint).is_file():
+            if checkpoint is not None and not Path(checkpoint).is_file():
                 raise FileNotFoundError(f"SAM checkpoint not found: {checkpoint!r}")
+            if checkpoint is None:
+                warnings.warn(
+                    "SamPointDecoder without a checkpoint: SAM's weights are random "
+                    "(meant for planning and tests)",
+                    stacklevel=2,
+                )
             sam = sam_model_registry[model_type](checkpoint=checkpoint)
         sam.eval().requires_grad_(False)
         # a plain attribute, not a submodule: frozen third-party weights stay out
