@@ -1,5 +1,6 @@
 """The GPU check: bf16 training and decoding of a ~1B-parameter model through
-the library, then FSDP training with a resume, printing throughput and memory.
+the library, then FSDP and (where DeepSpeed is installed) DeepSpeed ZeRO-2
+training, each with a resume, printing throughput and memory.
 
     python benchmarks/gpu_check.py [--dry-run] [--out DIR]
 
@@ -14,6 +15,7 @@ object per part and a summary; asserts nothing (figures, not tests).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import copy
 import json
 import os
@@ -148,10 +150,12 @@ def _peak_gib(device: str) -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 2)
 
 
-def bench_fsdp(cfg: Config, work: Path, iters: int) -> dict:
-    """``train --strategy fsdp`` in one process (torchrun), stopped after
-    ``iters`` iterations and resumed for as many more."""
-    cfg_file = work / "fsdp.py"
+def bench_sharded(cfg: Config, work: Path, iters: int, strategy: str) -> dict:
+    """``train --strategy fsdp|deepspeed`` in one process (torchrun), stopped
+    after ``iters`` iterations and resumed for as many more."""
+    work = work / strategy
+    work.mkdir(parents=True)
+    cfg_file = work / "cfg.py"
     cfg.dump(str(cfg_file))
     runs = []
     for max_iters, resume in ((iters, False), (2 * iters, True)):
@@ -161,19 +165,19 @@ def bench_fsdp(cfg: Config, work: Path, iters: int) -> dict:
         cmd = [
             sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1",
             f"--master_port={port}", "-m", "unigrounding.cli.main", "train", str(cfg_file),
-            "--launcher", "pytorch", "--strategy", "fsdp", "--work-dir", str(work / "run"),
+            "--launcher", "pytorch", "--strategy", strategy, "--work-dir", str(work / "run"),
             "--cfg-options", f"train_cfg.max_iters={max_iters}",
         ] + (["--resume"] if resume else [])  # fmt: skip
         start = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
         runs.append(time.perf_counter() - start)
         if proc.returncode != 0:
-            return {"part": "fsdp", "error": proc.stderr[-3000:]}
+            return {"part": strategy, "error": proc.stderr[-3000:]}
     logs = sorted((work / "run").glob("*/vis_data/scalars.json"))
     rows = [json.loads(line) for f in logs for line in f.read_text().splitlines()]
     losses = {r["step"]: round(r["loss"], 4) for r in rows if "loss" in r}
     return {
-        "part": "fsdp",
+        "part": strategy,
         "iterations": sorted(losses),
         "loss": [losses[s] for s in sorted(losses)],
         "resumed_from": iters,
@@ -212,9 +216,13 @@ def main() -> None:
             print(json.dumps(results[-1]), flush=True)
             if device == "cuda":
                 torch.cuda.empty_cache()
-        fsdp_cfg = run_config(scale, root, batch, "sdpa")
-        results.append(bench_fsdp(fsdp_cfg, Path(tmp), iters=4))
-        print(json.dumps(results[-1]), flush=True)
+        strategies = ["fsdp"]
+        if importlib.util.find_spec("deepspeed") is not None:
+            strategies.append("deepspeed")  # ZeRO-2 through DeepSpeed's engine
+        for strategy in strategies:
+            sharded_cfg = run_config(scale, root, batch, "sdpa")
+            results.append(bench_sharded(sharded_cfg, Path(tmp), iters=4, strategy=strategy))
+            print(json.dumps(results[-1]), flush=True)
     summary = {**figures, "results": results}
     if args.out:
         Path(args.out).write_text(json.dumps(summary, indent=1))

@@ -25,7 +25,8 @@ def test_gpu_check_dry_run_reports_every_part(tmp_path):
     parts = {r["part"]: r for r in json.loads(out.read_text())["results"]}
     train = parts["train+decode"]
     assert train["train_samples_per_s"] > 0 and train["decode_tokens_per_s"] > 0
-    fsdp = parts["fsdp"]
-    assert "error" not in fsdp, fsdp.get("error")
-    assert fsdp["iterations"] == list(range(1, 9)) and fsdp["resumed_from"] == 4
-    assert fsdp["export_written"]
+    for strategy in ("fsdp", "deepspeed"):
+        sharded = parts[strategy]
+        assert "error" not in sharded, sharded.get("error")
+        assert sharded["iterations"] == list(range(1, 9)) and sharded["resumed_from"] == 4
+        assert sharded["export_written"]
