@@ -12,6 +12,7 @@ _base_ = [
     "../_base_/models/vicuna_7b_v1_5.py",
     "../_base_/schedules/llava_epochs.py",
     "../_base_/datasets/data_roots.py",
+    "../_base_/datasets/loaders.py",
 ]
 image_size = 336  # B.3
 model = dict(
@@ -29,13 +30,7 @@ model = dict(
 )
 # B.3: 6 per device, 4 accumulation steps, 32 A100-80GB (a global 768); on 8
 # GPUs, 16 accumulation steps keep that batch
-train_dataloader = dict(
-    batch_size=6,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type="InfiniteSampler", shuffle=True),
-    collate_fn=dict(type="grounding_collate"),
-)
+train_dataloader = dict(batch_size=6, sampler=dict(type="InfiniteSampler"))
 accumulation = 4
 # B.3: 30k iterations (optimizer steps, as DeepSpeed's WarmupDecayLR counts
 # them: mmengine counts micro-batches, hence x accumulation), AdamW lr 3e-4,
@@ -75,15 +70,7 @@ train_dataloader.update(
     )
 )  # fmt: skip
 # Evaluation: RES cIoU and REC Acc@0.5 on RefCOCOg val (Table 5)
-val_dataloader = dict(
-    batch_size=8,
-    num_workers=4,
-    sampler=dict(type="DefaultSampler", shuffle=False),
-    collate_fn=dict(type="grounding_collate"),
-    dataset=dict(refcocog, split="val", task="res"),
-)
-val_cfg = dict(type="ValLoop")
+val_dataloader = dict(batch_size=8, dataset=dict(refcocog, split="val", task="res"))
 val_evaluator = [dict(type="RESMetric")]
 test_dataloader = val_dataloader
-test_cfg = dict(type="TestLoop")
 test_evaluator = val_evaluator

@@ -10,6 +10,7 @@ _base_ = [
     "../_base_/models/qwen2_5_7b.py",
     "../_base_/schedules/llava_epochs.py",
     "../_base_/datasets/data_roots.py",
+    "../_base_/datasets/loaders.py",
 ]
 image_size = 840  # C.1: every image resized to 840 x 840 (plain resize, A.3)
 n, m = 32, 64  # sec. 4.1: grid size 32, offset size 64
@@ -42,13 +43,7 @@ custom_imports = dict(
 # sec. 4.1 / C.1: lr 1e-6, 2 per device x 8 accumulation steps, bf16, DeepSpeed,
 # 8 A800; epochs, warm-up, schedule and optimizer not stated: 1 epoch, the
 # LLaVA schedule (our choice)
-train_dataloader = dict(
-    batch_size=2,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=True),
-    collate_fn=dict(type="grounding_collate"),
-)
+train_dataloader = dict(batch_size=2)
 optim_wrapper = dict(optimizer=dict(lr=1e-6), accumulative_counts=8)
 pipeline = [dict(type="PackGroundingSample", image_size=image_size)]
 refcoco = dict(
@@ -81,15 +76,7 @@ train_dataloader.update(
     )
 )
 # Evaluation: REC on RefCOCO val, Acc@0.5 and Acc@0.8 (the REC table, sec. 4.2)
-val_dataloader = dict(
-    batch_size=8,
-    num_workers=4,
-    sampler=dict(type="DefaultSampler", shuffle=False),
-    collate_fn=dict(type="grounding_collate"),
-    dataset=dict(refcoco, split="val"),
-)
-val_cfg = dict(type="ValLoop")
+val_dataloader = dict(batch_size=8, dataset=dict(refcoco, split="val"))
 val_evaluator = [dict(type="RECMetric")]
 test_dataloader = val_dataloader
-test_cfg = dict(type="TestLoop")
 test_evaluator = val_evaluator

@@ -14,6 +14,7 @@ _base_ = [
     "../_base_/models/vicuna_7b_v1_5.py",
     "../_base_/schedules/llava_epochs.py",
     "../_base_/datasets/data_roots.py",
+    "../_base_/datasets/loaders.py",
 ]
 image_size = 448  # sec. 3.1 (Table 6 compares 336 and 448)
 vision = dict(
@@ -37,13 +38,6 @@ model = dict(
     # the tower stays frozen in every stage (sec. 3.3), so proposals are cached
     frozen=("vision.*", "proposers.*", "llm.*"),
 )
-train_dataloader = dict(
-    batch_size=16,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=True),
-    collate_fn=dict(type="grounding_collate"),
-)
 pipeline = [dict(type="PackGroundingSample", image_size=image_size)]
 coco_detection = dict(
     type="CocoDetectionDataset", data_root={{_base_.coco2017_root}}, cache=False,
@@ -64,16 +58,12 @@ flickr30k_gcg = dict(
     type="Flickr30kEntitiesDataset", data_root={{_base_.flickr30k_root}}, split="train",
     pipeline=pipeline,
 )  # fmt: skip
+# Table 1's data both LLM stages read (the ones this library reads)
+grounding_mix = [
+    flickr30k_gcg, visual_genome_reg, refcocog_reg, refcoco_rec, refcoco_plus_rec, refcocog_rec
+]  # fmt: skip
 # Evaluation: REC, accuracy at IoU 0.5 (sec. 5.2, Table 2), RefCOCO val here
-val_dataloader = dict(
-    batch_size=16,
-    num_workers=4,
-    sampler=dict(type="DefaultSampler", shuffle=False),
-    collate_fn=dict(type="grounding_collate"),
-    dataset=dict(refcoco_rec, split="val"),
-)
-val_cfg = dict(type="ValLoop")
+val_dataloader = dict(dataset=dict(refcoco_rec, split="val"))
 val_evaluator = [dict(type="RECMetric")]
 test_dataloader = val_dataloader
-test_cfg = dict(type="TestLoop")
 test_evaluator = val_evaluator

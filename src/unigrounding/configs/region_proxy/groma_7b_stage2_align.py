@@ -8,17 +8,7 @@
 _base_ = ["./groma_7b_base.py"]
 model = dict(init_checkpoint="work_dirs/groma_7b_stage1_detection/export")
 train_dataloader = dict(
-    dataset=dict(
-        type="ConcatDataset",
-        datasets=[
-            {{_base_.flickr30k_gcg}},
-            {{_base_.visual_genome_reg}},
-            {{_base_.refcocog_reg}},
-            {{_base_.refcoco_rec}},
-            {{_base_.refcoco_plus_rec}},
-            {{_base_.refcocog_rec}},
-        ],
-    )
+    dataset=dict(type="ConcatDataset", datasets={{_base_.grounding_mix}})
 )
 optim_wrapper = dict(optimizer=dict(lr=1e-3), accumulative_counts=2)  # 16 x 8 GPUs x 2 = 256
 max_epochs = 2

@@ -10,16 +10,6 @@ model = dict(
     frozen=("vision.*", "proposers.*"),
 )
 train_dataloader = dict(
-    dataset=dict(
-        type="ConcatDataset",
-        datasets=[
-            {{_base_.flickr30k_gcg}},
-            {{_base_.visual_genome_reg}},
-            {{_base_.refcocog_reg}},
-            {{_base_.refcoco_rec}},
-            {{_base_.refcoco_plus_rec}},
-            {{_base_.refcocog_rec}},
-        ],
-    )
+    dataset=dict(type="ConcatDataset", datasets={{_base_.grounding_mix}})
 )
 optim_wrapper = dict(optimizer=dict(lr=2e-5))  # 16 x 8 GPUs = 128

@@ -11,6 +11,7 @@ _base_ = [
     "../_base_/models/llama2_7b.py",
     "../_base_/schedules/llava_epochs.py",
     "../_base_/datasets/data_roots.py",
+    "../_base_/datasets/loaders.py",
 ]
 image_size = 224  # A.3: 224 x 224, patch 14: 256 patches
 vision = dict(
@@ -34,13 +35,6 @@ model = dict(
 )
 # A.3: a global batch of 256 on 8 A100-80GB with DeepSpeed ZeRO-2 and
 # FlashAttention-2; the split into 16 per GPU x 2 accumulation steps is ours
-train_dataloader = dict(
-    batch_size=16,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=True),
-    collate_fn=dict(type="grounding_collate"),
-)
 optim_wrapper = dict(accumulative_counts=2)
 pipeline = [dict(type="PackGroundingSample", image_size=image_size)]
 # The stages' data (A.2, Table 12) where this library reads the source; the
@@ -63,15 +57,7 @@ visual_genome_reg = dict(
     type="VisualGenomeRegionDataset", data_root={{_base_.visual_genome_root}}, pipeline=pipeline
 )
 # Evaluation: REC on RefCOCOg val, accuracy at IoU 0.5 (sec. 3.1, Table 3)
-val_dataloader = dict(
-    batch_size=16,
-    num_workers=4,
-    sampler=dict(type="DefaultSampler", shuffle=False),
-    collate_fn=dict(type="grounding_collate"),
-    dataset=dict(refcocog_rec, split="val"),
-)
-val_cfg = dict(type="ValLoop")
+val_dataloader = dict(dataset=dict(refcocog_rec, split="val"))
 val_evaluator = [dict(type="RECMetric"), dict(type="TokenCollectiveMetric")]
 test_dataloader = val_dataloader
-test_cfg = dict(type="TestLoop")
 test_evaluator = val_evaluator

@@ -1,7 +1,7 @@
 # ClawMachine-7B, stage 0 (ours): the VQ layer that turns EVA-CLIP patch
 # features into the 16384 visual codes. ClawMachine takes LaVIT's trained
 # tokenizer (sec. 2.1, 3.4); here it is trained from the tower's features on
-# COCO train2017 images (QuantizerPretrainer, the tower frozen), 2 epochs at
+# COCO train2017 images (QuantizerPretrainer, the tower frozen), 1 epoch at
 # lr 1e-3 with a batch of 256 — our choices. Its export is the next stages'
 # init_checkpoint.
 _base_ = ["./clawmachine_7b_base.py"]
@@ -20,14 +20,6 @@ train_dataloader = dict(batch_size=32, dataset=coco)
 optim_wrapper = dict(
     optimizer=dict(lr=1e-3), accumulative_counts=1, clip_grad=None
 )  # 32 x 8 GPUs = 256
-max_epochs = 2
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-param_scheduler = [
-    dict(type="LinearLR", start_factor=1e-3, by_epoch=True, begin=0, end=0.03 * max_epochs,
-         convert_to_iter_based=True),
-    dict(type="CosineAnnealingLR", eta_min=0.0, by_epoch=True, begin=0.03 * max_epochs,
-         end=max_epochs, convert_to_iter_based=True),
-]  # fmt: skip
 val_dataloader = None
 val_cfg = None
 val_evaluator = None

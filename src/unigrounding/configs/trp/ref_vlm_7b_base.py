@@ -14,6 +14,7 @@ _base_ = [
     "../_base_/models/vicuna_7b_v1_5.py",
     "../_base_/schedules/llava_epochs.py",
     "../_base_/datasets/data_roots.py",
+    "../_base_/datasets/loaders.py",
 ]
 image_size = 336  # CLIP-large-14-336 (App. D)
 model = dict(
@@ -30,13 +31,6 @@ model = dict(
 )
 # Table 14: 16 per GPU on 64 A800-80GB (a global 1024); on 8 GPUs, 8
 # accumulation steps keep that batch (our choice)
-train_dataloader = dict(
-    batch_size=16,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type="DefaultSampler", shuffle=True),
-    collate_fn=dict(type="grounding_collate"),
-)
 # Table 14: AdamW, warm-up ratio 0.03, weight decay 0, max norm 1, bf16; the
 # epochs are not stated: 1 (our choice)
 optim_wrapper = dict(accumulative_counts=8)
@@ -58,15 +52,7 @@ flickr30k_gcg = dict(
     pipeline=pipeline,
 )  # fmt: skip
 # Evaluation: RES cIoU on RefCOCOg (sec. 5.2, Table 8; RefCOCO family in App. F.1)
-val_dataloader = dict(
-    batch_size=16,
-    num_workers=4,
-    sampler=dict(type="DefaultSampler", shuffle=False),
-    collate_fn=dict(type="grounding_collate"),
-    dataset=dict(refcocog_res, split="val"),
-)
-val_cfg = dict(type="ValLoop")
+val_dataloader = dict(dataset=dict(refcocog_res, split="val"))
 val_evaluator = [dict(type="RESMetric")]
 test_dataloader = val_dataloader
-test_cfg = dict(type="TestLoop")
 test_evaluator = val_evaluator

@@ -1,17 +1,4 @@
-# Vicuna-7B v1.5 (Llama-2-7B's architecture, 6.74 B parameters): an HF folder
-# (config.json, weights, tokenizer). The architecture below is what
-# `unigrounding plan` counts when the folder is not on this machine.
-llm = dict(
-    pretrained="checkpoints/vicuna-7b-v1.5",
-    config=dict(
-        model_type="llama",
-        vocab_size=32000,
-        hidden_size=4096,
-        intermediate_size=11008,
-        num_hidden_layers=32,
-        num_attention_heads=32,
-        num_key_value_heads=32,
-        max_position_embeddings=4096,
-        rms_norm_eps=1e-5,
-    ),
-)
+# Vicuna-7B v1.5 (fine-tuned from Llama-2-7B, whose architecture it keeps:
+# 6.74 B parameters): an HF folder (config.json, weights, tokenizer).
+_base_ = ["./llama2_7b.py"]
+llm = dict(pretrained="checkpoints/vicuna-7b-v1.5")
