@@ -1,4 +1,5 @@
-"""The codec conformance suite: every registered codec gets every check."""
+"""The codec conformance suite: every registered codec gets every check,
+the out-of-tree example plugin (``plugins/example_codec.py``) included."""
 
 import numpy as np
 import pytest
@@ -9,10 +10,12 @@ from hypothesis import strategies as st
 
 from unigrounding.codecs.catalog import registered_codecs
 from unigrounding.data import collate
+from unigrounding.plugins.loading import load_plugins
 from unigrounding.registry import MODELS
 from unigrounding.roundtrip import prepared_samples, roundtrip
 from unigrounding.structures import RefTargets, paired_box_iou
 
+load_plugins(["unigrounding.plugins.example_codec"])
 CODECS = sorted(registered_codecs())
 
 
@@ -20,6 +23,10 @@ CODECS = sorted(registered_codecs())
 def model(request):
     torch.manual_seed(0)
     return MODELS.build(tiny_model_cfg(type=request.param))
+
+
+def test_the_suite_runs_on_the_out_of_tree_example():
+    assert "int_coords" in CODECS
 
 
 def test_catalog_lists_every_codec_with_kind_and_units():

@@ -1,8 +1,18 @@
-"""Out-of-tree codecs load through mmengine ``custom_imports``, with no core edit."""
+"""Out-of-tree codecs load through mmengine ``custom_imports``, ``--plugins``
+or an installed package's entry point, with no core edit."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 from conftest import make_dataset, tiny_model_cfg
 from mmengine.config import Config
+from test_cli import small_preset  # noqa: F401  (fixture)
 
+from unigrounding.plugins.loading import ENV_VAR, PluginError, load_plugins
 from unigrounding.registry import CODECS, MODELS
 from unigrounding.roundtrip import roundtrip
 
@@ -124,3 +134,64 @@ def test_sam_ref_decoder_trains_from_ref_embeddings(shapes_root):
     for p in [*decoder.transformer.parameters(), *decoder.output_upscaling.parameters()]:
         assert p.grad is not None
     assert mask_loss < 0.7 * first
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != ENV_VAR}
+    return subprocess.run(
+        [sys.executable, "-m", "unigrounding.cli.main", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_plugins_option_makes_a_plugin_codec_visible_to_the_cli(tmp_path):
+    listed = _cli("codecs", "--plugins", "plugins.example_codec")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert "int_coords" in [c["name"] for c in json.loads(listed.stdout)]
+    plain = _cli("codecs")
+    assert "int_coords" not in [c["name"] for c in json.loads(plain.stdout)]
+    # a file works from anywhere; a name that does not import is a one-line error
+    by_file = _cli("codecs", "--plugins", str(REPO / "plugins" / "example_codec.py"), cwd=tmp_path)
+    assert "int_coords" in [c["name"] for c in json.loads(by_file.stdout)]
+    broken = _cli("codecs", "--plugins", "no_such_plugin")
+    assert broken.returncode != 0
+    assert "plugin 'no_such_plugin' failed to import" in broken.stderr.splitlines()[-1]
+
+
+def test_ablate_trains_a_plugin_codec_in_its_lanes(small_preset, tmp_path, monkeypatch):  # noqa: F811
+    from unigrounding.cli.main import main
+
+    monkeypatch.delenv(ENV_VAR, raising=False)  # restored after the test
+    out = tmp_path / "ab"
+    main(["ablate", "--codecs", "int_coords", "--plugins", "unigrounding.plugins.example_codec",
+          "--out", str(out)])  # fmt: skip
+    row = json.loads((out / "report.json").read_text())["codecs"]["int_coords"]
+    assert row["rec_acc@0.5"] is not None and row["train_samples_per_s"] > 0
+
+
+def test_an_installed_packages_entry_point_registers_its_parts(tmp_path, monkeypatch):
+    """A package declaring ``[project.entry-points."unigrounding.plugins"]``,
+    as pip installs it (a dist-info folder beside the module)."""
+    (tmp_path / "tmp_ug_plugin.py").write_text(
+        "from torch import nn\n"
+        "from unigrounding.registry import DECODERS\n"
+        "@DECODERS.register_module()\n"
+        "class TmpPluginDecoder(nn.Module):\n"
+        "    pass\n"
+    )
+    info = tmp_path / "tmp_ug_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tmp-ug-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[unigrounding.plugins]\ntmp = tmp_ug_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from unigrounding.registry import DECODERS
+
+    assert "tmp_ug_plugin" in load_plugins()
+    assert DECODERS.get("TmpPluginDecoder") is not None
+    assert "tmp_ug_plugin" not in load_plugins()  # once per process
+    (info / "entry_points.txt").write_text("[unigrounding.plugins]\nbad = no_such_module_x\n")
+    with pytest.raises(PluginError, match="bad = no_such_module_x .package tmp-ug-plugin"):
+        load_plugins()

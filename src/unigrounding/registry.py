@@ -2,8 +2,10 @@
 
 Every buildable part (codecs, decoders, proposers, models, datasets, transforms,
 metrics) is registered here, as children of mmengine's root registries, so that
-config ``type=`` strings resolve in the ``unigrounding`` scope and out-of-tree
-plugins only need ``custom_imports`` to register themselves. (mmengine's Runner
+config ``type=`` strings resolve in the ``unigrounding`` scope. Out-of-tree
+plugins register themselves when imported: installed ones (entry points) and
+those named by ``--plugins`` load the first time a registry is looked up
+(:mod:`unigrounding.plugins.loading`), others through ``custom_imports``. (mmengine's Runner
 looks collate functions and hooks up in its root registries without switching
 scope, so ``grounding_collate`` and ``ExportHook`` are registered there.)
 """
@@ -15,17 +17,21 @@ from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
 SCOPE = "unigrounding"
+#: imported on a registry's first lookup: loads the plugins (entry points, --plugins)
+PLUGINS = "unigrounding.plugins.installed"
 
-MODELS = Registry("model", parent=MMENGINE_MODELS, scope=SCOPE, locations=["unigrounding.models"])
-CODECS = Registry("codec", scope=SCOPE, locations=["unigrounding.codecs"])
-DECODERS = Registry("decoder", scope=SCOPE, locations=["unigrounding.decoders"])
-PROPOSERS = Registry("proposer", scope=SCOPE, locations=["unigrounding.proposers"])
+MODELS = Registry(
+    "model", parent=MMENGINE_MODELS, scope=SCOPE, locations=["unigrounding.models", PLUGINS]
+)
+CODECS = Registry("codec", scope=SCOPE, locations=["unigrounding.codecs", PLUGINS])
+DECODERS = Registry("decoder", scope=SCOPE, locations=["unigrounding.decoders", PLUGINS])
+PROPOSERS = Registry("proposer", scope=SCOPE, locations=["unigrounding.proposers", PLUGINS])
 DATASETS = Registry(
-    "dataset", parent=MMENGINE_DATASETS, scope=SCOPE, locations=["unigrounding.data"]
+    "dataset", parent=MMENGINE_DATASETS, scope=SCOPE, locations=["unigrounding.data", PLUGINS]
 )
 TRANSFORMS = Registry(
-    "transform", parent=MMENGINE_TRANSFORMS, scope=SCOPE, locations=["unigrounding.data"]
+    "transform", parent=MMENGINE_TRANSFORMS, scope=SCOPE, locations=["unigrounding.data", PLUGINS]
 )
 METRICS = Registry(
-    "metric", parent=MMENGINE_METRICS, scope=SCOPE, locations=["unigrounding.evaluation"]
+    "metric", parent=MMENGINE_METRICS, scope=SCOPE, locations=["unigrounding.evaluation", PLUGINS]
 )

@@ -268,11 +268,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", help="the old export folder (trusted: its config.py is executed)")
     p.add_argument("--out", help="write the new export here (default: in place)")
     p.set_defaults(func=_cmd_export_convert)
+    for command in sub.choices.values():
+        command.add_argument(
+            "--plugins",
+            action="append",
+            default=[],
+            metavar="MODULE_OR_FILE",
+            help="import a plugin first (a module importable from here, or a .py file; "
+            "repeatable); installed plugins load by themselves",
+        )
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.plugins:
+        from ..plugins.loading import PluginError, load_plugins, share_with_subprocesses
+
+        share_with_subprocesses(args.plugins)  # ablate lanes, torchrun workers
+        try:
+            load_plugins()
+        except PluginError as err:
+            raise SystemExit(f"unigrounding: {err}") from err
     try:
         args.func(args)
         sys.stdout.flush()

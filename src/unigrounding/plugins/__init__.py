@@ -1,1 +1,3 @@
-"""Out-of-tree extensions, loaded with mmengine ``custom_imports``."""
+"""Plugins: adapters to heavy third-party models (SAM), the worked example
+of an out-of-tree codec, and the loading of plugins from outside the library
+(:mod:`~.loading`: entry points, ``--plugins``, ``UNIGROUNDING_PLUGINS``)."""

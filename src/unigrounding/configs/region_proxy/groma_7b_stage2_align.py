@@ -7,9 +7,7 @@
 # has no reader here yet. lr 1e-3 at batch 256 (LLaVA-1.5's), our choice.
 _base_ = ["./groma_7b_base.py"]
 model = dict(init_checkpoint="work_dirs/groma_7b_stage1_detection/export")
-train_dataloader = dict(
-    dataset=dict(type="ConcatDataset", datasets={{_base_.grounding_mix}})
-)
+train_dataloader = dict(dataset=dict(type="ConcatDataset", datasets={{_base_.grounding_mix}}))
 optim_wrapper = dict(optimizer=dict(lr=1e-3), accumulative_counts=2)  # 16 x 8 GPUs x 2 = 256
 max_epochs = 2
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)

@@ -9,7 +9,5 @@ model = dict(
     init_checkpoint="work_dirs/groma_7b_stage2_align/export",
     frozen=("vision.*", "proposers.*"),
 )
-train_dataloader = dict(
-    dataset=dict(type="ConcatDataset", datasets={{_base_.grounding_mix}})
-)
+train_dataloader = dict(dataset=dict(type="ConcatDataset", datasets={{_base_.grounding_mix}}))
 optim_wrapper = dict(optimizer=dict(lr=2e-5))  # 16 x 8 GPUs = 128
