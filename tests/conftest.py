@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-import unigrounding.codecs  # noqa: F401  registers the in-tree codecs
+import unigrounding.codecs.all  # noqa: F401  registers the in-tree codecs
 from unigrounding.data import ShapesRefDataset, collate
 from unigrounding.data.shapesref import write_shapesref
 

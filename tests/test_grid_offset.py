@@ -132,8 +132,8 @@ def test_box_corner_offsets_reach_tau_or_delete_both():
 import torch  # noqa: E402
 from conftest import make_dataset, tiny_model_cfg  # noqa: E402
 
-from unigrounding.codecs import GridOffsetCodec  # noqa: E402
 from unigrounding.codecs.base import ModelView  # noqa: E402
+from unigrounding.codecs.grid_offset.codec import GridOffsetCodec  # noqa: E402
 from unigrounding.codecs.grid_offset.data import GridOffsetRefineDataset  # noqa: E402
 from unigrounding.decoders import ColourRegionGrowing  # noqa: E402
 from unigrounding.roundtrip import roundtrip  # noqa: E402

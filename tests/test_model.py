@@ -6,8 +6,9 @@ from conftest import tiny_model_cfg
 
 from unigrounding.codecs.base import Codec, ModelView
 from unigrounding.engine.export import init_from_pretrained
-from unigrounding.models import Projector, select_attn_implementation, sincos_2d
-from unigrounding.models.chat import IGNORE, image_turn_text
+from unigrounding.layers import IGNORE, sincos_2d
+from unigrounding.models import Projector, select_attn_implementation
+from unigrounding.models.chat import image_turn_text
 from unigrounding.registry import CODECS, MODELS
 
 
@@ -97,7 +98,7 @@ class _SpyCodec(Codec):
     needs = frozenset({"hidden_states", "feature_pyramid", "generated_logits"})
 
     def __init__(self):
-        from unigrounding.codecs import TextCoordsProcessor
+        from unigrounding.codecs.text_coords import TextCoordsProcessor
 
         super().__init__(TextCoordsProcessor())
         self.scale = torch.nn.Parameter(torch.ones(()))

@@ -72,8 +72,8 @@ def test_sam_point_decoder_swaps_in_for_the_default_without_retraining(tmp_path,
     import pytest
     import torch
 
-    from unigrounding.codecs import GridOffsetCodec
     from unigrounding.codecs.base import ModelView
+    from unigrounding.codecs.grid_offset.codec import GridOffsetCodec
     from unigrounding.registry import DECODERS
 
     cfg_file = tmp_path / "sam.py"

@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import unigrounding as ug
 from unigrounding.engine.runner import train
-from unigrounding.models.chat import IGNORE
+from unigrounding.layers import IGNORE
 
 CONFIGS = Path(ug.__file__).resolve().parent / "configs"
 LLM_FAMILIES = {"llama": llama_folder, "qwen2": qwen2_folder, "mistral": mistral_folder}

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from unigrounding.codecs import TextCoordsProcessor
+from unigrounding.codecs.text_coords import TextCoordsProcessor
 from unigrounding.structures import GroundingDataSample, RefTargets, square_resize_frame
 
 

@@ -2,7 +2,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unigrounding.models.chat import IGNORE, VicunaFormat, pad_batch, place_image
+from unigrounding.layers import IGNORE, pad_batch
+from unigrounding.models.chat import VicunaFormat, place_image
 from unigrounding.models.tokenizer import build_shapesref_tokenizer
 
 TOK = build_shapesref_tokenizer()

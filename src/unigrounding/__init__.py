@@ -6,8 +6,9 @@ Python API (``ug.load``, ``ug.build``, ``Grounder.ground`` / ``chat``,
 ``ug.visualize``) and the geometry types used for prompts.
 """
 
-from . import codecs, data, decoders, engine, evaluation, models, proposers  # noqa: F401  (registration)
+from . import data, decoders, engine, evaluation, models, proposers  # noqa: F401  (registration)
 from .api import Grounder, build, load, visualize
+from .codecs import all as _codecs  # noqa: F401  (registration)
 from .structures import Box, GroundingDataSample, Mask, Point, RefTargets, Scribble
 
 __version__ = "0.2.0"

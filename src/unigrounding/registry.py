@@ -19,19 +19,33 @@ from mmengine.registry import Registry
 SCOPE = "unigrounding"
 #: imported on a registry's first lookup: loads the plugins (entry points, --plugins)
 PLUGINS = "unigrounding.plugins.installed"
+#: imported on a registry's first lookup: every in-tree codec package (codecs,
+#: and their own stages, metrics and decoders)
+PARADIGMS = "unigrounding.codecs.all"
 
 MODELS = Registry(
-    "model", parent=MMENGINE_MODELS, scope=SCOPE, locations=["unigrounding.models", PLUGINS]
+    "model",
+    parent=MMENGINE_MODELS,
+    scope=SCOPE,
+    locations=["unigrounding.models", PARADIGMS, PLUGINS],
 )
-CODECS = Registry("codec", scope=SCOPE, locations=["unigrounding.codecs", PLUGINS])
-DECODERS = Registry("decoder", scope=SCOPE, locations=["unigrounding.decoders", PLUGINS])
-PROPOSERS = Registry("proposer", scope=SCOPE, locations=["unigrounding.proposers", PLUGINS])
+CODECS = Registry("codec", scope=SCOPE, locations=[PARADIGMS, PLUGINS])
+DECODERS = Registry("decoder", scope=SCOPE, locations=["unigrounding.decoders", PARADIGMS, PLUGINS])
+PROPOSERS = Registry(
+    "proposer", scope=SCOPE, locations=["unigrounding.proposers", PARADIGMS, PLUGINS]
+)
 DATASETS = Registry(
-    "dataset", parent=MMENGINE_DATASETS, scope=SCOPE, locations=["unigrounding.data", PLUGINS]
+    "dataset",
+    parent=MMENGINE_DATASETS,
+    scope=SCOPE,
+    locations=["unigrounding.data", PARADIGMS, PLUGINS],
 )
 TRANSFORMS = Registry(
     "transform", parent=MMENGINE_TRANSFORMS, scope=SCOPE, locations=["unigrounding.data", PLUGINS]
 )
 METRICS = Registry(
-    "metric", parent=MMENGINE_METRICS, scope=SCOPE, locations=["unigrounding.evaluation", PLUGINS]
+    "metric",
+    parent=MMENGINE_METRICS,
+    scope=SCOPE,
+    locations=["unigrounding.evaluation", PARADIGMS, PLUGINS],
 )

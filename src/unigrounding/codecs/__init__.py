@@ -1,29 +1,9 @@
-"""Referring codecs. Each module registers one codec in ``CODECS``."""
+"""Referring codecs: the contract (:mod:`.base`) and one module or package
+per paradigm, each registering its parts (codec, processor, its own stages)
+where it is defined. :mod:`.all` imports every one of them, which the
+registries do on their first lookup: a new codec is a new module here and
+touches no other file."""
 
 from .base import NEEDS, Codec, ModelView, Processor, Rendered
-from .gnd_query import GndQueryCodec, GndQueryProcessor
-from .grid_offset.codec import GridOffsetCodec, GridOffsetProcessor
-from .region_proxy import RegionProxyCodec, RegionProxyProcessor
-from .text_coords import TextCoordsCodec, TextCoordsProcessor
-from .token_collective.codec import TokenCollectiveCodec, TokenCollectiveProcessor
-from .trp.codec import TrpCodec, TrpProcessor
 
-__all__ = [
-    "NEEDS",
-    "Codec",
-    "GndQueryCodec",
-    "GndQueryProcessor",
-    "GridOffsetCodec",
-    "GridOffsetProcessor",
-    "ModelView",
-    "Processor",
-    "RegionProxyCodec",
-    "RegionProxyProcessor",
-    "Rendered",
-    "TextCoordsCodec",
-    "TextCoordsProcessor",
-    "TokenCollectiveCodec",
-    "TokenCollectiveProcessor",
-    "TrpCodec",
-    "TrpProcessor",
-]
+__all__ = ["NEEDS", "Codec", "ModelView", "Processor", "Rendered"]

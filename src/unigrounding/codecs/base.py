@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..layers.sequences import IGNORE, pad_batch
 from ..structures import SLOT_PATTERN, GroundingDataSample, RefTargets
 
 #: Model outputs a codec may declare in :attr:`Codec.needs`.
@@ -105,7 +106,6 @@ def rewrite_tokens(view: ModelView, replacements: list[dict[int, list[int]]], pa
     ignored too. The batch is re-padded on the side it was padded (left for
     generation, right for training).
     """
-    from ..models.chat import IGNORE, pad_batch  # the model's chat module imports codecs
 
     left = view.labels is None
     ids_rows, label_rows = [], []

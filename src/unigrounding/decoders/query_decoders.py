@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import box_convert, generalized_box_iou_loss, sigmoid_focal_loss
 
-from ..models.vision import sincos_2d
+from ..layers.position import sincos_2d
 from ..registry import DECODERS
 from .matching import PAD_BOX, box_match_cost, mask_match_cost
 

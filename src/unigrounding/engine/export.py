@@ -340,7 +340,7 @@ def build_exported(path: str | Path) -> torch.nn.Module:
     its weights loaded (each read once; no code in the folder runs)."""
     from mmengine.registry import DefaultScope
 
-    import unigrounding.codecs  # noqa: F401  (registers the in-tree codecs)
+    import unigrounding.codecs.all  # noqa: F401  (registers the in-tree codecs)
 
     from ..registry import MODELS, SCOPE
 

@@ -113,7 +113,7 @@ def plan(
     """Parameters per module, trainable parameters and the estimated peak
     memory per GPU of ``config`` trained on ``gpus`` GPUs with ``strategy``
     (``text_tokens`` per sample: default ``model.max_length``, else 256)."""
-    import unigrounding.codecs  # noqa: F401  (registers the in-tree codecs)
+    import unigrounding.codecs.all  # noqa: F401  (registers the in-tree codecs)
 
     from ..models.chat import TEMPLATE_TOKENS
     from ..registry import MODELS, SCOPE

@@ -26,11 +26,8 @@ from __future__ import annotations
 
 import functools
 
-import torch
-
-from .tokenizer import IMAGE
-
-IGNORE = -100
+from ..layers.sequences import IGNORE
+from ..structures import IMAGE
 
 
 def text_ids(tokenizer, text: str) -> list[int]:
@@ -307,15 +304,3 @@ def truncate(
             f"({len(ids)} tokens with the image); raise max_length or shorten the prompt"
         )
     return ids[:max_length], labels[:max_length], True
-
-
-def pad_batch(seqs: list[list[int]], pad: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B, T)`` padded ids and their attention mask (left padding for generation)."""
-    width = max(len(s) for s in seqs)
-    out = torch.full((len(seqs), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        sl = slice(width - len(s), width) if left else slice(0, len(s))
-        out[i, sl] = torch.tensor(s, dtype=torch.long)
-        mask[i, sl] = 1
-    return out, mask

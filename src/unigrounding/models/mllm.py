@@ -20,14 +20,13 @@ from mmengine.model import BaseModel
 from torch import nn
 
 from ..codecs.base import Codec, ModelView
+from ..layers import IGNORE, FeaturePyramid, pad_batch
 from ..registry import CODECS, DECODERS, MODELS
-from ..structures import GroundingDataSample
+from ..structures import IMAGE, GroundingDataSample
 from .chat import (
-    IGNORE,
     TEMPLATE_TOKENS,
     build_chat_format,
     image_turn_text,
-    pad_batch,
     place_image,
     text_ids,
     truncate,
@@ -36,8 +35,7 @@ from .llm import add_special_tokens, apply_lora, build_llm, build_tokenizer, fit
 from .preprocessor import GroundingDataPreprocessor
 from .proposer_pretrain import build_proposers
 from .referent_flags import ReferentFlags
-from .tokenizer import IMAGE
-from .vision import FeaturePyramid, Projector, VisionTower
+from .vision import Projector, VisionTower
 
 
 def freeze_parameters(

@@ -18,8 +18,9 @@ from transformers import PreTrainedTokenizerFast
 
 from ..data.refcoco import NO_TARGET_ANSWER, TASK_TEMPLATES
 from ..data.shapesref import vocabulary
+from ..structures import IMAGE
 
-PAD, BOS, EOS, UNK, IMAGE = "<pad>", "<s>", "</s>", "<unk>", "<image>"
+PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPACE = "▁"
 CHAT_WORDS = ("USER", "ASSISTANT")
 

@@ -54,7 +54,7 @@ from transformers.models.deformable_detr.modeling_deformable_detr import (
 
 from ..decoders.matching import PAD_BOX, box_match_cost, grouped_hungarian, pad_groups
 from ..decoders.query_decoders import box_losses, mlp
-from ..models.vision import FeaturePyramid, sincos_2d
+from ..layers import FeaturePyramid, sincos_2d
 from ..registry import PROPOSERS
 from ..structures import paired_box_iou
 

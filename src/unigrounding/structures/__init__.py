@@ -17,9 +17,10 @@ from .geometry import (
     validate_box,
     xywh_to_xyxy,
 )
-from .sample import SLOT_PATTERN, UNITS, GroundingDataSample, RefTargets
+from .sample import IMAGE, SLOT_PATTERN, UNITS, GroundingDataSample, RefTargets
 
 __all__ = [
+    "IMAGE",
     "SLOT_PATTERN",
     "UNITS",
     "Box",

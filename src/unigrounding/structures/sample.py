@@ -20,6 +20,8 @@ from .geometry import mask_to_box, validate_box
 
 UNITS = ("box", "mask", "point", "keypoint", "scribble")
 SLOT_PATTERN = r"\{(prompt|target):(\d+)\}"
+#: where a conversation's image stands (the model puts its image tokens there)
+IMAGE = "<image>"
 
 
 class RefTargets(InstanceData):

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ...data.refcoco import TASK_UNITS
-from ...models.vision import sincos_2d
+from ...layers.position import sincos_2d
 from ...registry import CODECS
 from ...structures import GroundingDataSample, RefTargets
 from ..base import Codec, ModelView, Processor

@@ -1,7 +1,7 @@
 """``token_collective``: ClawMachine's token collectives
 (``../shared/papers/clawmachine.txt``, section 2.1 and Appendix A.6).
 
-A visual tokenizer (:class:`~unigrounding.models.quantizer.VisualQuantizer`,
+A visual tokenizer (:class:`~.quantizer.VisualQuantizer`,
 trained in its own stage and frozen here, as ClawMachine keeps LaVIT's) turns
 every patch of the tower's token map into a code ``<vis_k>``: ordinary LLM
 vocabulary with trainable embeddings. A region *is* the codes of the patches
@@ -40,11 +40,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ...models.quantizer import VisualQuantizer
 from ...registry import CODECS
-from ...structures import GroundingDataSample, RefTargets
+from ...structures import IMAGE, GroundingDataSample, RefTargets
 from ..base import Codec, ModelView, Processor, group_phrase, rewrite_tokens
 from .mounting import PatchLattice
+from .quantizer import VisualQuantizer
 from .sampler import RegionSampler, SampledRegion, hull_mask
 
 REF, BOI, EOI = "<ref>", "<boi>", "<eoi>"
@@ -306,7 +306,6 @@ class TokenCollectiveCodec(Codec):
         )
         self.boi_id, self.eoi_id = ids(BOI), ids(EOI)
         self.target_id, self.prompt_id = ids(TARGET), ids(PROMPT)
-        from ...models.tokenizer import IMAGE
 
         self.image_id = ids(IMAGE)
         self.is_code = torch.zeros(len(tokenizer), dtype=torch.bool)

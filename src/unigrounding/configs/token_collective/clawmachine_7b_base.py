@@ -25,9 +25,10 @@ model = dict(
     llm={{_base_.llm}},
     codec=dict(type="token_collective", codebook_size=codebook_size, perception="hybrid"),
     # A.6: "a switchable region proposer", boxes scored above 0.3 (Co-DETR or
-    # YOLOX there; ours: the class-agnostic Deformable DETR, trained in
-    # region_proxy/groma_7b_stage1_detection.py, whose export a user passes
-    # as init_checkpoint with the quantizer's)
+    # YOLOX there; ours: the class-agnostic Deformable DETR, trained on this
+    # tower as region_proxy/groma_7b_stage1_detection.py trains it on Groma's;
+    # before stage 1, add its tensors to the quantizer's export with
+    # unigrounding.engine.export.carry_over(proposer_export, quantizer_export))
     proposers=dict(proposer=dict(type="DeformableDetrProposer", score_threshold=0.3)),
     # A.3: "We freeze the tokenizer" (EVA-CLIP and the VQ layer) in both stages
     frozen=("vision.*", "codec.quantizer.*", "proposers.*"),

@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from torch import nn
 
-from ..registry import MODELS
-from ..structures import GroundingDataSample
-from .preprocessor import GroundingDataPreprocessor
+from ...models.preprocessor import GroundingDataPreprocessor
+from ...models.vision import VisionTower
+from ...registry import MODELS
+from ...structures import GroundingDataSample
 from .quantizer import VisualQuantizer
-from .vision import VisionTower
 
 
 @MODELS.register_module()
@@ -44,7 +44,7 @@ class QuantizerPretrainer(BaseModel):
             {"quantizer": VisualQuantizer(self.vision.token_channels, **quantizer)}
         )
         if init_checkpoint is not None:
-            from ..engine.export import init_from_pretrained
+            from ...engine.export import init_from_pretrained
 
             init_from_pretrained(self, init_checkpoint)
         self.vision.requires_grad_(False)
