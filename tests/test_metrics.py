@@ -303,3 +303,15 @@ def test_gcg_recall_needs_the_box_and_the_phrase():
     strict = GCGMetric(iou=0.7)
     strict.process({}, [s.to_dict()])
     assert strict.compute_metrics(strict.results)["recall"] == pytest.approx(0.5)
+
+
+def test_rec_decode_time_is_per_decoded_object():
+    """Each sample carries its share of its batch's decode time; the metric
+    divides their sum by the objects decoded, not by the samples."""
+    three = _sample([[0, 0, 4, 4]], [[0, 0, 4, 4], [1, 1, 3, 3], [0, 0, 2, 2]])
+    one = _sample([[0, 0, 4, 4]], [[0, 0, 4, 4]])
+    none = _sample([[0, 0, 4, 4]], None)
+    for s in (three, one, none):
+        s.set_metainfo({"decode_ms": 2.0})
+    out = _run(RECMetric(), [three, one, none])
+    assert out["decode_ms_per_object"] == pytest.approx(6.0 / 4)

@@ -287,3 +287,23 @@ def test_proposal_recall_hand_computed():
     out = metric.compute_metrics(metric.results)
     assert out["recall@1"] == pytest.approx(1 / 4) and out["recall@2"] == pytest.approx(2 / 4)
     assert out["per_image"] == pytest.approx(1.0)
+
+
+def test_roundtrip_with_ground_truth_proposals_is_exact(shapes_root):
+    """The codec's own ceiling: given a proposer that returns the ground-truth
+    boxes, every target's proxy names its own box (``min_roundtrip_iou`` is 0
+    because with a real proposer the ceiling is the proposer's recall)."""
+    from unigrounding.roundtrip import prepared_samples, roundtrip
+
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg(type="region_proxy", num_proxies=16))
+    items = [make_dataset(shapes_root)[i] for i in range(12)]
+    gt_boxes = [
+        x["data_samples"].frame.boxes_to_input(x["data_samples"].gt_refs.boxes.numpy()).tolist()
+        for x in items
+    ]
+    _fixed_proposals(model, gt_boxes)
+    samples = prepared_samples(model, items, batch_size=len(items))
+    result = roundtrip(model.codec, model.tokenizer, samples)
+    assert result["n"] == len(items)
+    assert result["box_iou_mean"] >= 0.99

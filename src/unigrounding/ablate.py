@@ -477,7 +477,7 @@ def _row(metrics: dict, ceiling: dict, cfg: Config, train_seconds: float) -> dic
         "tokens_per_object": ceiling["tokens_per_object"],
         "roundtrip_box_iou": ceiling["box_iou_mean"],
         "train_samples_per_s": cfg.train_cfg.max_iters * batch / train_seconds,
-        "decode_ms_per_object": metrics.get("rec/decode_ms"),
+        "decode_ms_per_object": metrics.get("rec/decode_ms_per_object"),
         "train_seconds": train_seconds,
         "train_iters": cfg.train_cfg.max_iters,
         # the codec's own metrics (``ablate_metrics`` of its ablate config)

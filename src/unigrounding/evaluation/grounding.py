@@ -67,6 +67,7 @@ class RECMetric(BaseMetric):
                     "iou": iou,
                     "failures": pred.get("parse_failures", 0),
                     "decode_ms": s.get("decode_ms"),
+                    "decoded": len(pred["boxes"]),
                 }
             )
 
@@ -79,8 +80,11 @@ class RECMetric(BaseMetric):
         out["missing"] = sum(r["iou"] is None for r in results)
         out["parse_failures"] = sum(r["failures"] > 0 for r in results)
         out["n"] = len(results)
-        ms = [r["decode_ms"] for r in results if r["decode_ms"] is not None]
-        out["decode_ms"] = float(np.mean(ms)) if ms else 0.0
+        timed = [r for r in results if r["decode_ms"] is not None]
+        objects = sum(r["decoded"] for r in timed)
+        out["decode_ms_per_object"] = (
+            sum(r["decode_ms"] for r in timed) / objects if objects else 0.0
+        )
         return out
 
 

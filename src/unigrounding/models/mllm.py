@@ -429,6 +429,8 @@ class GroundingMLLM(BaseModel):
         view.generate = lambda texts, **kw: self._follow_up(view, texts, **kw)
         start = time.perf_counter()
         preds = self.codec.decode(view)
+        # each sample's share of the batch's decode time; RECMetric divides
+        # their sum by the objects decoded
         decode_ms = (time.perf_counter() - start) * 1000 / max(len(preds), 1)
         for sample, refs, text in zip(data_samples, preds, view.texts, strict=True):
             sample.pred_refs = refs
