@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from unigrounding.rewards import getok as R
+from unigrounding.codecs.grid_offset import rewards as R
 
 
 def square_mask(lo: int, hi: int, size: int = 40) -> np.ndarray:

@@ -9,6 +9,8 @@ from conftest import make_dataset, tiny_model_cfg
 from unigrounding.codecs.token_collective import (
     PatchLattice,
     RegionSampler,
+    TokenCollectiveMetric,
+    collective_scores,
     convex_box,
     fuzzy_cells,
     hull_mask,
@@ -24,7 +26,6 @@ from unigrounding.codecs.token_collective.codec import (
     mount,
 )
 from unigrounding.data import collate
-from unigrounding.evaluation import TokenCollectiveMetric, collective_scores
 from unigrounding.registry import MODELS
 
 LATTICE = PatchLattice(4, 4, 16.0)  # 64 px, centres at 8, 24, 40, 56

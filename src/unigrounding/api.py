@@ -11,7 +11,7 @@ from mmengine.config import Config
 from PIL import Image
 
 from .data.pipeline import image_tensor, load_rgb
-from .data.refcoco import TASK_TEMPLATES
+from .data.tasks import TASK_TEMPLATES
 from .engine.export import build_exported
 from .models import GroundingMLLM
 from .registry import MODELS

@@ -23,7 +23,8 @@ from mmengine.registry import DefaultScope
 
 from ..registry import DATASETS, SCOPE
 from ..structures import GeometryError, validate_box
-from .refcoco import TASK_TEMPLATES, AnnotationError
+from .refcoco import AnnotationError
+from .tasks import TASK_TEMPLATES
 
 _PHRASE = re.compile(r"\[/EN#(\d+)/[^\s\]]*\s+([^\]]*)\]")
 

@@ -20,7 +20,8 @@ from mmengine.registry import DefaultScope
 
 from ..registry import DATASETS, SCOPE
 from ..structures import validate_box
-from .refcoco import TASK_TEMPLATES, AnnotationError
+from .refcoco import AnnotationError
+from .tasks import TASK_TEMPLATES
 
 
 def _read_json(path: Path):

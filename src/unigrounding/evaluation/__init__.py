@@ -2,7 +2,6 @@
 
 from .benchmarks import GRESMetric, InteractiveSegMetric, LVISGroundAR, POPEMetric, yes_no
 from .captions import REGMetric
-from .collectives import TokenCollectiveMetric, collective_scores
 from .detection import CategoryDetectionMetric, coco_box_map
 from .fovd import FOVDMetric, assign_classes, hashing_embed
 from .gcg import GCGMetric, normalise_phrase
@@ -22,10 +21,8 @@ __all__ = [
     "RECMetric",
     "REGMetric",
     "RESMetric",
-    "TokenCollectiveMetric",
     "assign_classes",
     "coco_box_map",
-    "collective_scores",
     "hashing_embed",
     "normalise_phrase",
     "rec_iou",

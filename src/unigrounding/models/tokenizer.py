@@ -16,8 +16,8 @@ from tokenizers import Regex, Tokenizer, decoders, pre_tokenizers
 from tokenizers.models import WordPiece
 from transformers import PreTrainedTokenizerFast
 
-from ..data.refcoco import NO_TARGET_ANSWER, TASK_TEMPLATES
 from ..data.shapesref import vocabulary
+from ..data.tasks import NO_TARGET_ANSWER, TASK_TEMPLATES
 from ..structures import IMAGE
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"

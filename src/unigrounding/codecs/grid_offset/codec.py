@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...data.refcoco import TASK_UNITS
+from ...data.tasks import TASK_UNITS
 from ...layers.position import sincos_2d
 from ...registry import CODECS
 from ...structures import GroundingDataSample, RefTargets

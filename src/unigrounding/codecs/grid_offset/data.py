@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Dataset
 
-from ...data.refcoco import TASK_TEMPLATES
+from ...data.tasks import TASK_TEMPLATES
 from ...registry import DATASETS
 from .codec import REFINE_TEMPLATE
 from .lattice import GridLattice

@@ -1,8 +1,9 @@
 """``token_collective``: ClawMachine's token collectives — the codec, its
 patch lattice and region sampler, the visual tokenizer (VQ layer) and that
-tokenizer's own training stage."""
+tokenizer's own training stage, and the collectives' metric (eq. 1)."""
 
 from .codec import TokenCollectiveCodec, TokenCollectiveProcessor, mount
+from .metrics import TokenCollectiveMetric, collective_scores
 from .mounting import PatchLattice
 from .quantizer import VisualQuantizer
 from .quantizer_pretrain import QuantizerPretrainer
@@ -14,8 +15,10 @@ __all__ = [
     "RegionSampler",
     "SampledRegion",
     "TokenCollectiveCodec",
+    "TokenCollectiveMetric",
     "TokenCollectiveProcessor",
     "VisualQuantizer",
+    "collective_scores",
     "convex_box",
     "fuzzy_cells",
     "hull_mask",

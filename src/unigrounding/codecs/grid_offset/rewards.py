@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ..codecs.grid_offset.offsets import one_step_hit
-from ..structures import mask_iou, paired_box_iou, points_in_mask
+from ...structures import mask_iou, paired_box_iou, points_in_mask
+from .offsets import one_step_hit
 
 TAU_L1 = 18.0
 W_HIT, W_SPREAD = 0.6, 0.4

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from mmengine.evaluator import BaseMetric
 
-from ..registry import METRICS
+from ...registry import METRICS
 
 
 def collective_scores(

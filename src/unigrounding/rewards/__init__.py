@@ -1,1 +1,0 @@
-"""Reward functions of the paradigms' RL stages, pure and tested (no model needed)."""
