@@ -93,3 +93,10 @@ def test_strategy_selects_deepspeeds_runner_and_wrapper():
     assert cfg.model_wrapper_cfg.config == deepspeed_config(cfg)
     with pytest.raises(ValueError, match="torchrun"):
         _apply_strategy(run_cfg(), "deepspeed", "none")
+
+
+def test_the_cli_offers_every_strategy_the_runner_knows():
+    from unigrounding.cli.main import STRATEGY_CHOICES
+    from unigrounding.engine.runner import STRATEGIES
+
+    assert STRATEGY_CHOICES == STRATEGIES

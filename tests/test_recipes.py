@@ -48,8 +48,6 @@ def _types(node) -> list[str]:
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_recipe_names_registered_datasets_and_local_data_roots(recipe):
-    import unigrounding.codecs.all  # noqa: F401
-
     cfg = Config.fromfile(str(recipe))
     loaders = [cfg.get(k) for k in ("train_dataloader", "val_dataloader", "test_dataloader")]
     datasets = [t for loader in loaders if loader for t in _types(loader["dataset"])]
@@ -90,8 +88,6 @@ def test_plan_counts_the_published_sizes_and_fits_8_a100_80gb(recipe):
     "recipe", [r for r in RECIPES if r not in MLLM_RECIPES], ids=lambda p: p.stem
 )
 def test_stages_before_the_mllm_build_on_the_meta_device(recipe):
-    import unigrounding.codecs.all  # noqa: F401
-
     cfg = Config.fromfile(str(recipe))
     cfg.model.vision.pop("checkpoint")
     with DefaultScope.overwrite_default_scope(SCOPE), torch.device("meta"):

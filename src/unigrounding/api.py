@@ -103,8 +103,6 @@ def build(config: str | Path | Config | dict) -> Grounder:
         if not isinstance(config, dict)
         else Config(config)
     )
-    import unigrounding.codecs.all  # noqa: F401  (registers the in-tree codecs)
-
     return Grounder(MODELS.build(cfg.model))
 
 

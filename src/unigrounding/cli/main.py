@@ -9,6 +9,11 @@ import os
 import sys
 from pathlib import Path
 
+#: ``engine.runner.STRATEGIES``, written out: the parser is built before any
+#: engine import (which loads torch, transformers and through them DeepSpeed,
+#: whose import logs to stdout); a test checks the two agree
+STRATEGY_CHOICES = ("ddp", "fsdp", "deepspeed")
+
 
 def _cmd_codecs(args: argparse.Namespace) -> None:
     from ..codecs.catalog import codec_catalog
@@ -174,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm", "mpi"])
     p.add_argument(
         "--strategy",
-        choices=["ddp", "fsdp", "deepspeed"],
+        choices=STRATEGY_CHOICES,
         help="ddp: a replica per process; fsdp: the model sharded (FSDP2); deepspeed: "
         "DeepSpeed ZeRO (stage 2 unless the config's deepspeed.zero_stage says). Default: "
         "the config's `strategy`, else ddp",
@@ -184,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="parameters and memory per GPU of a config (no weights read)")
     p.add_argument("config")
     p.add_argument("--gpus", type=int, default=1)
-    p.add_argument("--strategy", choices=["ddp", "fsdp", "deepspeed"])
+    p.add_argument("--strategy", choices=STRATEGY_CHOICES)
     p.add_argument(
         "--text-tokens",
         type=int,

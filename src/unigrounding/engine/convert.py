@@ -21,8 +21,6 @@ def convert_legacy_export(folder: str | Path, out: str | Path | None = None) -> 
     default in place). The LLM is rebuilt from the config: a pretrained base
     LLM folder it names must still exist (its weights are then replaced by
     the export's)."""
-    import unigrounding.codecs.all  # noqa: F401  (registers the in-tree codecs)
-
     from ..registry import MODELS, SCOPE
 
     folder = Path(folder)

@@ -29,8 +29,8 @@ The optimizer, its parameter groups (per-module learning rates) and the
 learning-rate schedule are mmengine's, built from the config as for DDP; the
 engine steps them. Checkpoints are written by every rank with DeepSpeed's
 ``save_checkpoint`` into ``<checkpoint>.shards/`` (:mod:`~.sharded_runner`)
-and read back with torch's safe loader (weights only, DeepSpeed's own enum
-allow-listed), so ``--resume`` continues exactly. The export after training
+and read back with torch's safe loader (weights only, a few plain DeepSpeed
+records allow-listed), so ``--resume`` continues exactly. The export after training
 gathers the full state on rank 0 and is an ordinary export folder.
 """
 
@@ -51,9 +51,12 @@ from .sharded_runner import ShardedCheckpointRunner, broadcast_weights
 #: ZeRO stages DeepSpeed offers (0: plain data parallelism through the engine)
 ZERO_STAGES = (0, 1, 2, 3)
 
-#: DeepSpeed keys derived from the run's config: a raw ``deepspeed.config``
-#: may repeat them only with the same value (else the two would disagree)
-DERIVED_KEYS = ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps")
+#: DeepSpeed keys derived from the run's config, and where from: a raw
+#: ``deepspeed.config`` may repeat them only with the same value
+DERIVED_FROM = {
+    "train_micro_batch_size_per_gpu": "train_dataloader.batch_size",
+    "gradient_accumulation_steps": "optim_wrapper.accumulative_counts",
+}
 
 #: a checkpoint tag: DeepSpeed's files of one checkpoint sit in ``<shards>/<tag>/``
 TAG = "state"
@@ -93,31 +96,26 @@ def deepspeed_config(cfg: Config) -> dict[str, Any]:
                 "norm only (clip_grad=dict(max_norm=...))"
             )
         ds["gradient_clipping"] = float(clip["max_norm"])
-    precision = cfg.model.get("precision", "auto")
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_available() else "fp32"
+    from ..models.mllm import resolve_precision
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = resolve_precision(cfg.model.get("precision", "auto"), device)
     if precision == "bf16":
         ds["bf16"] = {"enabled": True}
     elif precision == "fp16":
         loss_scale = optim.get("loss_scale", "dynamic")
         ds["fp16"] = {"enabled": True, "loss_scale": 0 if loss_scale == "dynamic" else loss_scale}
     for key, value in raw.items():
-        if key in DERIVED_KEYS and key in ds and ds[key] != value:
+        if key in DERIVED_FROM and ds[key] != value:
             raise ValueError(
                 f"deepspeed.config.{key}={value!r} contradicts the config's "
-                f"{ds[key]!r} (from {_SOURCE[key]}): set it there instead"
+                f"{ds[key]!r} (from {DERIVED_FROM[key]}): set it there instead"
             )
         if isinstance(value, dict) and isinstance(ds.get(key), dict):
             ds[key] = {**ds[key], **value}
         else:
             ds[key] = value
     return ds
-
-
-_SOURCE = {
-    "train_micro_batch_size_per_gpu": "train_dataloader.batch_size",
-    "gradient_accumulation_steps": "optim_wrapper.accumulative_counts",
-}
 
 
 @MODEL_WRAPPERS.register_module()

@@ -340,8 +340,6 @@ def build_exported(path: str | Path) -> torch.nn.Module:
     its weights loaded (each read once; no code in the folder runs)."""
     from mmengine.registry import DefaultScope
 
-    import unigrounding.codecs.all  # noqa: F401  (registers the in-tree codecs)
-
     from ..registry import MODELS, SCOPE
 
     cfg = read_export_config(path)

@@ -113,10 +113,10 @@ def plan(
     """Parameters per module, trainable parameters and the estimated peak
     memory per GPU of ``config`` trained on ``gpus`` GPUs with ``strategy``
     (``text_tokens`` per sample: default ``model.max_length``, else 256)."""
-    import unigrounding.codecs.all  # noqa: F401  (registers the in-tree codecs)
-
     from ..models.chat import TEMPLATE_TOKENS
+    from ..models.mllm import resolve_precision
     from ..registry import MODELS, SCOPE
+    from .fsdp import decoder_layers
     from .runner import STRATEGIES, load_config
 
     cfg = load_config(config)
@@ -128,15 +128,17 @@ def plan(
         model = MODELS.build(model_cfg)
     named = dict(model.named_children())
     # the four parts every model has are always listed, the others where they hold parameters
-    params = {n: _count(m) for n, m in named.items() if _count(m) or n in ALWAYS_LISTED}
+    counts = {n: _count(m) for n, m in named.items()}
+    params = {n: c for n, c in counts.items() if c or n in ALWAYS_LISTED}
     trainable = {n: _count(named[n], True) for n in params}
     total, learn = sum(params.values()), sum(trainable.values())
-    sixteen = model.precision in ("bf16", "fp16", "auto")  # auto: bf16 on CUDA
+    sixteen = resolve_precision(model.precision, "cuda") != "fp32"  # planned for GPUs
     zero_stage = int((cfg.get("deepspeed") or {}).get("zero_stage", 2))
-    state = _model_state_bytes(model, strategy, gpus, zero_stage, sixteen)
+    layers = decoder_layers(model.llm)
+    state = _model_state_bytes(model, layers, strategy, gpus, zero_stage, sixteen)
     batch = int(cfg.get("train_dataloader", {}).get("batch_size", 1))
     text = text_tokens or model.max_length or DEFAULT_TEXT_TOKENS
-    activations = _activation_bytes(model, batch, text, sixteen)
+    activations = _activation_bytes(model, len(layers), batch, text, sixteen)
     gib = 2**30
     added = len({"<image>", *model.codec.processor.special_tokens,
                  *TEMPLATE_TOKENS.get(model_cfg.get("chat_template", "auto"), ())})  # fmt: skip
@@ -180,11 +182,15 @@ def _published_llm_params(model: torch.nn.Module, arch: dict) -> int:
 
 
 def _model_state_bytes(
-    model: torch.nn.Module, strategy: str, gpus: int, zero_stage: int, sixteen: bool
+    model: torch.nn.Module,
+    layers: list[torch.nn.Module],
+    strategy: str,
+    gpus: int,
+    zero_stage: int,
+    sixteen: bool,
 ) -> dict[str, float]:
-    """Weights, gradients and optimizer state per GPU (module docstring)."""
-    from .fsdp import decoder_layers
-
+    """Weights, gradients and optimizer state per GPU (module docstring);
+    ``layers``: the LLM's decoder layers (FSDP / ZeRO-3 gather two at once)."""
     all_params = sum(p.numel() for p in model.parameters())
     learn = sum(p.numel() for p in model.parameters() if p.requires_grad)
     half_engine = strategy == "deepspeed" and sixteen  # DeepSpeed keeps 16-bit weights
@@ -195,7 +201,6 @@ def _model_state_bytes(
         weights = float(sum(p.numel() * p.element_size() for p in model.parameters()))
         optimizer = 8.0 * learn
     gradients = 4.0 * learn
-    layers = decoder_layers(model.llm)
     largest = max((sum(p.numel() for p in m.parameters()) for m in layers), default=0)
     gathered = 2 * largest * (2 if half_engine else 4)
     if strategy == "fsdp" or (strategy == "deepspeed" and zero_stage == 3):
@@ -214,11 +219,10 @@ def _model_state_bytes(
 
 
 def _activation_bytes(
-    model: torch.nn.Module, batch: int, text_tokens: int, sixteen: bool
+    model: torch.nn.Module, layers: int, batch: int, text_tokens: int, sixteen: bool
 ) -> dict[str, float]:
-    """What autograd keeps for backward, per part (module docstring)."""
-    from .fsdp import decoder_layers
-
+    """What autograd keeps for backward, per part (module docstring);
+    ``layers``: the LLM's decoder layers."""
     arch = model.llm.config
     h = arch.hidden_size
     kv = h * (getattr(arch, "num_key_value_heads", None) or arch.num_attention_heads)
@@ -227,7 +231,6 @@ def _activation_bytes(
     residual = 4  # the norms' inputs: the residual stream, in fp32 master weights
     rest = 2 if sixteen else 4
     layer = 2 * h * residual + (5 * h + 2 * kv + 4 * inner) * rest
-    layers = len(decoder_layers(model.llm))
     tokens = model.num_image_tokens + text_tokens
     if getattr(model, "gradient_checkpointing", False):
         llm = batch * tokens * (layers * h * residual + layer)

@@ -64,6 +64,14 @@ def freeze_parameters(
 PRECISIONS = {"auto": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 
+def resolve_precision(precision: str, device_type: str) -> str:
+    """``"bf16"``, ``"fp16"`` or ``"fp32"``: what ``precision`` means on a
+    device of ``device_type`` (``"auto"``: bf16 on CUDA, fp32 elsewhere)."""
+    if precision == "auto":
+        return "bf16" if device_type == "cuda" else "fp32"
+    return precision
+
+
 class _OnDemand(Mapping):
     """A read-only mapping whose values are computed on first access."""
 
@@ -259,9 +267,7 @@ class GroundingMLLM(BaseModel):
 
     def _autocast(self):
         device = self.device.type
-        dtype = PRECISIONS[self.precision]
-        if self.precision == "auto":
-            dtype = torch.bfloat16 if device == "cuda" else None
+        dtype = PRECISIONS[resolve_precision(self.precision, device)]
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device, dtype=dtype)

@@ -69,8 +69,7 @@ def load_plugins(modules: Iterable[str] = ()) -> list[str]:
         if callable(target):
             target()
         fresh.append(point.value)
-    named = [m for m in os.environ.get(ENV_VAR, "").split(os.pathsep) if m]
-    for name in [*named, *modules]:
+    for name in [*_named_in_env(), *modules]:
         if name in _loaded:
             continue
         _loaded.add(name)
@@ -82,9 +81,13 @@ def load_plugins(modules: Iterable[str] = ()) -> list[str]:
 def share_with_subprocesses(modules: Iterable[str]) -> None:
     """Name ``modules`` in ``UNIGROUNDING_PLUGINS`` for the processes this one
     starts (training lanes, torchrun workers)."""
-    named = [m for m in os.environ.get(ENV_VAR, "").split(os.pathsep) if m]
+    named = _named_in_env()
     named += [m for m in modules if m not in named]
     os.environ[ENV_VAR] = os.pathsep.join(named)
+
+
+def _named_in_env() -> list[str]:
+    return [m for m in os.environ.get(ENV_VAR, "").split(os.pathsep) if m]
 
 
 def _import(name: str) -> None:
