@@ -15,8 +15,8 @@ object per part and a summary; asserts nothing (figures, not tests).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import copy
+import importlib.util
 import json
 import os
 import socket

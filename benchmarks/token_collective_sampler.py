@@ -24,8 +24,9 @@ import torch
 from mmengine.registry import DefaultScope
 from torchvision.ops import box_iou
 
-from unigrounding.ablate import PRESETS, _apply_preset, _codec_config, config_dir
-from unigrounding.codecs.token_collective.codec import lattice_of
+from unigrounding.ablate import PRESETS, config_dir
+from unigrounding.ablate.configs import apply_preset, codec_config
+from unigrounding.codecs.token_collective.codec import ImageCodes
 from unigrounding.codecs.token_collective.sampler import retrieve
 from unigrounding.registry import DATASETS, MODELS
 from unigrounding.roundtrip import prepared_samples, roundtrip
@@ -38,8 +39,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.15])
     args = parser.parse_args()
-    cfg = _codec_config(config_dir(), "token_collective")
-    _apply_preset(cfg, dict(PRESETS["quick"], eval_samples=args.n), args.root, 1)
+    cfg = codec_config(config_dir(), "token_collective")
+    apply_preset(cfg, dict(PRESETS["quick"], eval_samples=args.n), args.root, 1)
     cfg.model.init_checkpoint = args.export
     with DefaultScope.overwrite_default_scope("unigrounding"):
         model = MODELS.build(cfg.model)
@@ -47,17 +48,18 @@ def main() -> None:
     samples = prepared_samples(model, [dataset[i] for i in range(min(args.n, len(dataset)))])
     sampler = model.codec.processor.sampler
     patches, unique, home, best = [], [], [], []
-    scores = np.concatenate([s.metainfo["proposal_scores"] for s in samples])
-    for s in samples:
-        codes = np.asarray(s.metainfo["image_codes"])
-        cells = s.metainfo["collective_gt_cells"]
+    states = [ImageCodes.of(s) for s in samples]
+    scores = np.concatenate([state.proposals()[1] for state in states])
+    for s, state in zip(samples, states, strict=True):
+        codes, cells = np.asarray(state.codes), state.gt_cells
         patches.append(len(cells))
         unique += [int((codes == codes[c]).sum() == 1) for c in cells]
-        placed = retrieve([int(codes[c]) for c in cells], codes, lattice_of(s))
+        placed = retrieve([int(codes[c]) for c in cells], codes, state.lattice)
         home += [int(p == c) for p, c in zip(placed, cells, strict=True)]
         gt = torch.as_tensor(s.frame.boxes_to_input(s.gt_refs.group(0).boxes.numpy())).float()
-        boxes = torch.as_tensor(s.metainfo["proposal_boxes"]).float().reshape(-1, 4)
-        kept = boxes[torch.as_tensor(s.metainfo["proposal_scores"]) > sampler.score_threshold]
+        proposal_boxes, proposal_scores = state.proposals()
+        boxes = torch.as_tensor(proposal_boxes).float()
+        kept = boxes[torch.as_tensor(proposal_scores) > sampler.score_threshold]
         best.append(float(box_iou(gt, kept).max()) if len(kept) else 0.0)
     ceilings = {}
     for threshold in args.thresholds:

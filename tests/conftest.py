@@ -1,55 +1,29 @@
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
 import unigrounding.codecs.all  # noqa: F401  registers the in-tree codecs
-from unigrounding.data import ShapesRefDataset, collate
-from unigrounding.data.shapesref import write_shapesref
+from unigrounding.data import collate
+from unigrounding.testing import (  # noqa: F401  (re-exported to the test modules)
+    IMAGE_SIZE,
+    TINY_MODEL,
+    TINY_PROPOSER,
+    tiny_model_cfg,
+    tiny_shapesref,
+    train_proposers,
+)
+from unigrounding.testing import tiny_shapesref_dataset as make_dataset
 
 torch.set_num_threads(2)
 
-IMAGE_SIZE = 64
-
-TINY_MODEL = dict(
-    type="GroundingMLLM",
-    codec=dict(type="text_coords"),
-    image_size=IMAGE_SIZE,
-    vision=dict(model_name="test_convnext"),
-    projector=dict(merge=1, pos_embed="sincos"),
-    llm=dict(
-        config=dict(
-            model_type="llama",
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            max_position_embeddings=1024,
-        )
-    ),
-    max_new_tokens=64,
-)
-
-#: A tiny Deformable-DETR proposer for codecs that need proposals.
-TINY_PROPOSER = dict(
-    type="DeformableDetrProposer",
-    dim=32,
-    strides=(8, 16, 32, 64),
-    encoder_layers=1,
-    decoder_layers=1,
-    heads=2,
-    ffn_dim=64,
-)
+# the suite's markers and hooks, as a plugin author's conftest.py loads them
+pytest_plugins = ["unigrounding.testing.conformance"]
 
 
 @pytest.fixture(scope="session")
 def shapes_root(tmp_path_factory):
-    return write_shapesref(
-        tmp_path_factory.mktemp("shapesref") / "data", seed=1, n_train=40, n_val=12
-    )
+    return tiny_shapesref(tmp_path_factory.mktemp("shapesref") / "data")
 
 
 def free_port() -> int:
@@ -59,19 +33,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def make_dataset(root, split="val", task="rec", **kwargs):
-    return ShapesRefDataset(
-        data_root=str(root),
-        n_train=40,
-        n_val=12,
-        seed=1,
-        split=split,
-        task=task,
-        pipeline=[dict(type="PackGroundingSample", image_size=IMAGE_SIZE)],
-        **kwargs,
-    )
 
 
 def train_steps(model, batch, steps: int, lr: float = 3e-3) -> list[dict[str, float]]:
@@ -94,53 +55,6 @@ def rec_batch(shapes_root):
     return collate([ds[i] for i in range(4)])
 
 
-def tiny_model_cfg(**codec) -> dict:
-    """The tiny test model with ``codec``; a codec that needs proposers gets
-    tiny ones under the names it expects, and a frozen tower (as in its
-    configs: proposals from a tower that keeps learning would drift)."""
-    from unigrounding.registry import CODECS
-
-    cfg = copy.deepcopy(TINY_MODEL)
-    if codec:
-        cfg["codec"] = codec
-    codec_cls = CODECS.get(cfg["codec"]["type"])  # None: a plugin not imported yet
-    needed = codec_cls.default_proposers if codec_cls is not None else {}
-    cfg["proposers"] = {name: copy.deepcopy(TINY_PROPOSER) for name in needed}
-    cfg["frozen"] = ("vision.*",) if needed else ()
-    return cfg
-
-
-def train_proposers(model, batch, steps: int, lr: float = 2e-3) -> list[float]:
-    """Each proposer's own detection stage, on one batch (they are frozen in
-    the grounding model); the summed loss of each step."""
-    from unigrounding.decoders.query_decoders import box_targets
-
-    history = []
-    for proposer in model.proposers.values():
-        proposer.requires_grad_(True)
-        opt = torch.optim.AdamW(proposer.parameters(), lr=lr)
-        with torch.no_grad():
-            feats = model.vision(batch["inputs"])
-        # detection data: every box the batch knows for an image (REC samples
-        # of one image each name a different object)
-        by_image: dict = {}
-        for s in batch["data_samples"]:
-            boxes = box_targets(s.gt_refs, s.frame, model.image_size)
-            key = s.metainfo.get("image_path")
-            by_image[key] = torch.cat([by_image[key], boxes]) if key in by_image else boxes
-        targets = [
-            by_image[s.metainfo.get("image_path")].unique(dim=0) for s in batch["data_samples"]
-        ]
-        for _ in range(steps):
-            loss = sum(proposer.loss(feats, model.image_size, targets).values())
-            history.append(loss.item())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        proposer.requires_grad_(False)
-    return history
-
-
 def answered_view(model, inputs, samples, texts: list[str]):
     """The prediction view of ``samples`` as if the model had answered
     ``texts`` (random last-layer hidden states): drives a latent codec's
@@ -149,7 +63,7 @@ def answered_view(model, inputs, samples, texts: list[str]):
 
     ids = model.tokenizer(texts, add_special_tokens=False, return_tensors="pt").input_ids
     with torch.no_grad():
-        view = model._view(inputs, samples, train=False)
+        view = model.model_view(inputs, samples, train=False)
     return ModelView(
         samples,
         view.rendered,

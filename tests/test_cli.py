@@ -9,8 +9,10 @@ import pytest
 from mmengine.config import Config
 
 import unigrounding.ablate as ablate
+from unigrounding.ablate.configs import apply_task, codec_config
+from unigrounding.ablate.report import markdown
+from unigrounding.ablate.stages import longest_chains
 from unigrounding.cli.main import main
-from unigrounding.report import markdown
 
 
 def _cli(*args: str) -> str:
@@ -196,7 +198,7 @@ def test_ablate_chains_stages_and_trains_design_variants(small_preset, tmp_path)
 
 def test_stage_chains_that_begin_another_run_inside_it():
     a, b, c = ("p.py",), ("p.py", "q.py"), ("r.py",)
-    assert ablate._longest_chains({a, b, c, ()}) == {b, c}
+    assert longest_chains({a, b, c, ()}) == {b, c}
 
 
 @pytest.mark.parametrize("task", ["rec", "res"])
@@ -204,8 +206,8 @@ def test_task_switch_leaves_a_converting_wrappers_dataset_alone(task):
     """grid_offset's refinement conversations are built from RES samples: the
     ablation's task switch must not turn them into mask-less REC samples
     (which the wrapper passes through unchanged: no refinement data at all)."""
-    cfg = ablate._codec_config(ablate.config_dir(), "grid_offset")
-    ablate._apply_task(cfg, task)
+    cfg = codec_config(ablate.config_dir(), "grid_offset")
+    apply_task(cfg, task)
     main_set, refine = cfg.train_dataloader.dataset.datasets
     assert refine.type == "GridOffsetRefineDataset"
     assert (main_set.task, refine.dataset.task) == (task, "res")
@@ -218,7 +220,7 @@ def test_task_switch_leaves_a_converting_wrappers_dataset_alone(task):
             test_dataloader=cfg.test_dataloader,
         )
     )
-    ablate._apply_task(wrapped, "res")
+    apply_task(wrapped, "res")
     assert wrapped.train_dataloader.dataset.dataset.task == "res"  # a pass-through wrapper
 
 

@@ -12,10 +12,13 @@ from mmengine.registry import DefaultScope
 
 from unigrounding.registry import MODELS
 
+ROOT = Path(__file__).resolve().parents[1] / "configs"
+#: read by ``ablate`` only, to order its jobs: no model, nothing to train
+COST_TABLE = ROOT / "ablate" / "stage_costs.py"
 CONFIGS = sorted(
     p
-    for p in (Path(__file__).resolve().parents[1] / "configs").rglob("*.py")
-    if "_base_" not in p.parts and "7b" not in p.stem
+    for p in ROOT.rglob("*.py")
+    if "_base_" not in p.parts and "7b" not in p.stem and p != COST_TABLE
 )
 
 

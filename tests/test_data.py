@@ -451,3 +451,31 @@ def test_llava_shikra_boxes_become_prompt_and_target_groups(tmp_path):
     (tmp_path / "data.json").write_text(json.dumps(records))
     with pytest.raises(GeometryError, match=r"data.json record #0 \(id=q1\) box"):
         LLaVAShikraDataset(str(tmp_path))
+
+
+# ---------------------------------------------------------------- the shared base
+def test_max_samples_is_one_rule_for_every_dataset(shapes_root, tmp_path):
+    """The first ``max_samples`` samples (``None`` or 0: all), for every dataset;
+    a loader that streams its records never reads past them."""
+    from unigrounding.data import (
+        CocoCellLabelDataset,
+        CocoDetectionDataset,
+        VisualGenomeRegionDataset,
+    )
+
+    everything = len(CocoDetectionDataset(str(shapes_root)))
+    assert len(CocoDetectionDataset(str(shapes_root), max_samples=0)) == everything
+    categories = {"category": [1, 2, 3, 4, 5]}
+    assert len(CocoCellLabelDataset(str(shapes_root), attributes=categories, max_samples=3)) == 3
+    with pytest.raises(ValueError, match="max_samples must be >= 0 or None, got -1"):
+        CocoDetectionDataset(str(shapes_root), max_samples=-1)
+    _image(tmp_path / "VG_100K" / "7.jpg")
+    (tmp_path / "image_data.json").write_text(
+        json.dumps([{"image_id": 7, "width": 40, "height": 30}])
+    )
+    wall = {"region_id": 1, "phrase": "wall", "x": 0, "y": 0, "width": 5, "height": 5}
+    regions = [{"id": 7, "regions": [wall, {"region_id": 2}]}]  # region 2 is malformed
+    (tmp_path / "region_descriptions.json").write_text(json.dumps(regions))
+    assert len(VisualGenomeRegionDataset(str(tmp_path), max_samples=1)) == 1
+    with pytest.raises(AnnotationError, match="region_id=2: malformed record"):
+        VisualGenomeRegionDataset(str(tmp_path))

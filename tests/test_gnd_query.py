@@ -86,7 +86,7 @@ def test_prompts_are_mask_pooled_through_the_projector(gnd_model, shapes_root):
 
     ds = make_dataset(shapes_root, task="reg")
     batch = collate([ds[i] for i in range(2)])
-    view = gnd_model._view(batch["inputs"], batch["data_samples"], train=True)
+    view = gnd_model.model_view(batch["inputs"], batch["data_samples"], train=True)
     is_prompt = view.input_ids == gnd_model.codec.prompt_id
     assert is_prompt.sum(1).tolist() == [1, 1]
     embeds = gnd_model._embed(view)

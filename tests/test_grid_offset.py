@@ -294,7 +294,7 @@ def test_refine_pass_is_constrained_to_moves_and_delete(rec_batch):
     torch.manual_seed(0)
     model = MODELS.build(tiny_model_cfg(type="grid_offset", n=8, m=16)).eval()
     with torch.no_grad():
-        view = model._view(rec_batch["inputs"], rec_batch["data_samples"], train=False)
+        view = model.model_view(rec_batch["inputs"], rec_batch["data_samples"], train=False)
         model._generate(view)
         allowed = [*(offset_token(*m) for m in MOVES), DELETE]
         answer = model._follow_up(

@@ -74,7 +74,7 @@ def test_instruction_aware_patches_depend_on_the_question(rec_batch):
             {"role": "user", "text": "<image>\n" + question},
             {"role": "assistant", "text": ""},
         ]
-        return model._view(image, [sample], train=False).image_feats
+        return model.model_view(image, [sample], train=False).image_feats
 
     red = patches("Where is the red circle?")
     assert torch.equal(red, patches("Where is the red circle?"))
@@ -138,7 +138,7 @@ def test_lm_loss_equals_cross_entropy_over_the_whole_sequence(rec_batch):
     model = MODELS.build(tiny_model_cfg(type="text_coords"))
     model.referent_flags = None
     loss = model(rec_batch["inputs"], rec_batch["data_samples"], mode="loss")["loss_lm"]
-    view = model._view(rec_batch["inputs"], rec_batch["data_samples"], train=True)
+    view = model.model_view(rec_batch["inputs"], rec_batch["data_samples"], train=True)
     logits = model.llm(inputs_embeds=model._embed(view), attention_mask=view.attention_mask).logits
     expected = torch.nn.functional.cross_entropy(
         logits[:, :-1].reshape(-1, logits.shape[-1]),
@@ -158,7 +158,7 @@ def test_kv_cache_generation_matches_full_recompute(rec_batch):
     torch.manual_seed(0)
     model = MODELS.build(tiny_model_cfg(type="text_coords")).eval()
     samples = [s.clone() for s in rec_batch["data_samples"]]
-    view = model._view(rec_batch["inputs"], samples, train=False)
+    view = model.model_view(rec_batch["inputs"], samples, train=False)
     model.max_new_tokens = 6
     model._generate(view)
     ids, mask = view.input_ids, view.attention_mask

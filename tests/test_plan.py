@@ -129,7 +129,7 @@ def test_memory_estimate_is_within_15_percent_of_a_measured_training_step(
     with PeakMemory(*model.parameters(), *model.buffers(), *state) as memory:
         model.train_step(batch, optim)
     data = model.data_preprocessor(batch, True)
-    sequence = model._view(data["inputs"], data["data_samples"], train=True).input_ids.shape[1]
+    sequence = model.model_view(data["inputs"], data["data_samples"], train=True).input_ids.shape[1]
     estimate = plan(tmp_path / "cfg.py", text_tokens=sequence - model.num_image_tokens)
     measured_gib = memory.peak / 2**30
     print(f"{precision} checkpointing={checkpointing}: estimate "

@@ -195,3 +195,24 @@ def test_an_installed_packages_entry_point_registers_its_parts(tmp_path, monkeyp
     (info / "entry_points.txt").write_text("[unigrounding.plugins]\nbad = no_such_module_x\n")
     with pytest.raises(PluginError, match="bad = no_such_module_x .package tmp-ug-plugin"):
         load_plugins()
+
+
+def test_an_out_of_tree_package_runs_the_conformance_suite(tmp_path):
+    """What docs/adding_a_codec.md tells a plugin author to write: a test
+    module subclassing the suite, run by pytest from outside this repository."""
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["unigrounding.testing.conformance"]\n')
+    (tmp_path / "test_int_coords.py").write_text(
+        "from unigrounding.testing import CodecConformance\n\n\n"
+        "class TestIntCoords(CodecConformance):\n"
+        '    codec = "int_coords"\n'
+        '    plugins = ("unigrounding.plugins.example_codec",)\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "8 passed, 1 deselected" in proc.stdout, proc.stdout[-3000:]

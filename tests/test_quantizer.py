@@ -6,8 +6,7 @@ import torch
 import torch.nn.functional as F
 from conftest import TINY_MODEL
 
-from unigrounding.codecs.token_collective import VisualQuantizer
-from unigrounding.evaluation import CodebookUsage
+from unigrounding.codecs.token_collective import CodebookUsage, VisualQuantizer
 
 
 def test_nearest_code_is_the_most_cosine_similar_entry():

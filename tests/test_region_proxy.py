@@ -13,6 +13,7 @@ from unigrounding.codecs.region_proxy import (
     REGIONS,
     TARGET_PROXY,
     TRIGGER,
+    RegionHeader,
     RegionProxyProcessor,
     region_features,
 )
@@ -68,7 +69,7 @@ def test_region_features_concatenate_levels_and_batch_boxes_per_image():
 # ---------------------------------------------------------------- syntax
 def _sample_with_regions(shapes_root, regions):
     sample = make_dataset(shapes_root)[0]["data_samples"]
-    sample.set_metainfo({"region_boxes": regions})
+    sample.codec_state = RegionHeader(tuple(map(tuple, regions)))
     return sample
 
 
@@ -102,7 +103,8 @@ def test_parse_reads_proxies_per_roi_block_and_counts_failures(shapes_root):
     # <r7> beyond the 3 regions; <r0> outside any block; the truncated block still reads <r2>
     assert bad.boxes.tolist() == [regions[1], regions[2]]
     assert bad.metainfo["parse_failures"] == 2
-    assert len(proc.parse("<roi> <r0> </roi>", make_dataset(shapes_root)[0]["data_samples"])) == 0
+    unprepared = proc.parse("<roi> <r0> </roi>", make_dataset(shapes_root)[0]["data_samples"])
+    assert len(unprepared) == 0 and unprepared.metainfo["parse_failures"] == 1  # no regions yet
 
 
 # ---------------------------------------------------------------- deferred proxies
@@ -137,7 +139,7 @@ def test_prepare_resolves_target_proxy_to_best_iou_region_and_supervises_it(
     far = [[0.0, 0.0, 2.0, 2.0], [60.0, 60.0, 62.0, 62.0]]
     _fixed_proposals(proxy_model, [[far[0], shifted, far[1]], far])
     monkeypatch.setattr(proxy_model.codec, "inject_gt", "never")
-    view = proxy_model._view(batch["inputs"], batch["data_samples"], train=True)
+    view = proxy_model.model_view(batch["inputs"], batch["data_samples"], train=True)
     tok = proxy_model.tokenizer
     r = tok.convert_tokens_to_ids
     for b, expect in ((0, "<r1>"), (1, None)):
@@ -162,16 +164,16 @@ def test_missed_ground_truth_is_injected_at_a_drawn_position(proxy_model, shapes
     far = [[0.0, 0.0, 2.0, 2.0], [60.0, 60.0, 62.0, 62.0]]
     _fixed_proposals(proxy_model, [far, far])
     monkeypatch.setattr(proxy_model.codec, "inject_gt", "missed")
-    proxy_model._view(batch["inputs"], batch["data_samples"], train=True)
+    proxy_model.model_view(batch["inputs"], batch["data_samples"], train=True)
     for s in batch["data_samples"]:
-        regions = np.array(s.metainfo["region_boxes"])
+        regions = np.array(RegionHeader.of(s).boxes)
         assert len(regions) == 3
         gt = s.gt_refs.boxes.numpy()[0]
         assert np.abs(regions - gt).max(axis=1).min() < 1e-3  # the GT itself is a region
     # inference never injects
     samples = [s.clone() for s in batch["data_samples"]]
     proxy_model.prepare_samples(batch["inputs"], samples)
-    assert all(len(s.metainfo["region_boxes"]) == 2 for s in samples)
+    assert all(len(RegionHeader.of(s).boxes) == 2 for s in samples)
 
 
 def test_user_box_becomes_an_extra_region_after_the_header(proxy_model, shapes_root):
@@ -182,7 +184,7 @@ def test_user_box_becomes_an_extra_region_after_the_header(proxy_model, shapes_r
     text = proxy_model.tokenizer.decode(view.input_ids[0])
     assert "<r0><region>." in text.replace(" ", "") and "<r1><region>" in text
     prompt = batch["data_samples"][0]
-    regions = prompt.metainfo["region_boxes"]
+    regions = RegionHeader.of(prompt).boxes
     assert np.allclose(regions[1], prompt.prompt_refs.boxes[0].numpy(), atol=1e-3)
 
 

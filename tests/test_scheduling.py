@@ -4,7 +4,7 @@ from itertools import permutations
 
 import pytest
 
-from unigrounding.scheduling import EXHAUSTIVE_UP_TO, dispatch_order, finish_time
+from unigrounding.ablate.scheduling import EXHAUSTIVE_UP_TO, dispatch_order, finish_time
 
 CHAIN = ("proposer.py", "quantizer.py")
 # train seconds of the six codecs and the stage chain in one quick ablation

@@ -77,6 +77,17 @@ def test_rle_round_trip_and_mask_box():
     assert mask_to_box(np.zeros((4, 4), bool)) is None
 
 
+def test_mask_box_runs_along_pixel_edges():
+    """One past the last pixel: a one-pixel mask is a 1 x 1 box, a full mask the image."""
+    dot = torch.zeros(5, 7, dtype=torch.bool)
+    dot[2, 6] = True
+    assert mask_to_box(dot) == [6.0, 2.0, 7.0, 3.0]
+    assert mask_to_box(np.ones((5, 7), bool)) == [0.0, 0.0, 7.0, 5.0]
+    scattered = np.zeros((9, 9), bool)
+    scattered[[1, 7], [6, 2]] = True  # the box spans both, not just one
+    assert mask_to_box(scattered) == [2.0, 1.0, 7.0, 8.0]
+
+
 def test_rle_decode_names_the_source_on_garbage():
     with pytest.raises(GeometryError, match="ann 7"):
         rle_decode({"counts": 12, "size": [3]}, 4, 4, "ann 7")

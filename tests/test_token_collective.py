@@ -1,5 +1,9 @@
 """token_collective (ClawMachine): mounting, the region sampler, the prompt
-layout of the three perception modes, eq. (1)."""
+layout of the three perception modes, eq. (1), the state prepare records."""
+
+import copy
+import pickle
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -7,6 +11,7 @@ import torch
 from conftest import make_dataset, tiny_model_cfg
 
 from unigrounding.codecs.token_collective import (
+    ImageCodes,
     PatchLattice,
     RegionSampler,
     TokenCollectiveMetric,
@@ -27,6 +32,7 @@ from unigrounding.codecs.token_collective.codec import (
 )
 from unigrounding.data import collate
 from unigrounding.registry import MODELS
+from unigrounding.structures.sample import CodecState
 
 LATTICE = PatchLattice(4, 4, 16.0)  # 64 px, centres at 8, 24, 40, 56
 
@@ -153,17 +159,21 @@ def test_eq1_precision_recall_iou_hand_computed():
     assert collective_scores(set(), 0, {1}) == (0.0, 0.0, 0.0)
 
 
+def _codes(gt_cells: tuple[int, ...]) -> ImageCodes:
+    return ImageCodes((0,) * 16, LATTICE, gt_cells)
+
+
 def test_collective_metric_averages_samples_and_skips_no_target():
     metric = TokenCollectiveMetric()
     metric.process(
         None,
         [
             {
-                "collective_gt_cells": [1, 2],
+                "codec_state": _codes((1, 2)),
                 "pred_refs": {"collective_cells": [[1], [2]], "collective_unplaced": [0, 0]},
             },
-            {"collective_gt_cells": [1, 2], "pred_refs": {}},
-            {"collective_gt_cells": [], "pred_refs": {}},
+            {"codec_state": _codes((1, 2)), "pred_refs": {}},
+            {"codec_state": _codes(()), "pred_refs": {}},
         ],
     )
     out = metric.compute_metrics(metric.results)
@@ -188,10 +198,10 @@ def models():
 def test_image_blocks_of_each_perception_mode(models, shapes_root, mode):
     model = models[mode]
     batch = collate([make_dataset(shapes_root)[i] for i in range(2)])
-    view = model._view(batch["inputs"], batch["data_samples"], train=True)
+    view = model.model_view(batch["inputs"], batch["data_samples"], train=True)
     codec, n = model.codec, model.num_image_tokens
     ids = view.input_ids[0][view.attention_mask[0].bool()].tolist()
-    codes = codec.code_ids[batch["data_samples"][0].metainfo["image_codes"]].tolist()
+    codes = codec.code_ids[list(ImageCodes.of(batch["data_samples"][0]).codes)].tolist()
     continuous = [codec.boi_id, *[model.image_token_id] * n, codec.eoi_id]
     discrete = [codec.boi_id, *codes, codec.eoi_id]
     expected = {
@@ -212,7 +222,7 @@ def test_target_collective_is_the_supervised_mounting_of_the_box(models, shapes_
     batch = collate([make_dataset(shapes_root)[0]])
     sample = batch["data_samples"][0]
     assert TARGET in model.codec.processor.format(sample).turns[1]["text"]
-    view = model._view(batch["inputs"], batch["data_samples"], train=True)
+    view = model.model_view(batch["inputs"], batch["data_samples"], train=True)
     supervised = view.labels[0][view.labels[0] != -100].tolist()
     answer = model.tokenizer.decode(supervised)
     # the answer's collective equals what encode writes once the codes are known
@@ -221,9 +231,9 @@ def test_target_collective_is_the_supervised_mounting_of_the_box(models, shapes_
     parsed = model.codec.processor.parse(expected, sample)
     assert len(parsed) == 1 and parsed.metainfo["parse_failures"] == 0
     box = sample.frame.boxes_to_input(sample.gt_refs.group(0).boxes.numpy())[0]
-    lattice = PatchLattice(*sample.metainfo["code_lattice"])
-    assert sample.metainfo["collective_gt_cells"] == lattice.cells_in_box(box).tolist()
-    codes = [sample.metainfo["image_codes"][c] for c in lattice.cells_in_box(box)]
+    state = ImageCodes.of(sample)
+    assert list(state.gt_cells) == state.lattice.cells_in_box(box).tolist()
+    codes = [state.codes[c] for c in state.lattice.cells_in_box(box)]
     block = [model.codec.boi_id, *model.codec.code_ids[codes].tolist(), model.codec.eoi_id]
     assert _holds(supervised, block)
 
@@ -236,12 +246,42 @@ def test_proposer_runs_to_decode_only(models, shapes_root, monkeypatch):
     real = proposer.propose
     monkeypatch.setattr(proposer, "propose", lambda *a: calls.append(1) or real(*a))
     batch = collate([make_dataset(shapes_root)[i] for i in range(2)])
-    model._view(batch["inputs"], batch["data_samples"], train=True)
+    model.model_view(batch["inputs"], batch["data_samples"], train=True)
     assert calls == []
-    assert "proposal_boxes" not in batch["data_samples"][0].metainfo
-    model._view(batch["inputs"], batch["data_samples"], train=False)
+    assert ImageCodes.of(batch["data_samples"][0]).proposals() == (None, None)
+    model.model_view(batch["inputs"], batch["data_samples"], train=False)
     assert calls == [1]
-    assert "proposal_boxes" in batch["data_samples"][0].metainfo
+    assert ImageCodes.of(batch["data_samples"][0]).proposal_boxes is not None
+
+
+@dataclass(frozen=True)
+class _OtherCodecState(CodecState):
+    pass
+
+
+def test_unprepared_sample_has_no_codes_and_prepared_ones_keep_them(models, shapes_root):
+    """Before prepare (or after another codec's) parse counts every block a
+    failure, encode writes markers and the typed accessor names the sample;
+    the state prepare sets survives clones, pickling and ``to_dict`` (what
+    metrics receive)."""
+    model = models["hybrid"]
+    proc = model.codec.processor
+    item = make_dataset(shapes_root)[0]
+    sample = item["data_samples"]
+    assert sample.codec_state is None and "codec_state" not in sample.to_dict()
+    text = f"{REF} x {BOI}{code_token(1)}{EOI} {BOI}{code_token(2)}{EOI}"
+    for found in ("none", f"a {_OtherCodecState.__name__}"):
+        with pytest.raises(ValueError, match=f"sample {sample.sample_id}: needs the Imag.*{found}"):
+            ImageCodes.of(sample)
+        assert proc.parse(text, sample).metainfo["parse_failures"] == 2
+        assert TARGET in proc.encode(sample.gt_refs.group(0), sample, "target")
+        sample.codec_state = _OtherCodecState()
+    model.prepare_samples(item["inputs"][None], [sample])
+    state = ImageCodes.of(sample)
+    assert len(state.codes) == state.lattice.rows * state.lattice.cols
+    for copied in (sample.clone(), copy.deepcopy(sample), pickle.loads(pickle.dumps(sample))):
+        assert copied.codec_state == state
+    assert sample.to_dict()["codec_state"] is state
 
 
 def _holds(ids: list[int], block: list[int]) -> bool:
@@ -255,9 +295,9 @@ def test_referring_prompt_is_the_mounting_of_the_users_region(models, shapes_roo
     assert PROMPT in model.codec.processor.format(sample).turns[0]["text"]
     view = model.prepare_samples(item["inputs"][None], [sample])
     ids = view.input_ids[0][view.attention_mask[0].bool()].tolist()
-    lattice = PatchLattice(*sample.metainfo["code_lattice"])
-    cells = mount(sample.prompt_refs.group(0), 0, sample, lattice)
-    codes = [sample.metainfo["image_codes"][c] for c in cells]
+    state = ImageCodes.of(sample)
+    cells = mount(sample.prompt_refs.group(0), 0, sample, state.lattice)
+    codes = [state.codes[c] for c in cells]
     block = [model.codec.boi_id, *model.codec.code_ids[codes].tolist(), model.codec.eoi_id]
     assert _holds(ids, block) and model.codec.prompt_id not in ids
     # encoding the prepared sample writes the same collective directly

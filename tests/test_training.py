@@ -75,6 +75,7 @@ def test_train_exports_safetensors_and_loads_through_the_api(shapes_root, tmp_pa
     from PIL import Image
 
     from unigrounding.cli.main import main
+    from unigrounding.visualize import output_size
 
     png = tmp_path / "demo.png"
     main(
@@ -90,7 +91,8 @@ def test_train_exports_safetensors_and_loads_through_the_api(shapes_root, tmp_pa
             str(png),
         ]
     )
-    assert Image.open(png).size[0] == Image.open(image).size[0] * 4
+    # drawn at the scaled size (a title bar may add to the height)
+    assert Image.open(png).size[0] == output_size(*Image.open(image).size)[0]
 
 
 class Interrupted(Exception):

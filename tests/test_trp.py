@@ -199,7 +199,7 @@ def test_mask_guided_aggregation_pools_each_block_and_adds_the_index_code():
 def test_vpt_prompts_are_replaced_by_the_projected_aggregation(trp_model, shapes_root):
     ds = make_dataset(shapes_root, task="reg")
     batch = collate([ds[i] for i in range(2)])
-    view = trp_model._view(batch["inputs"], batch["data_samples"], train=True)
+    view = trp_model.model_view(batch["inputs"], batch["data_samples"], train=True)
     is_vpt = view.input_ids == trp_model.codec.vpt_id
     assert is_vpt.sum(1).tolist() == [4, 4]  # one prompt, 2 x 2 blocks
     embeds = trp_model._embed(view)
@@ -249,7 +249,7 @@ def test_pyramid_fuses_the_image_tokens_the_llm_reads(rec_batch, fused):
     ]
     images = rec_batch["inputs"][:1].repeat(2, 1, 1, 1)
     with torch.no_grad():
-        view = model._view(images, [sample, other], train=False)
+        view = model.model_view(images, [sample, other], train=False)
     for level in view.feature_pyramid:
         assert torch.equal(level[0], level[1]) is not fused
 

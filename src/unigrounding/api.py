@@ -26,6 +26,11 @@ from .structures import (
     square_resize_frame,
 )
 
+# at load, not lazily in visualize(): a submodule's first import binds it on its
+# package, which would replace ``ug.visualize`` (this module's function) once
+# the package has bound it
+from .visualize import draw_refs
+
 Prompt = Box | Point | Scribble | Mask
 
 
@@ -114,8 +119,12 @@ def load(path: str | Path, map_location: str = "cpu") -> Grounder:
     return grounder
 
 
-def visualize(image, refs: RefTargets, title: str | None = None) -> Image.Image:
-    """Draw boxes, masks and points (with phrases) onto ``image``."""
-    from .visualize import draw_refs
-
+def visualize(
+    image: str | Path | Image.Image | np.ndarray, refs: RefTargets, title: str | None = None
+) -> Image.Image:
+    """A new image: ``image`` (a path, PIL image or array, read upright by
+    its EXIF orientation) with the boxes, masks and points of ``refs`` (in its
+    original pixels) and their phrases drawn on, sized by
+    :func:`unigrounding.visualize.output_size` (small images upscaled, large
+    ones capped at 2048 px on the long side)."""
     return draw_refs(load_rgb(image, "visualize image"), refs, title=title)

@@ -16,7 +16,7 @@ from .structures import GroundingDataSample, RefTargets, paired_box_iou
 def prepared_samples(model, items: list[dict], batch_size: int = 50) -> list[GroundingDataSample]:
     """The samples of dataset ``items`` after the model's ``prepare`` pass:
     image-dependent codec state (e.g. ``region_proxy``'s regions) lands in
-    their metainfo, so the ceiling is measured on what the model would see."""
+    their ``codec_state``, so the ceiling is measured on what the model would see."""
     samples = [item["data_samples"] for item in items]
     model.eval()
     for i in range(0, len(items), batch_size):

@@ -114,7 +114,7 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
 
 
 def _cmd_roundtrip(args: argparse.Namespace) -> None:
-    from ..ablate import codec_roundtrip
+    from ..codec_ceiling import codec_roundtrip
 
     result = codec_roundtrip(args.codec, n=args.n, config_dir_path=args.config_dir)
     text = json.dumps(result, indent=2)

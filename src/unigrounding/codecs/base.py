@@ -202,7 +202,7 @@ class Codec(nn.Module):
     default_decoders: ClassVar[dict[str, dict[str, Any]]] = {}
     #: Proposers likewise (name → config); the model gives each the tower's
     #: level channels and strides, and keeps them frozen (they are trained in
-    #: their own detection stage, e.g. ``ProposerPretrainer``).
+    #: their own detection stage, e.g. ``proposers.pretrain.ProposerPretrainer``).
     default_proposers: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, processor: Processor) -> None:

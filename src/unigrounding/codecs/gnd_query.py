@@ -1,5 +1,5 @@
 """``gnd_query``: UGLMM's grounding tokens and query decoder
-(``../shared/papers/uglmm_supplementary.txt``).
+(UGLMM's supplementary material [docs/papers.md]).
 
 Output: each grounded object is followed by ``k`` ``[GND]`` tokens (UGLMM's
 default 3; its Table 5 ablates 1 / 2 / 3 / 5) — ``the red circle

@@ -1,5 +1,5 @@
 """``region_proxy``: Groma's localized visual tokenization
-(``../shared/papers/groma.txt``, sections 3.1-3.2).
+(Groma [docs/papers.md], sections 3.1-3.2).
 
 A class-agnostic proposer (:class:`~unigrounding.proposers.DeformableDetrProposer`,
 trained in its own detection stage and frozen here) finds regions; each kept
@@ -13,7 +13,8 @@ the k-th region's box. A user-given box is one more region with its own proxy
 Which proxy a ground-truth box gets, and how many regions there are, depend on
 the image: the processor writes deferred markers (``<regions>``, ``<r_gt>``,
 ``<r_user>``) and :meth:`RegionProxyCodec.prepare` resolves them once the
-proposals exist, rewriting the token sequence.
+proposals exist, rewriting the token sequence; it leaves each sample's
+regions in its ``codec_state`` (:class:`RegionHeader`), which ``parse`` reads.
 
 Choices the paper leaves open:
 
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -50,6 +52,7 @@ from torchvision.ops import box_iou, roi_align
 
 from ..registry import CODECS
 from ..structures import GroundingDataSample, RefTargets
+from ..structures.sample import CodecState
 from .base import Codec, ModelView, Processor, Rendered, group_phrase, rewrite_tokens
 
 REGION, REGIONS = "<region>", "<regions>"
@@ -65,10 +68,19 @@ def proxy(k: int) -> str:
     return f"<r{k}>"
 
 
+@dataclass(frozen=True)
+class RegionHeader(CodecState):
+    """What :meth:`RegionProxyCodec.prepare` records of one sample: ``boxes``,
+    the regions ``<r0>``, ``<r1>``, ... stand for (the header's, then the
+    user's), xyxy in original-image pixels."""
+
+    boxes: tuple[tuple[float, ...], ...]
+
+
 @CODECS.register_module()
 class RegionProxyProcessor(Processor):
     """Groma's syntax with deferred proxies; :meth:`parse` reads ``<r_k>`` back
-    through the sample's ``region_boxes`` (set by the codec's ``prepare``).
+    through the sample's :class:`RegionHeader` (set by the codec's ``prepare``).
 
     Args:
         num_proxies: proxy tokens ``<r0>`` ... in the vocabulary; proposals
@@ -129,8 +141,9 @@ class RegionProxyProcessor(Processor):
 
     def parse(self, text: str, sample: GroundingDataSample) -> RefTargets:
         """One group per ``<roi>`` block (its phrase the preceding ``<p>``
-        block); a proxy beyond the sample's regions is a failure."""
-        regions = np.asarray(sample.metainfo.get("region_boxes", []), dtype=np.float64)
+        block); a proxy beyond the sample's regions (all of them, before
+        ``prepare``) is a failure."""
+        regions = _regions(sample)
         boxes, phrases, groups, failures = [], [], [], 0
         last_end = 0
         for g, block in enumerate(_ROI.finditer(text)):
@@ -260,7 +273,8 @@ class RegionProxyCodec(Codec):
             replacements.append(changes)
             regions = torch.cat([regions, prompts]) if len(prompts) else regions
             all_regions.append(regions)
-            sample.set_metainfo({"region_boxes": frame.boxes_to_original(regions.numpy()).tolist()})
+            original = frame.boxes_to_original(regions.numpy())
+            sample.codec_state = RegionHeader(tuple(map(tuple, original.tolist())))
         rewrite_tokens(view, replacements, self.tokenizer.pad_token_id)
         view.codec_state["region_tokens"] = self._encode_regions(view, all_regions, image_size)
 
@@ -311,7 +325,7 @@ class RegionProxyCodec(Codec):
         is_region = view.input_ids == self.region_id
         if not is_region.any():
             return embeds
-        counts = [len(s.metainfo["region_boxes"]) for s in view.samples]
+        counts = [len(RegionHeader.of(s).boxes) for s in view.samples]
         offsets = torch.tensor([0, *np.cumsum(counts)[:-1]], device=embeds.device)
         rows, cols = is_region.nonzero(as_tuple=True)
         k = self.proxy_number.to(embeds.device)[view.input_ids[rows, cols - 1]]
@@ -329,12 +343,20 @@ class RegionProxyCodec(Codec):
         """The ideal proxies: each target instance's best-IoU region (the
         ceiling is the proposer's, not the syntax's)."""
         target = sample.gt_refs.group(0)
-        regions = torch.as_tensor(sample.metainfo.get("region_boxes", []), dtype=torch.float32)
+        regions = torch.as_tensor(_regions(sample), dtype=torch.float32)
         if not len(regions):
             return RefTargets.empty(parse_failures=len(target))
-        best = self._assign(regions.reshape(-1, 4), target.boxes.float())
+        best = self._assign(regions, target.boxes.float())
         refs = RefTargets.build(regions[best], phrases=target.phrases, group_ids=[0] * len(target))
         return refs
+
+
+def _regions(sample: GroundingDataSample) -> np.ndarray:
+    """``(K, 4)`` the sample's regions; none before ``prepare``."""
+    state = RegionHeader.get(sample)
+    if state is None:
+        return np.zeros((0, 4))
+    return np.asarray(state.boxes, dtype=np.float64).reshape(-1, 4)
 
 
 def _boxes_of(refs: RefTargets, groups: list[int], frame) -> torch.Tensor:

@@ -1,18 +1,14 @@
 """Codec-neutral datasets and the packing pipeline."""
 
-from .coco import CocoCellLabelDataset, CocoDetectionDataset
+from .annotations import AnnotationError
+from .base import GroundingDataset
+from .coco import CocoCellLabelDataset, CocoDetectionDataset, read_instances
 from .flickr30k import Flickr30kEntitiesDataset
 from .importers import LLaVAShikraDataset, SwiftGroundingDataset
 from .lvis_ground import LVISGroundDataset
 from .pipeline import PackGroundingSample, collate, image_tensor, load_rgb
-from .refcoco import (
-    AnnotationError,
-    RefCOCODataset,
-    ShapesRefDataset,
-    read_instances,
-    read_refs,
-)
-from .shapesref import write_shapesref
+from .refcoco import RefCOCODataset, read_refs
+from .shapesref import ShapesRefDataset, write_shapesref
 from .visual_genome import VisualGenomeRegionDataset
 
 __all__ = [
@@ -20,13 +16,12 @@ __all__ = [
     "CocoCellLabelDataset",
     "CocoDetectionDataset",
     "Flickr30kEntitiesDataset",
-    "LLaVAShikraDataset",
+    "GroundingDataset",
     "LLaVAShikraDataset",
     "LVISGroundDataset",
     "PackGroundingSample",
     "RefCOCODataset",
     "ShapesRefDataset",
-    "SwiftGroundingDataset",
     "SwiftGroundingDataset",
     "VisualGenomeRegionDataset",
     "collate",

@@ -1,5 +1,8 @@
-"""Datasets over a plain COCO instances file (no referring expressions).
+"""COCO instances files: their reader, and datasets over a plain one (no
+referring expressions).
 
+* :func:`read_instances` — images, annotations and category names by id (the
+  RefCOCO loader reads its ``instances.json`` with it too).
 * :class:`CocoDetectionDataset` — class-agnostic boxes of every object of an
   image, for a proposer's detection stage (Groma's detection pretraining: "any
   COCO-format detection data").
@@ -12,14 +15,29 @@ pipelines are deterministic and the stages read every image many times.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from mmengine.dataset import BaseDataset
-from mmengine.registry import DefaultScope
-
-from ..registry import DATASETS, SCOPE
+from ..registry import DATASETS
 from ..structures import validate_box, xywh_to_xyxy
-from .refcoco import AnnotationError, read_instances
+from .annotations import AnnotationError, annotation_errors, require_file
+from .base import GroundingDataset
+
+
+def read_instances(
+    path: str | Path,
+) -> tuple[dict[int, dict], dict[int, dict], dict[int, str]]:
+    """Images, annotations and category names of a COCO instances file, by
+    id, validated."""
+    path = require_file(Path(path), "instances file")
+    with annotation_errors(
+        path, "malformed COCO instances file", (json.JSONDecodeError, KeyError, TypeError)
+    ):
+        coco = json.loads(path.read_text())
+        images = {int(img["id"]): img for img in coco["images"]}
+        anns = {int(a["id"]): a for a in coco["annotations"]}
+        categories = {int(c["id"]): str(c["name"]) for c in coco.get("categories", [])}
+    return images, anns, categories
 
 
 class _CachedPacking:
@@ -36,7 +54,7 @@ class _CachedPacking:
 
 
 @DATASETS.register_module()
-class CocoDetectionDataset(_CachedPacking, BaseDataset):
+class CocoDetectionDataset(_CachedPacking, GroundingDataset):
     """One sample per image of ``data_root/instances_file``: every object's box
     as a ground-truth instance (group 0, unit ``box``; categories are dropped),
     packed by :class:`~unigrounding.data.PackGroundingSample`.
@@ -58,12 +76,10 @@ class CocoDetectionDataset(_CachedPacking, BaseDataset):
         **kwargs,
     ) -> None:
         self.instances_file, self.img_dir, self.split = instances_file, img_dir, split
-        self.max_samples = max_samples
         self._packed = {} if cache else None
-        with DefaultScope.overwrite_default_scope(SCOPE):
-            super().__init__(data_root=data_root, **kwargs)
+        super().__init__(data_root, max_samples, **kwargs)
 
-    def load_data_list(self) -> list[dict]:
+    def load_samples(self) -> list[dict]:
         path = Path(self.data_root) / self.instances_file
         images, anns, _ = read_instances(path)
         by_image: dict[int, list] = {}
@@ -71,10 +87,8 @@ class CocoDetectionDataset(_CachedPacking, BaseDataset):
             if ann.get("iscrowd", 0):
                 continue
             where = f"{path} ann_id={ann['id']}"
-            try:
+            with annotation_errors(where, "no readable bbox"):
                 xyxy = xywh_to_xyxy(ann["bbox"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise AnnotationError(f"{where}: no readable bbox ({exc!r})") from exc
             box = validate_box(xyxy, where).tolist()  # GeometryError names file and id
             by_image.setdefault(int(ann["image_id"]), []).append(
                 {
@@ -84,7 +98,7 @@ class CocoDetectionDataset(_CachedPacking, BaseDataset):
                     "group": 0,
                 }
             )
-        records = [
+        return [
             {
                 "sample_id": f"image {image_id}",
                 "image_path": str(Path(self.data_root) / self.img_dir / img["file_name"]),
@@ -97,11 +111,10 @@ class CocoDetectionDataset(_CachedPacking, BaseDataset):
             for image_id, img in sorted(images.items())
             if self.split is None or img["file_name"].startswith(self.split)
         ]
-        return records[: self.max_samples]
 
 
 @DATASETS.register_module()
-class CocoCellLabelDataset(_CachedPacking, BaseDataset):
+class CocoCellLabelDataset(_CachedPacking, GroundingDataset):
     """Images of a COCO instances file with per-object attribute classes, for
     :class:`~unigrounding.models.cell_pretrain.CellAttributePretrainer`.
 
@@ -127,10 +140,9 @@ class CocoCellLabelDataset(_CachedPacking, BaseDataset):
         self.attributes, self.instances_file = attributes, instances_file
         self.img_dir, self.split = img_dir, split
         self._packed: dict[int, dict] | None = {} if cache else None
-        with DefaultScope.overwrite_default_scope(SCOPE):
-            super().__init__(data_root=data_root, **kwargs)
+        super().__init__(data_root, **kwargs)
 
-    def load_data_list(self) -> list[dict]:
+    def load_samples(self) -> list[dict]:
         path = Path(self.data_root) / self.instances_file
         images, anns, _ = read_instances(path)
         by_image: dict[int, list] = {}

@@ -18,12 +18,10 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from mmengine.dataset import BaseDataset
-from mmengine.registry import DefaultScope
-
-from ..registry import DATASETS, SCOPE
-from ..structures import GeometryError, validate_box
-from .refcoco import AnnotationError
+from ..registry import DATASETS
+from ..structures import validate_box
+from .annotations import AnnotationError, annotation_errors, require_file
+from .base import GroundingDataset
 from .tasks import TASK_TEMPLATES
 
 _PHRASE = re.compile(r"\[/EN#(\d+)/[^\s\]]*\s+([^\]]*)\]")
@@ -31,7 +29,11 @@ _PHRASE = re.compile(r"\[/EN#(\d+)/[^\s\]]*\s+([^\]]*)\]")
 
 def read_entity_boxes(path: Path) -> tuple[dict[str, list[list[float]]], tuple[int, int]]:
     """Entity id → boxes, and the image's ``(height, width)``, of one XML file."""
-    try:
+    with annotation_errors(
+        path,
+        "malformed Flickr30k Entities annotation",
+        (ET.ParseError, AttributeError, TypeError, ValueError),
+    ):
         root = ET.parse(path).getroot()
         size = root.find("size")
         hw = (int(size.findtext("height")), int(size.findtext("width")))
@@ -47,10 +49,6 @@ def read_entity_boxes(path: Path) -> tuple[dict[str, list[list[float]]], tuple[i
             validate_box(box, f"{path} object {[n.text for n in obj.iter('name')]}")
             for name in obj.iter("name"):
                 boxes.setdefault(name.text.strip(), []).append(box)
-    except GeometryError:
-        raise
-    except (ET.ParseError, AttributeError, TypeError, ValueError) as exc:
-        raise AnnotationError(f"{path}: malformed Flickr30k Entities annotation ({exc!r})") from exc
     return boxes, hw
 
 
@@ -74,7 +72,7 @@ def grounded_caption(line: str, boxes: dict[str, list[list[float]]]) -> tuple[st
 
 
 @DATASETS.register_module()
-class Flickr30kEntitiesDataset(BaseDataset):
+class Flickr30kEntitiesDataset(GroundingDataset):
     """Args:
     data_root: folder with ``Annotations/``, ``Sentences/``, the split files
         and ``img_dir``.
@@ -92,15 +90,11 @@ class Flickr30kEntitiesDataset(BaseDataset):
         **kwargs,
     ) -> None:
         self.split, self.img_dir, self.sentence = split, img_dir, sentence
-        self.max_samples = max_samples
-        with DefaultScope.overwrite_default_scope(SCOPE):
-            super().__init__(data_root=data_root, **kwargs)
+        super().__init__(data_root, max_samples, **kwargs)
 
-    def load_data_list(self) -> list[dict]:
+    def load_samples(self) -> list[dict]:
         root = Path(self.data_root)
-        split_file = root / f"{self.split}.txt"
-        if not split_file.exists():
-            raise FileNotFoundError(f"Flickr30k Entities split file not found: {split_file}")
+        split_file = require_file(root / f"{self.split}.txt", "Flickr30k Entities split file")
         question = TASK_TEMPLATES["gcg"][0]
         samples = []
         for image_id in split_file.read_text().split():
@@ -128,4 +122,4 @@ class Flickr30kEntitiesDataset(BaseDataset):
                     ],
                 }
             )
-        return samples[: self.max_samples] if self.max_samples else samples
+        return samples

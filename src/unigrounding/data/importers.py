@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
-from mmengine.dataset import BaseDataset
-from mmengine.registry import DefaultScope
-from PIL import Image
-
-from ..registry import DATASETS, SCOPE
+from ..registry import DATASETS
 from ..structures import validate_box
-from .refcoco import AnnotationError
+from .annotations import AnnotationError, annotation_errors, read_json, record_name, require_file
+from .base import GroundingDataset
+from .pipeline import image_hw
 
 _SWIFT_TOKEN = re.compile(r"<ref-object>|<bbox>")
 _NUM = r"\s*(-?\d+(?:\.\d+)?)\s*"
@@ -55,21 +54,16 @@ def _shikra_slots(text: str, kind: str, into: list, hw: tuple[int, int], where: 
     return _SHIKRA.sub(slot, text)
 
 
-class _ConversationImporter(BaseDataset):
+class _ConversationImporter(GroundingDataset):
     def __init__(
         self, data_root: str, file: str, img_dir: str = "", max_samples: int | None = None, **kwargs
     ) -> None:
-        self.file, self.img_dir, self.max_samples = file, img_dir, max_samples
-        with DefaultScope.overwrite_default_scope(SCOPE):
-            super().__init__(data_root=data_root, **kwargs)
+        self.file, self.img_dir = file, img_dir
+        super().__init__(data_root, max_samples, **kwargs)
 
     def _image(self, name: str, where: str) -> tuple[str, tuple[int, int]]:
         path = Path(self.data_root) / self.img_dir / name
-        try:
-            with Image.open(path) as img:
-                return str(path), (img.height, img.width)
-        except OSError as exc:
-            raise FileNotFoundError(f"{where}: cannot read image {path} ({exc})") from exc
+        return str(path), image_hw(path, where)
 
     @staticmethod
     def _record(sid, image, hw, turns, gt, prompts, where) -> dict:
@@ -97,24 +91,21 @@ class SwiftGroundingDataset(_ConversationImporter):
     def __init__(self, data_root: str, file: str = "train.jsonl", **kwargs) -> None:
         super().__init__(data_root, file, **kwargs)
 
-    def load_data_list(self) -> list[dict]:
-        path = Path(self.data_root) / self.file
-        if not path.exists():
-            raise FileNotFoundError(f"ms-swift file not found: {path}")
-        samples = []
+    def load_samples(self) -> Iterator[dict]:
+        path = require_file(Path(self.data_root) / self.file, "ms-swift file")
         for n, line in enumerate(path.read_text().splitlines(), start=1):
             if not line.strip():
                 continue
             where = f"{path} line {n}"
-            try:
+            with annotation_errors(
+                where, errors=(json.JSONDecodeError, KeyError, IndexError, TypeError)
+            ):
                 rec = json.loads(line)
                 objects = rec.get("objects") or {}
                 refs, boxes = list(objects.get("ref", [])), list(objects.get("bbox", []))
                 scale = objects.get("bbox_type", "real")
                 image, hw = self._image(rec["images"][0], where)
                 messages = [m for m in rec["messages"] if m["role"] != "system"]
-            except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
-                raise AnnotationError(f"{where}: malformed record ({exc!r})") from exc
             if scale not in ("real", "norm1000"):
                 raise AnnotationError(f"{where}: unknown bbox_type {scale!r}")
             gt, prompts, turns = [], [], []
@@ -157,10 +148,7 @@ class SwiftGroundingDataset(_ConversationImporter):
                     pieces.append(f"{{{kind}:{len(into) - 1}}}")
                 pieces.append(text[last:])
                 turns.append({"role": role, "text": "".join(pieces)})
-            samples.append(self._record(f"swift-{n}", image, hw, turns, gt, prompts, where))
-            if self.max_samples and len(samples) >= self.max_samples:
-                break
-        return samples
+            yield self._record(f"swift-{n}", image, hw, turns, gt, prompts, where)
 
 
 @DATASETS.register_module()
@@ -170,31 +158,15 @@ class LLaVAShikraDataset(_ConversationImporter):
     def __init__(self, data_root: str, file: str = "data.json", **kwargs) -> None:
         super().__init__(data_root, file, **kwargs)
 
-    def load_data_list(self) -> list[dict]:
+    def load_samples(self) -> Iterator[dict]:
         path = Path(self.data_root) / self.file
-        if not path.exists():
-            raise FileNotFoundError(f"LLaVA file not found: {path}")
-        try:
-            records = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise AnnotationError(f"{path}: not valid JSON ({exc})") from exc
-        samples = []
-        for i, rec in enumerate(records):
-            where = (
-                f"{path} record #{i} (id={rec.get('id', '?') if isinstance(rec, dict) else '?'})"
-            )
-            try:
+        for i, rec in enumerate(read_json(path, "LLaVA file")):
+            where = record_name(path, "record", i, rec, "id")
+            with annotation_errors(where, errors=(KeyError, TypeError)):
                 image, hw = self._image(rec["image"], where)
                 conversation = [(_ROLES[t["from"]], t["value"]) for t in rec["conversations"]]
-            except (KeyError, TypeError) as exc:
-                raise AnnotationError(f"{where}: malformed record ({exc!r})") from exc
             gt, prompts, turns = [], [], []
             for role, text in conversation:
                 into, kind = (gt, "target") if role == "assistant" else (prompts, "prompt")
                 turns.append({"role": role, "text": _shikra_slots(text, kind, into, hw, where)})
-            samples.append(
-                self._record(f"llava-{rec.get('id', i)}", image, hw, turns, gt, prompts, where)
-            )
-            if self.max_samples and len(samples) >= self.max_samples:
-                break
-        return samples
+            yield self._record(f"llava-{rec.get('id', i)}", image, hw, turns, gt, prompts, where)

@@ -15,18 +15,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mmengine.dataset import BaseDataset
-from mmengine.registry import DefaultScope
-
-from ..registry import DATASETS, SCOPE
+from ..registry import DATASETS
 from ..structures import validate_box, xywh_to_xyxy
-from .refcoco import AnnotationError
+from .annotations import AnnotationError, annotation_errors, record_name, require_file
+from .base import GroundingDataset
 
 QUESTION = "<image>\nLocate every {category} in the image."
 
 
 @DATASETS.register_module()
-class LVISGroundDataset(BaseDataset):
+class LVISGroundDataset(GroundingDataset):
     """Args:
     data_root: folder with the annotation file and the image folder.
     lvis_file: LVIS annotation JSON.
@@ -46,29 +44,22 @@ class LVISGroundDataset(BaseDataset):
         **kwargs,
     ) -> None:
         self.lvis_file, self.img_dir = lvis_file, img_dir
-        self.images_per_category, self.max_samples = images_per_category, max_samples
-        with DefaultScope.overwrite_default_scope(SCOPE):
-            super().__init__(data_root=data_root, **kwargs)
+        self.images_per_category = images_per_category
+        super().__init__(data_root, max_samples, **kwargs)
 
-    def load_data_list(self) -> list[dict]:
-        path = Path(self.data_root) / self.lvis_file
-        if not path.exists():
-            raise FileNotFoundError(f"LVIS annotation file not found: {path}")
-        try:
+    def load_samples(self) -> list[dict]:
+        path = require_file(Path(self.data_root) / self.lvis_file, "LVIS annotation file")
+        with annotation_errors(path, "malformed LVIS annotation file"):
             lvis = json.loads(path.read_text())
             categories = {int(c["id"]): c["name"] for c in lvis["categories"]}
             images = {int(i["id"]): i for i in lvis["images"]}
             annotations = lvis["annotations"]
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise AnnotationError(f"{path}: malformed LVIS annotation file ({exc!r})") from exc
         groups: dict[tuple[int, int], list[dict]] = {}
         for i, ann in enumerate(annotations):
-            where = f"{path} annotation #{i} (id={ann.get('id', '?')})"
-            try:
+            where = record_name(path, "annotation", i, ann, "id")
+            with annotation_errors(where):
                 key = (int(ann["category_id"]), int(ann["image_id"]))
                 box = xywh_to_xyxy(ann["bbox"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise AnnotationError(f"{where}: malformed record ({exc!r})") from exc
             if key[0] not in categories or key[1] not in images:
                 raise AnnotationError(f"{where}: unknown category or image id {key}")
             validate_box(box, where)
@@ -86,7 +77,7 @@ class LVISGroundDataset(BaseDataset):
                         path,
                     )
                 )
-        return samples[: self.max_samples] if self.max_samples else samples
+        return samples
 
     def _sample(self, category_id: int, name: str, image: dict, targets: list[dict], path) -> dict:
         name = name.replace("_", " ")

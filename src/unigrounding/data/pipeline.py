@@ -4,12 +4,14 @@ resize as a :class:`Frame`, decode geometry into :class:`RefTargets` and pack a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 from mmengine.registry import FUNCTIONS
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..registry import TRANSFORMS
 from ..structures import GroundingDataSample, RefTargets, rle_decode, square_resize_frame
@@ -18,17 +20,44 @@ MASK_UNITS = ("mask", "scribble", "point")  # point / scribble prompts are place
 
 
 def load_rgb(image: str | Path | Image.Image | np.ndarray, where: str = "image") -> Image.Image:
-    """An RGB PIL image from a path, PIL image or ``(H, W, 3)`` array."""
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
+    """An RGB PIL image from a path, PIL image or ``(H, W, 3)`` array, turned
+    upright by its EXIF orientation (``ImageOps.exif_transpose``): every image
+    the library reads comes through here, so geometry is always in the frame a
+    viewer shows.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for one
+    PIL cannot read, both naming ``where``."""
     if isinstance(image, np.ndarray):
         return Image.fromarray(image.astype(np.uint8)).convert("RGB")
-    path = Path(image)
+    if isinstance(image, Image.Image):
+        return ImageOps.exif_transpose(image).convert("RGB")
+    with _reading(image, where) as img:
+        return ImageOps.exif_transpose(img).convert("RGB")
+
+
+def image_hw(path: str | Path, where: str = "image") -> tuple[int, int]:
+    """``(height, width)`` of the image :func:`load_rgb` reads from ``path``,
+    from the file's header where the format allows (for a PNG, Pillow decodes
+    the file to find EXIF stored after the pixels). Errors as :func:`load_rgb`."""
+    with _reading(path, where) as img:
+        width, height = img.size
+        # orientations 5-8 transpose the stored pixels (exif_transpose reads the
+        # same tag), so the upright image has width and height swapped
+        if img.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):
+            width, height = height, width
+    return height, width
+
+
+@contextmanager
+def _reading(path: str | Path, where: str) -> Iterator[Image.Image]:
+    """``path`` opened with PIL; errors at opening or while the block decodes
+    become the ones :func:`load_rgb` documents."""
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{where}: image file not found: {path}")
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            yield img
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"{where}: unreadable image file {path} ({exc})") from exc
 

@@ -16,24 +16,19 @@ import pickle
 import re
 from pathlib import Path
 
-from mmengine.dataset import BaseDataset
-from mmengine.registry import DefaultScope
-
-from ..registry import DATASETS, SCOPE
-from ..structures import SLOT_PATTERN, GeometryError, validate_box
+from ..registry import DATASETS
+from ..structures import SLOT_PATTERN, validate_box
+from .annotations import AnnotationError, annotation_errors, read_json, record_name, require_file
+from .base import GroundingDataset
+from .coco import read_instances
 from .tasks import NO_TARGET_ANSWER, REG_PROMPT_UNITS, TASK_TEMPLATES, TASK_UNITS
-
-
-class AnnotationError(ValueError):
-    """A malformed annotation file or record; the message names file and record."""
 
 
 def read_refs(path: str | Path, allow_pickle: bool = False) -> list[dict]:
     """Load a refs list from JSON, or from a RefCOCO pickle when explicitly allowed."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"refs file not found: {path}")
     if path.suffix == ".p":
+        require_file(path, "refs file")
         if not allow_pickle:
             raise AnnotationError(
                 f"{path}: refusing to unpickle (pickle runs code). Pass allow_pickle=True if you "
@@ -42,35 +37,22 @@ def read_refs(path: str | Path, allow_pickle: bool = False) -> list[dict]:
         with path.open("rb") as f:
             refs = pickle.load(f)
     else:
-        try:
-            refs = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise AnnotationError(f"{path}: not valid JSON ({exc})") from exc
+        refs = read_json(path, "refs file")
     if not isinstance(refs, list):
         raise AnnotationError(f"{path}: expected a list of refs, got {type(refs).__name__}")
     return refs
 
 
-def read_instances(
-    path: str | Path,
-) -> tuple[dict[int, dict], dict[int, dict], dict[int, str]]:
-    """Images, annotations and category names of a COCO instances file, by
-    id, validated."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"instances file not found: {path}")
-    try:
-        coco = json.loads(path.read_text())
-        images = {int(img["id"]): img for img in coco["images"]}
-        anns = {int(a["id"]): a for a in coco["annotations"]}
-        categories = {int(c["id"]): str(c["name"]) for c in coco.get("categories", [])}
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise AnnotationError(f"{path}: malformed COCO instances file ({exc!r})") from exc
-    return images, anns, categories
+def convert_refs_pickle(path: str | Path, out: str | Path | None = None) -> Path:
+    """Turn a trusted RefCOCO ``refs(*).p`` into the equivalent JSON, once."""
+    refs = read_refs(path, allow_pickle=True)
+    out = Path(out) if out else Path(path).with_suffix(".json")
+    out.write_text(json.dumps(refs))
+    return out
 
 
 @DATASETS.register_module()
-class RefCOCODataset(BaseDataset):
+class RefCOCODataset(GroundingDataset):
     """Referring samples from ``data_root/instances.json`` + ``data_root/refs_file``.
 
     Args:
@@ -81,7 +63,7 @@ class RefCOCODataset(BaseDataset):
         img_dir: image folder, relative to ``data_root``.
         turns_per_sample: group this many sentences of one image into one multi-turn
             conversation (training efficiency: the image is encoded once).
-        max_samples: keep only the first ``max_samples`` samples (``None``: all).
+        max_samples: keep only the first ``max_samples`` samples (``None`` or 0: all).
         allow_pickle: permit reading a ``.p`` refs file.
     """
 
@@ -102,28 +84,22 @@ class RefCOCODataset(BaseDataset):
             raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_TEMPLATES)}")
         self.refs_file, self.split, self.task = refs_file, split, task
         self.img_dir, self.instances_file = img_dir, instances_file
-        self.turns_per_sample, self.max_samples = turns_per_sample, max_samples
-        self.allow_pickle = allow_pickle
-        with DefaultScope.overwrite_default_scope(SCOPE):  # resolve pipeline names in our scope
-            super().__init__(data_root=data_root, **kwargs)
+        self.turns_per_sample, self.allow_pickle = turns_per_sample, allow_pickle
+        super().__init__(data_root, max_samples, **kwargs)
 
-    def load_data_list(self) -> list[dict]:
+    def load_samples(self) -> list[dict]:
         root = Path(self.data_root)
         refs_path = root / self.refs_file
         images, anns, categories = read_instances(root / self.instances_file)
         samples: list[dict] = []
         for idx, ref in enumerate(read_refs(refs_path, self.allow_pickle)):
-            where = f"{refs_path} ref #{idx} (ref_id={ref.get('ref_id', '?') if isinstance(ref, dict) else '?'})"
-            try:
+            where = record_name(refs_path, "ref", idx, ref, "ref_id")
+            with annotation_errors(where):
                 if ref["split"] != self.split:
                     continue
                 image = images[int(ref["image_id"])]
                 targets = self._targets(ref["ann_id"], anns, where)
                 sentences = [s["sent"] for s in ref["sentences"]]
-            except (KeyError, TypeError, ValueError) as exc:
-                if isinstance(exc, GeometryError):
-                    raise
-                raise AnnotationError(f"{where}: malformed record ({exc!r})") from exc
             for k, sent in enumerate(sentences):
                 samples.append(self._sample(ref, image, targets, sent, k, where))
         if self.task == "gcg":
@@ -132,7 +108,7 @@ class RefCOCODataset(BaseDataset):
             samples = self._detection(samples, images, anns, categories)
         elif self.turns_per_sample > 1:
             samples = self._group_turns(samples)
-        return samples[: self.max_samples] if self.max_samples else samples
+        return samples
 
     def _targets(self, ann_id, anns: dict, where: str) -> list[dict]:
         ids = ann_id if isinstance(ann_id, list) else [ann_id]
@@ -299,40 +275,3 @@ def _shift_slots(turn: dict, shift: dict[str, int]) -> dict:
         return "{" + m.group(1) + ":" + str(int(m.group(2)) + shift[m.group(1)]) + "}"
 
     return dict(turn, text=re.sub(SLOT_PATTERN, bump, turn["text"]))
-
-
-@DATASETS.register_module()
-class ShapesRefDataset(RefCOCODataset):
-    """:class:`RefCOCODataset` over ShapesRef, generated into ``data_root`` on first use.
-
-    ``refs_file`` defaults to the RefCOCO-style refs, or the gRefCOCO-style grefs
-    for ``task="gres"``. ``scene`` overrides :class:`~.shapesref.SceneConfig`
-    fields. Generation is deterministic in ``seed`` / ``n_train`` / ``n_val`` /
-    ``scene``, and skipped when ``data_root`` already holds the same data.
-    """
-
-    def __init__(
-        self,
-        data_root: str,
-        seed: int = 0,
-        n_train: int = 2000,
-        n_val: int = 200,
-        scene: dict | None = None,
-        task: str = "rec",
-        refs_file: str | None = None,
-        **kwargs,
-    ) -> None:
-        from .shapesref import GREFS_FILE, REFS_FILE, SceneConfig, write_shapesref
-
-        scene_cfg = SceneConfig(**(scene or {}))
-        write_shapesref(data_root, seed=seed, n_train=n_train, n_val=n_val, scene=scene_cfg)
-        refs_file = refs_file or (GREFS_FILE if task == "gres" else REFS_FILE)
-        super().__init__(data_root=data_root, refs_file=refs_file, task=task, **kwargs)
-
-
-def convert_refs_pickle(path: str | Path, out: str | Path | None = None) -> Path:
-    """Turn a trusted RefCOCO ``refs(*).p`` into the equivalent JSON, once."""
-    refs = read_refs(path, allow_pickle=True)
-    out = Path(out) if out else Path(path).with_suffix(".json")
-    out.write_text(json.dumps(refs))
-    return out

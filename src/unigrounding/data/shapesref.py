@@ -6,6 +6,7 @@ background. Every object gets an exact visible mask and box and at least one
 data is written in the real datasets' on-disk formats so the real loaders read
 it: COCO ``instances.json`` with RLE masks, a RefCOCO-style ``refs(shapesref).json``
 and a gRefCOCO-style ``grefs(shapesref).json`` (multi- and no-target expressions).
+:class:`ShapesRefDataset` generates it on first use and reads it with the RefCOCO loader.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..registry import DATASETS
 from ..structures import mask_to_box, rle_encode
+from .refcoco import RefCOCODataset
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross")
 COLOURS = {
@@ -313,3 +316,30 @@ def _ref_entry(ref_id, ann_id, image_id, split, file_name, obj, sentences) -> di
         "file_name": file_name, "category_id": SHAPES.index(obj.shape) + 1 if obj else -1,
         "sentences": sents, "sent_ids": [s["sent_id"] for s in sents],
     }  # fmt: skip
+
+
+@DATASETS.register_module()
+class ShapesRefDataset(RefCOCODataset):
+    """:class:`~.refcoco.RefCOCODataset` over ShapesRef, generated into ``data_root`` on first use.
+
+    ``refs_file`` defaults to the RefCOCO-style refs, or the gRefCOCO-style grefs
+    for ``task="gres"``. ``scene`` overrides :class:`SceneConfig` fields.
+    Generation is deterministic in ``seed`` / ``n_train`` / ``n_val`` /
+    ``scene``, and skipped when ``data_root`` already holds the same data.
+    """
+
+    def __init__(
+        self,
+        data_root: str,
+        seed: int = 0,
+        n_train: int = 2000,
+        n_val: int = 200,
+        scene: dict | None = None,
+        task: str = "rec",
+        refs_file: str | None = None,
+        **kwargs,
+    ) -> None:
+        scene_cfg = SceneConfig(**(scene or {}))
+        write_shapesref(data_root, seed=seed, n_train=n_train, n_val=n_val, scene=scene_cfg)
+        refs_file = refs_file or (GREFS_FILE if task == "gres" else REFS_FILE)
+        super().__init__(data_root=data_root, refs_file=refs_file, task=task, **kwargs)

@@ -12,29 +12,18 @@ prompt, the answer its phrase (the reference of
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from pathlib import Path
 
-from mmengine.dataset import BaseDataset
-from mmengine.registry import DefaultScope
-
-from ..registry import DATASETS, SCOPE
+from ..registry import DATASETS
 from ..structures import validate_box
-from .refcoco import AnnotationError
+from .annotations import annotation_errors, read_json
+from .base import GroundingDataset
 from .tasks import TASK_TEMPLATES
 
 
-def _read_json(path: Path):
-    if not path.exists():
-        raise FileNotFoundError(f"annotation file not found: {path}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise AnnotationError(f"{path}: not valid JSON ({exc})") from exc
-
-
 @DATASETS.register_module()
-class VisualGenomeRegionDataset(BaseDataset):
+class VisualGenomeRegionDataset(GroundingDataset):
     """Args:
     data_root: folder of the two JSON files and the image folders.
     image_ids: keep only these images (e.g. a split list); ``None`` keeps all.
@@ -52,10 +41,9 @@ class VisualGenomeRegionDataset(BaseDataset):
         **kwargs,
     ) -> None:
         self.regions_file, self.images_file = regions_file, images_file
-        self.img_dirs, self.max_samples = tuple(img_dirs), max_samples
+        self.img_dirs = tuple(img_dirs)
         self.image_ids = None if image_ids is None else {int(i) for i in image_ids}
-        with DefaultScope.overwrite_default_scope(SCOPE):
-            super().__init__(data_root=data_root, **kwargs)
+        super().__init__(data_root, max_samples, **kwargs)
 
     def _image_path(self, info: dict) -> str:
         name = Path(str(info.get("url") or "")).name or f"{info['image_id']}.jpg"
@@ -65,42 +53,34 @@ class VisualGenomeRegionDataset(BaseDataset):
                 return str(candidate)
         return str(Path(self.data_root) / self.img_dirs[0] / name)  # reported when loaded
 
-    def load_data_list(self) -> list[dict]:
+    def load_samples(self) -> Iterator[dict]:
         root = Path(self.data_root)
         regions_path = root / self.regions_file
-        images = {int(i["image_id"]): i for i in _read_json(root / self.images_file)}
+        images = {int(i["image_id"]): i for i in read_json(root / self.images_file)}
         question, answer = TASK_TEMPLATES["reg"]
-        samples = []
-        for entry in _read_json(regions_path):
+        for entry in read_json(regions_path):
             for region in entry.get("regions", []):
                 where = f"{regions_path} region_id={region.get('region_id', '?')}"
-                try:
+                with annotation_errors(where):
                     image_id = int(region.get("image_id", entry["id"]))
                     x, y = float(region["x"]), float(region["y"])
                     box = [x, y, x + float(region["width"]), y + float(region["height"])]
                     phrase = " ".join(str(region["phrase"]).split())
                     info = images[image_id]
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise AnnotationError(f"{where}: malformed record ({exc!r})") from exc
                 if self.image_ids is not None and image_id not in self.image_ids:
                     continue
                 validate_box(box, where)
-                samples.append(
-                    {
-                        "sample_id": f"vg-{region['region_id']}",
-                        "image_path": self._image_path(info),
-                        "ori_shape": (int(info["height"]), int(info["width"])),
-                        "task": "reg",
-                        "expression": phrase,
-                        "source": where,
-                        "gt": [],
-                        "prompts": [{"box": box, "group": 0, "unit": "box", "phrase": ""}],
-                        "conversation": [
-                            {"role": "user", "text": question},
-                            {"role": "assistant", "text": answer.replace("{expression}", phrase)},
-                        ],
-                    }
-                )
-                if self.max_samples and len(samples) >= self.max_samples:
-                    return samples
-        return samples
+                yield {
+                    "sample_id": f"vg-{region['region_id']}",
+                    "image_path": self._image_path(info),
+                    "ori_shape": (int(info["height"]), int(info["width"])),
+                    "task": "reg",
+                    "expression": phrase,
+                    "source": where,
+                    "gt": [],
+                    "prompts": [{"box": box, "group": 0, "unit": "box", "phrase": ""}],
+                    "conversation": [
+                        {"role": "user", "text": question},
+                        {"role": "assistant", "text": answer.replace("{expression}", phrase)},
+                    ],
+                }

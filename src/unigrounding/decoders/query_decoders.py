@@ -34,7 +34,14 @@ from .matching import PAD_BOX, box_match_cost, mask_match_cost
 
 
 def mlp(dim: int, out: int, layers: int = 3) -> nn.Sequential:
-    """`layers` linear layers of width `dim` with ReLUs between, ending in `out`."""
+    """``layers`` linear layers of width ``dim`` with ReLUs between, the last one
+    mapping to ``out``: ``Sequential(Linear, ReLU, ..., Linear)``, so ``[-1]`` is
+    the output layer and ``[:-1]`` the hidden stack."""
+    # Not torchvision.ops.MLP: same function and init order, but it appends a
+    # Dropout after every Linear (even at p=0), which moves the indices: state-dict
+    # keys change (earlier stages' exports stop loading) and ``head[-1]`` (the
+    # Deformable-DETR proposer's zero init) / ``head[:-1]`` (KeypointDecoder's
+    # init_from_box_decoder) would pick the Dropout instead of the output Linear.
     mods: list[nn.Module] = []
     for _ in range(layers - 1):
         mods += [nn.Linear(dim, dim), nn.ReLU()]

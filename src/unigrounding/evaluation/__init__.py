@@ -6,11 +6,10 @@ from .detection import CategoryDetectionMetric, coco_box_map
 from .fovd import FOVDMetric, assign_classes, hashing_embed
 from .gcg import GCGMetric, normalise_phrase
 from .grounding import RECMetric, RESMetric, rec_iou, union_mask
-from .proposals import CodebookUsage, ProposalRecall, recalled
+from .proposals import ProposalRecall, recalled
 
 __all__ = [
     "CategoryDetectionMetric",
-    "CodebookUsage",
     "FOVDMetric",
     "GCGMetric",
     "GRESMetric",

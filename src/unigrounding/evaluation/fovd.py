@@ -1,5 +1,5 @@
 """REF-VLM's mAP Similarity for freeform open-vocabulary detection (appendix
-E.2 of ``../shared/papers/ref_vlm.txt``).
+E.2 of REF-VLM [docs/papers.md]).
 
 The model names what it detects in free text; there is no class logit. Each
 predicted phrase is embedded (eq. 10), compared by cosine similarity with the

@@ -66,31 +66,3 @@ class ProposalRecall(BaseMetric):
         out["per_image"] = float(np.mean([r["n"] for r in results])) if results else 0.0
         out["iou"] = self.iou
         return out
-
-
-@METRICS.register_module()
-class CodebookUsage(BaseMetric):
-    """A visual tokenizer's health on a split: the share of codes used, the
-    perplexity of the code distribution (``exp`` of its entropy; the number of
-    equally likely codes it amounts to), and the mean cosine between patch
-    features and their reconstruction from the code."""
-
-    default_prefix = "codebook"
-
-    def __init__(self, codebook_size: int, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.codebook_size = codebook_size
-
-    def process(self, data_batch, data_samples: Sequence[Mapping]) -> None:
-        for s in data_samples:
-            self.results.append({"codes": list(s["codes"]), "cos": s["reconstruction_cos"]})
-
-    def compute_metrics(self, results: list[dict]) -> dict[str, float]:
-        codes = np.concatenate([np.asarray(r["codes"]) for r in results])
-        counts = np.bincount(codes, minlength=self.codebook_size).astype(float)
-        p = counts[counts > 0] / counts.sum()
-        return {
-            "usage": float((counts > 0).mean()),
-            "perplexity": float(np.exp(-(p * np.log(p)).sum())),
-            "reconstruction_cos": float(np.mean([r["cos"] for r in results])),
-        }

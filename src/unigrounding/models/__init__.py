@@ -4,7 +4,6 @@ from .cell_pretrain import CellAttributePretrainer
 from .llm import build_llm, build_tokenizer, select_attn_implementation
 from .mllm import GroundingMLLM
 from .preprocessor import GroundingDataPreprocessor
-from .proposer_pretrain import ProposerPretrainer, build_proposers
 from .tokenizer import build_shapesref_tokenizer
 from .vision import Projector, VisionTower
 
@@ -13,10 +12,8 @@ __all__ = [
     "GroundingDataPreprocessor",
     "GroundingMLLM",
     "Projector",
-    "ProposerPretrainer",
     "VisionTower",
     "build_llm",
-    "build_proposers",
     "build_shapesref_tokenizer",
     "build_tokenizer",
     "select_attn_implementation",

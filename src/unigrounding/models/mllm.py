@@ -21,6 +21,7 @@ from torch import nn
 
 from ..codecs.base import Codec, ModelView
 from ..layers import IGNORE, FeaturePyramid, pad_batch
+from ..proposers import build_proposers
 from ..registry import CODECS, DECODERS, MODELS
 from ..structures import IMAGE, GroundingDataSample
 from .chat import (
@@ -33,7 +34,6 @@ from .chat import (
 )
 from .llm import add_special_tokens, apply_lora, build_llm, build_tokenizer, fit_vocabulary
 from .preprocessor import GroundingDataPreprocessor
-from .proposer_pretrain import build_proposers
 from .referent_flags import ReferentFlags
 from .vision import Projector, VisionTower
 
@@ -272,9 +272,15 @@ class GroundingMLLM(BaseModel):
             return contextlib.nullcontext()
         return torch.autocast(device, dtype=dtype)
 
-    def _view(
+    def model_view(
         self, images: torch.Tensor, samples: list[GroundingDataSample], train: bool
     ) -> ModelView:
+        """What the codec sees of this batch (DESIGN.md, the codec contract):
+        the rendered and tokenised conversations (padded right with labels
+        when ``train``, left for generation otherwise), the images, their
+        features, feature pyramid and proposals, after the codec's
+        ``prepare``. ``forward`` and ``predict`` start from it; tests and
+        tools call it to look at what a codec is given."""
         rendered = [self.codec.processor.format(s) for s in samples]
         encoded = [
             self.chat.encode(r.turns, self.num_image_tokens, train, self.image_placement)
@@ -350,9 +356,9 @@ class GroundingMLLM(BaseModel):
     ) -> ModelView:
         """The prediction-time view of a batch: the codec's ``prepare`` has run,
         so image-dependent codec state (e.g. the regions of ``region_proxy``)
-        is in the samples' metainfo (``roundtrip`` measures ceilings on it)."""
+        is in the samples' ``codec_state`` (``roundtrip`` measures ceilings on it)."""
         with self._autocast():
-            return self._view(inputs, data_samples, train=False)
+            return self.model_view(inputs, data_samples, train=False)
 
     def _instruction(self, rendered: list) -> torch.Tensor:
         """``(B, D)`` mean input embedding of the words of each image's user turn."""
@@ -385,7 +391,7 @@ class GroundingMLLM(BaseModel):
             if mode == "predict":
                 return self.predict(inputs, data_samples)
             if mode == "tensor":
-                view = self._view(inputs, data_samples, train=True)
+                view = self.model_view(inputs, data_samples, train=True)
                 return self.llm(
                     inputs_embeds=self._embed(view), attention_mask=view.attention_mask
                 ).logits
@@ -394,7 +400,7 @@ class GroundingMLLM(BaseModel):
     def loss(
         self, inputs: torch.Tensor, data_samples: list[GroundingDataSample]
     ) -> dict[str, torch.Tensor]:
-        view = self._view(inputs, data_samples, train=True)
+        view = self.model_view(inputs, data_samples, train=True)
         want_hidden = "hidden_states" in self.codec.needs
         # The LM head runs only where some sample has a next-token target (the
         # answers): image and question positions are most of the sequence.
@@ -430,7 +436,7 @@ class GroundingMLLM(BaseModel):
     def predict(
         self, inputs: torch.Tensor, data_samples: list[GroundingDataSample]
     ) -> list[GroundingDataSample]:
-        view = self._view(inputs, data_samples, train=False)
+        view = self.model_view(inputs, data_samples, train=False)
         self._generate(view)
         view.generate = lambda texts, **kw: self._follow_up(view, texts, **kw)
         start = time.perf_counter()
@@ -463,7 +469,7 @@ class GroundingMLLM(BaseModel):
             answered = [*sample.conversation[:-1], {"role": "assistant", "text": view.texts[row]}]
             samples.append(sample.clone())
             samples[-1].conversation = ask if new_conversation else answered + ask
-        new_view = self._view(view.images[rows], samples, train=False)
+        new_view = self.model_view(view.images[rows], samples, train=False)
         allowed = None if allowed_tokens is None else self._answer_ids(allowed_tokens)
         self._generate(new_view, allowed)
         return new_view

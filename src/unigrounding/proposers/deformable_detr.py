@@ -1,4 +1,4 @@
-"""Groma's class-agnostic region proposer (``../shared/papers/groma.txt``, section 3.1).
+"""Groma's class-agnostic region proposer (Groma [docs/papers.md], section 3.1).
 
 A Deformable-DETR head (Zhu et al.) built from transformers' encoder and
 decoder layers, with the classification head replaced by one binary logit

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
+from torchvision.ops import masks_to_boxes
 
 
 class GeometryError(ValueError):
@@ -63,12 +64,17 @@ def points_in_mask(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def mask_to_box(mask: np.ndarray | torch.Tensor) -> list[float] | None:
-    """Tight xyxy box around a boolean mask (pixel edges), or ``None`` if it is empty."""
+    """Tight xyxy box around a boolean ``(H, W)`` mask along pixel edges (a
+    one-pixel mask at ``(x, y)`` gives ``[x, y, x + 1, y + 1]``), or ``None`` if
+    the mask is empty."""
     m = torch.as_tensor(mask, dtype=torch.bool)
-    ys, xs = torch.nonzero(m, as_tuple=True)
-    if ys.numel() == 0:
-        return None
-    return [float(xs.min()), float(ys.min()), float(xs.max()) + 1.0, float(ys.max()) + 1.0]
+    if not m.any():
+        return None  # masks_to_boxes gives [0, 0, 0, 0], which the +1 below makes a real box
+    x1, y1, x2, y2 = masks_to_boxes(m[None])[0].tolist()
+    # masks_to_boxes returns the first and last pixel indices; our boxes bound
+    # pixel areas, so the far edge lies one past the last pixel (else a one-pixel
+    # mask would be a zero-area box that validate_box rejects)
+    return [x1, y1, x2 + 1.0, y2 + 1.0]
 
 
 def box_to_mask(box: Sequence[float], height: int, width: int) -> np.ndarray:

@@ -10,7 +10,9 @@ decides how a slot becomes tokens.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +24,7 @@ UNITS = ("box", "mask", "point", "keypoint", "scribble")
 SLOT_PATTERN = r"\{(prompt|target):(\d+)\}"
 #: where a conversation's image stands (the model puts its image tokens there)
 IMAGE = "<image>"
+_State = TypeVar("_State", bound="CodecState")
 
 
 class RefTargets(InstanceData):
@@ -121,12 +124,49 @@ class RefTargets(InstanceData):
         return out
 
 
+@dataclass(frozen=True)
+class CodecState:
+    """Base of what a codec's ``prepare`` computes for one sample and its
+    processor reads back (:attr:`GroundingDataSample.codec_state`): each codec
+    subclasses it with a frozen dataclass of its own fields. Frozen, so clones
+    of a sample may share it."""
+
+    @classmethod
+    def get(cls: type[_State], sample: GroundingDataSample | Mapping) -> _State | None:
+        """The state of ``sample`` — a sample or its ``to_dict()`` (what
+        metrics receive) — if it is a ``cls``; ``None`` before this codec's
+        ``prepare`` (another codec's state, from a sample shared between
+        models, is none of this codec's either)."""
+        state = sample.get("codec_state")
+        return state if isinstance(state, cls) else None
+
+    @classmethod
+    def of(cls: type[_State], sample: GroundingDataSample | Mapping) -> _State:
+        """:meth:`get`, for readers that cannot do without the state: raises
+        naming the sample when its codec's ``prepare`` never set one."""
+        state = cls.get(sample)
+        if state is None:
+            other = sample.get("codec_state")
+            found = "none" if other is None else f"a {type(other).__name__}"
+            raise ValueError(
+                f"sample {sample.get('sample_id', '?')}: needs the {cls.__name__} codec state "
+                f"that the prepare of {cls.__module__} sets; it has {found}"
+            )
+        return state
+
+
 class GroundingDataSample(BaseDataElement):
     """One training / evaluation example.
 
     Data fields: ``gt_refs`` and ``prompt_refs`` (:class:`RefTargets`),
     ``pred_refs`` (after prediction), ``conversation`` (list of
     ``{"role": "user"|"assistant", "text": str}``), ``image`` (``(3, S, S)`` uint8
-    tensor once loaded). Metainfo: ``sample_id``, ``image_path``, ``ori_shape``,
-    ``img_shape``, ``frame`` (:class:`Frame`), ``task``, ``dataset``, ``expression``.
+    tensor once loaded), ``codec_state`` (a :class:`CodecState`: set by the
+    codec's ``prepare``, read by its processor; ``None`` before ``prepare``).
+    Metainfo: ``sample_id``, ``image_path``, ``ori_shape``, ``img_shape``,
+    ``frame`` (:class:`Frame`), ``task``, ``dataset``, ``expression``.
     """
+
+    # A class default rather than a field set at construction: an unprepared
+    # sample reads None, yet its keys, to_dict() and clones stay as they were.
+    codec_state: CodecState | None = None

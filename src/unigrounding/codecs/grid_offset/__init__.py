@@ -1,4 +1,4 @@
-"""``grid_offset``: GETok's grid and offset tokens (``../shared/papers/getok.txt``)."""
+"""``grid_offset``: GETok's grid and offset tokens (GETok [docs/papers.md])."""
 
 from .codec import REFINE_TEMPLATE, GridOffsetCodec, GridOffsetProcessor
 from .data import GridOffsetRefineDataset

@@ -1,5 +1,5 @@
 """``token_collective``: ClawMachine's token collectives
-(``../shared/papers/clawmachine.txt``, section 2.1 and Appendix A.6).
+(ClawMachine [docs/papers.md], section 2.1 and Appendix A.6).
 
 A visual tokenizer (:class:`~.quantizer.VisualQuantizer`,
 trained in its own stage and frozen here, as ClawMachine keeps LaVIT's) turns
@@ -20,8 +20,9 @@ Codes depend on the image, so the processor writes deferred markers
 (``<tc_target>``, ``<tc_prompt>``) that :meth:`TokenCollectiveCodec.prepare`
 replaces by the mounted codes once the quantizer has seen the image; the
 image blocks are built there too, around the model's image tokens, wherever
-the model placed them. A sample that went through ``prepare`` before (its
-metainfo holds ``image_codes``) is encoded with its codes directly.
+the model placed them. ``prepare`` leaves each sample's codes in its
+``codec_state`` (:class:`ImageCodes`), for the processor and the metric; a
+sample prepared before is encoded with its codes directly.
 
 Generated collectives become boxes through the region sampler
 (:mod:`.sampler`), with the frozen class-agnostic proposer of ``region_proxy``
@@ -36,12 +37,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ...registry import CODECS
 from ...structures import IMAGE, GroundingDataSample, RefTargets
+from ...structures.sample import CodecState
 from ..base import Codec, ModelView, Processor, group_phrase, rewrite_tokens
 from .mounting import PatchLattice
 from .quantizer import VisualQuantizer
@@ -58,6 +61,32 @@ def code_token(k: int) -> str:
     return f"<vis_{k}>"
 
 
+@dataclass(frozen=True)
+class ImageCodes(CodecState):
+    """What :meth:`TokenCollectiveCodec.prepare` records of one sample.
+
+    Fields: ``codes``, the image's code per patch of ``lattice`` (raster
+    order); ``gt_cells``, the patches of the first target group (eq. (1)'s
+    ``G_gt``, for :class:`~.metrics.TokenCollectiveMetric`), sorted;
+    ``proposal_boxes`` (model-input xyxy) and ``proposal_scores``, the
+    proposals the region sampler nominates boxes from — ``None`` when
+    training (which never decodes) or without a proposer.
+    """
+
+    codes: tuple[int, ...]
+    lattice: PatchLattice
+    gt_cells: tuple[int, ...]
+    proposal_boxes: tuple[tuple[float, ...], ...] | None = None
+    proposal_scores: tuple[float, ...] | None = None
+
+    def proposals(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(P, 4)`` boxes and ``(P,)`` scores as the sampler takes them."""
+        if self.proposal_boxes is None:
+            return None, None
+        boxes = np.asarray(self.proposal_boxes, dtype=np.float64).reshape(-1, 4)
+        return boxes, np.asarray(self.proposal_scores, dtype=np.float64)
+
+
 def mount(refs: RefTargets, row: int, sample: GroundingDataSample, lattice: PatchLattice):
     """The patches of instance ``row`` (raster order): a mask or a point /
     scribble by what it covers, anything else by its box."""
@@ -72,7 +101,8 @@ def mount(refs: RefTargets, row: int, sample: GroundingDataSample, lattice: Patc
 @CODECS.register_module()
 class TokenCollectiveProcessor(Processor):
     """ClawMachine's syntax; :meth:`parse` runs the region sampler on the
-    image codes and proposals ``prepare`` left in the sample's metainfo.
+    image codes and proposals ``prepare`` left in the sample's
+    :class:`ImageCodes`.
 
     Args:
         codebook_size: number of ``<vis_k>`` tokens (the quantizer's codes).
@@ -101,11 +131,11 @@ class TokenCollectiveProcessor(Processor):
         return f"{REF} {group_phrase(refs)} {blocks or BOI + EOI}"
 
     def _block(self, refs: RefTargets, row: int, sample: GroundingDataSample, marker: str) -> str:
-        codes = sample.metainfo.get("image_codes")
-        if codes is None:
+        state = ImageCodes.get(sample)
+        if state is None:  # codes unknown: prepare resolves the marker
             return BOI + marker + EOI
-        cells = mount(refs, row, sample, lattice_of(sample))
-        return BOI + "".join(code_token(int(codes[c])) for c in cells) + EOI
+        cells = mount(refs, row, sample, state.lattice)
+        return BOI + "".join(code_token(state.codes[c]) for c in cells) + EOI
 
     # ------------------------------------------------------------------ reading
     def read(
@@ -150,13 +180,14 @@ class TokenCollectiveProcessor(Processor):
         blocks = [b for b in blocks if b["codes"]]  # <boi><eoi>: explicitly nothing
         if not blocks:
             return [], stray
-        if sample.metainfo.get("image_codes") is None:
+        state = ImageCodes.get(sample)
+        if state is None:  # an unprepared sample has no image to place codes in
             return [], stray + len(blocks)
         regions = self.sampler.sample(
             [b["codes"] for b in blocks],
-            np.asarray(sample.metainfo["image_codes"]),
-            lattice_of(sample),
-            *_proposals_of(sample),
+            np.asarray(state.codes),
+            state.lattice,
+            *state.proposals(),
             alternatives=[b["alts"] for b in blocks] if alternatives is not None else None,
         )
         found = [(b["phrase"], b["group"], r) for b, r in zip(blocks, regions, strict=True)]
@@ -171,7 +202,7 @@ class TokenCollectiveProcessor(Processor):
         retrieval (``collective_cells``, ``collective_unplaced``) for eq. (1)."""
         if not found:
             return RefTargets.empty(parse_failures=failures)
-        frame, lattice = sample.frame, lattice_of(sample)
+        frame, lattice = sample.frame, ImageCodes.of(sample).lattice
         boxes = frame.boxes_to_original(np.stack([r.box for _, _, r in found]))
         masks = [
             frame.mask_to_original(
@@ -201,25 +232,12 @@ class TokenCollectiveProcessor(Processor):
         return self.geometry(found, failures, sample)
 
 
-def lattice_of(sample: GroundingDataSample) -> PatchLattice:
-    """The patch lattice ``prepare`` recorded for the sample."""
-    rows, cols, stride = sample.metainfo["code_lattice"]
-    return PatchLattice(int(rows), int(cols), float(stride))
-
-
 def _mounted_ids(
     refs: RefTargets, row: int, sample: GroundingDataSample, lattice: PatchLattice, code_ids
 ) -> list[int]:
     """Token ids of instance ``row``'s collective, ``code_ids`` being the
     image's code token per patch."""
     return [code_ids[c] for c in mount(refs, row, sample, lattice)]
-
-
-def _proposals_of(sample: GroundingDataSample) -> tuple[np.ndarray | None, np.ndarray | None]:
-    if "proposal_boxes" not in sample.metainfo:
-        return None, None
-    boxes = np.asarray(sample.metainfo["proposal_boxes"], dtype=np.float64).reshape(-1, 4)
-    return boxes, np.asarray(sample.metainfo["proposal_scores"], dtype=np.float64)
 
 
 @CODECS.register_module(name="token_collective")
@@ -326,16 +344,17 @@ class TokenCollectiveCodec(Codec):
         )
         replacements = []
         for b, (sample, rendered) in enumerate(zip(view.samples, view.rendered, strict=True)):
-            meta = {"image_codes": codes[b].tolist(), "code_lattice": (rows, cols, lattice.stride)}
-            if proposals is not None:
-                meta["proposal_boxes"] = proposals[b].bboxes.detach().float().cpu().tolist()
-                meta["proposal_scores"] = proposals[b].scores.detach().float().cpu().tolist()
-            sample.set_metainfo(meta)
             target = sample.gt_refs.group(0)  # the eq. (1) reference
             gt_cells = {
                 int(c) for i in range(len(target)) for c in mount(target, i, sample, lattice)
             }
-            sample.set_metainfo({"collective_gt_cells": sorted(gt_cells)})
+            boxes = scores = None
+            if proposals is not None:
+                boxes = tuple(map(tuple, proposals[b].bboxes.detach().float().cpu().tolist()))
+                scores = tuple(proposals[b].scores.detach().float().cpu().tolist())
+            sample.codec_state = ImageCodes(
+                tuple(codes[b].tolist()), lattice, tuple(sorted(gt_cells)), boxes, scores
+            )
             code_ids = self.code_ids[codes[b]].tolist()
             targets = [
                 _mounted_ids(refs, i, sample, lattice, code_ids)

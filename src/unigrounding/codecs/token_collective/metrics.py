@@ -1,6 +1,7 @@
-"""ClawMachine's token-collective metrics (``../shared/papers/clawmachine.txt``,
-eq. (1)): how well the generated codes cover the referent's patches, before
-the region sampler turns them into a box.
+"""Metrics of the token_collective paradigm: ClawMachine's token-collective
+metric (ClawMachine [docs/papers.md], eq. (1)), how well the generated
+codes cover the referent's patches before the region sampler turns them into
+a box; and :class:`CodebookUsage`, the health of its visual tokenizer.
 
 Per sample, on the patch lattice: ``G_gt`` is the ground-truth mounting (the
 patches of the first target group's boxes, background included, as in the
@@ -24,6 +25,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 
 from ...registry import METRICS
+from .codec import ImageCodes
 
 
 def collective_scores(
@@ -46,19 +48,45 @@ class TokenCollectiveMetric(BaseMetric):
 
     def process(self, data_batch, data_samples: Sequence[Mapping]) -> None:
         for s in data_samples:
-            if "collective_gt_cells" not in s:
-                raise ValueError(
-                    f"sample {s.get('sample_id', '?')}: no collective_gt_cells in its metainfo; "
-                    "TokenCollectiveMetric scores predictions of the token_collective codec"
-                )
-            if not s["collective_gt_cells"]:
+            gt_cells = ImageCodes.of(s).gt_cells
+            if not gt_cells:
                 continue  # a no-target expression: eq. (1) is undefined
             pred = s["pred_refs"]
             cells = {c for block in pred.get("collective_cells", []) for c in block}
             unplaced = sum(pred.get("collective_unplaced", []))
-            self.results.append(collective_scores(cells, unplaced, set(s["collective_gt_cells"])))
+            self.results.append(collective_scores(cells, unplaced, set(gt_cells)))
 
     def compute_metrics(self, results: list[tuple[float, float, float]]) -> dict[str, float]:
         scores = np.asarray(results, dtype=np.float64).reshape(-1, 3)
         mean = scores.mean(0) if len(scores) else np.zeros(3)
         return {"precision": float(mean[0]), "recall": float(mean[1]), "iou": float(mean[2])}
+
+
+@METRICS.register_module()
+class CodebookUsage(BaseMetric):
+    """A visual tokenizer's health on a split: the share of codes used, the
+    perplexity of the code distribution (``exp`` of its entropy; the number of
+    equally likely codes it amounts to), and the mean cosine between patch
+    features and their reconstruction from the code. Scores the predictions of
+    :class:`~.quantizer_pretrain.QuantizerPretrainer` (``codes`` and
+    ``reconstruction_cos`` metainfo)."""
+
+    default_prefix = "codebook"
+
+    def __init__(self, codebook_size: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.codebook_size = codebook_size
+
+    def process(self, data_batch, data_samples: Sequence[Mapping]) -> None:
+        for s in data_samples:
+            self.results.append({"codes": list(s["codes"]), "cos": s["reconstruction_cos"]})
+
+    def compute_metrics(self, results: list[dict]) -> dict[str, float]:
+        codes = np.concatenate([np.asarray(r["codes"]) for r in results])
+        counts = np.bincount(codes, minlength=self.codebook_size).astype(float)
+        p = counts[counts > 0] / counts.sum()
+        return {
+            "usage": float((counts > 0).mean()),
+            "perplexity": float(np.exp(-(p * np.log(p)).sum())),
+            "reconstruction_cos": float(np.mean([r["cos"] for r in results])),
+        }

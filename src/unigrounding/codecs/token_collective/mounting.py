@@ -1,4 +1,4 @@
-"""ClawMachine's V-L mounting (``../shared/papers/clawmachine.txt``, section
+"""ClawMachine's V-L mounting (ClawMachine [docs/papers.md], section
 2.1): a region becomes the *token collective* of the patches it covers.
 
 The lattice is the vision tower's token map (``rows x cols`` patches of

@@ -1,5 +1,5 @@
 """The visual tokenizer of ClawMachine's hybrid perception
-(``../shared/papers/clawmachine.txt``, section 2.1): LaVIT's vector-quantization
+(ClawMachine [docs/papers.md], section 2.1): LaVIT's vector-quantization
 layer — a 2-layer MLP and a lookup of the nearest codebook entry — turning
 each patch feature of the vision tower into a discrete code, later a
 ``<vis_k>`` token of the LLM's vocabulary.

@@ -28,7 +28,7 @@ class QuantizerPretrainer(BaseModel):
     Predict writes per sample the codes of its image tokens (raster order,
     ``codes`` metainfo) and the mean cosine between each patch feature and its
     reconstruction from the code (``reconstruction_cos``), for
-    :class:`~unigrounding.evaluation.CodebookUsage`.
+    :class:`~.metrics.CodebookUsage`.
     """
 
     def __init__(

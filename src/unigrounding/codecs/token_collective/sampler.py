@@ -1,4 +1,4 @@
-"""ClawMachine's region sampler (``../shared/papers/clawmachine.txt``,
+"""ClawMachine's region sampler (ClawMachine [docs/papers.md],
 Appendix A.6): generated token collectives → boxes.
 
 1. **Retrieval map.** Each generated code is placed on the image patch that

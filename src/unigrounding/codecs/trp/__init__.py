@@ -1,4 +1,4 @@
-"""``trp``: REF-VLM's triplet-based referring paradigm (``../shared/papers/ref_vlm.txt``)."""
+"""``trp``: REF-VLM's triplet-based referring paradigm (REF-VLM [docs/papers.md])."""
 
 from .codec import TrpCodec, TrpProcessor
 from .syntax import SPECIAL_TOKENS, Triplet, parse_triplets, serialize_triplet, vd_cot

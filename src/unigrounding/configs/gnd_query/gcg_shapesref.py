@@ -2,7 +2,7 @@
 # interleaved [GND] tokens): "a red circle [GND][GND][GND], a big square
 # [GND][GND][GND]." — every referable object of the image, left to right.
 # Scored on (phrase, box) pairs (GCGMetric: recall, precision, mIoU).
-_base_ = ["../ablate/gnd_query.py"]
+_base_ = ["./rec_shapesref.py"]
 train_dataloader = dict(dataset=dict(task="gcg"))
 val_dataloader = dict(dataset=dict(task="gcg"))
 test_dataloader = val_dataloader

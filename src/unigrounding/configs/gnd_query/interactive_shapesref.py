@@ -2,7 +2,7 @@
 # visual prompt (point, box, scribble or mask, rotating over the referring
 # expressions), encoded as UGLMM's <prompt> token, and segmented by the
 # grounding decoder. Scored per prompt type (InteractiveSegMetric).
-_base_ = ["../ablate/gnd_query.py"]
+_base_ = ["./rec_shapesref.py"]
 train_dataloader = dict(dataset=dict(task="interactive"))
 val_dataloader = dict(dataset=dict(task="interactive"))
 test_dataloader = val_dataloader

@@ -1,6 +1,6 @@
 # UGLMM-7B ([GND] grounding queries): its one joint training stage
-# (../shared/papers/uglmm_supplementary.txt B.1-B.3; the main paper is not in
-# the excerpt). CLIP ViT-L/14 at 336 and the grounding encoder frozen, Vicuna-7B
+# (UGLMM's supplementary material [docs/papers.md] B.1-B.3; the main paper was
+# not available to this recipe). CLIP ViT-L/14 at 336 and the grounding encoder frozen, Vicuna-7B
 # through LoRA (rank 8, alpha 16), projector, visual-prompt encoder and the
 # MaskDINO-style query decoder (300 queries) trained; k = 3 [GND] tokens per
 # object; loss weights cls 0.08, bce 0.1, dice 0.1, giou 0.04, l1 0.1 (the

@@ -1,4 +1,4 @@
-# GETok-7B, SFT (grid and offset tokens; ../shared/papers/getok.txt sec. 4.1,
+# GETok-7B, SFT (grid and offset tokens; GETok [docs/papers.md] sec. 4.1,
 # C.1, Table 12). GETok fine-tunes Qwen2.5-VL-7B; until that backbone can be
 # loaded (the VLM-backbone issue), this recipe assembles the same language
 # model, Qwen2.5-7B-Instruct, behind a ViT-L/14 tower at GETok's 840 x 840

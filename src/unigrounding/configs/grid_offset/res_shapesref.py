@@ -2,7 +2,7 @@
 # grid points, refined with offsets and decoded by the point-to-mask decoder
 # (the dependency-free colour-region decoder here; plugins/sam_point_decoder.py
 # for natural images — swapping needs no retraining).
-_base_ = ["../ablate/grid_offset.py"]
+_base_ = ["./rec_shapesref.py"]
 _res = dict(
     type="ShapesRefDataset",
     data_root="data/shapesref",

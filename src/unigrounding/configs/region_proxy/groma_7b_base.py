@@ -1,5 +1,5 @@
 # Groma-7B (localized visual tokenization: region proxy tokens): what its
-# stages share. Sources, in the paper (../shared/papers/groma.txt): sec. 3.1
+# stages share. Sources, in the paper (Groma [docs/papers.md]): sec. 3.1
 # (DINOv2-L/14 at 448, 2x2 token merge, Deformable-DETR proposer on the last
 # 4 layers, ROIAlign region encoder on the last 3, Vicuna-7B v1.5), sec. 3.3
 # and 5.1 (stages, epochs, proposer settings), Table 1 (data). The paper's

@@ -1,5 +1,5 @@
 # ClawMachine-7B (token collectives, hybrid perception): what its stages share.
-# Sources, in the paper (../shared/papers/clawmachine.txt): sec. 2.1 (EVA-CLIP
+# Sources, in the paper (ClawMachine [docs/papers.md]): sec. 2.1 (EVA-CLIP
 # tower, LaViT VQ tokenizer, LLaMA-2-7B from LaVIT-2-7B), sec. 2.3 and A.3
 # (training), A.6 (region proposer). Stages, in order:
 #   clawmachine_7b_stage0_quantizer.py  the visual tokenizer's VQ (our stage)

@@ -4,11 +4,8 @@
 # cosine on ShapesRef val. Start from the stage-0 tower:
 #   unigrounding train configs/token_collective/quantizer_shapesref.py \
 #     --cfg-options model.init_checkpoint=<stage-0 export>
-# The tiny preset uses 256 codes (ClawMachine / LaVIT: 16384 for 224 px real images).
-# Measured from the cached stage-0 tower, 300 iterations (~2.5 min): 51 of 256
-# codes in use on ShapesRef val (usage 0.199), perplexity 25.2, reconstruction
-# cosine 0.945 — ShapesRef patches are mostly background and a few
-# shape/colour combinations.
+# The tiny preset uses 256 codes (ClawMachine / LaVIT: 16384 for 224 px real
+# images); what 300 iterations reach: docs/tiny_preset.md.
 _base_ = [
     "../_base_/models/tiny_mllm.py",
     "../_base_/datasets/shapesref_detection.py",
@@ -31,6 +28,3 @@ optim_wrapper = dict(optimizer=dict(type="AdamW", lr=lr, weight_decay=0.0))
 param_scheduler = [
     dict(type="OneCycleLR", eta_max=lr, total_steps=max_iters, pct_start=0.1, by_epoch=False),
 ]
-ablate_cost = (
-    0.36  # seconds per iteration next to a text_coords fine-tuning one (configs/ablate/base.py)
-)

@@ -1,5 +1,5 @@
 # REF-VLM-7B (triplet-based referring paradigm, DETR / MaskFormer decoders):
-# what its stages share. Sources, in the paper (../shared/papers/ref_vlm.txt):
+# what its stages share. Sources, in the paper (REF-VLM [docs/papers.md]):
 # sec. 3.1 (triplets), 4.1-4.3 (encoders, VPT encoder, decoders, grouped
 # matching), App. D and Tables 14-16 (stages, data, optimisation).
 # Deviation: REF-VLM concatenates CLIP-ViT-L/14-336 (global features, to the

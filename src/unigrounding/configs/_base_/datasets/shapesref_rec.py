@@ -2,12 +2,13 @@
 data_root = "data/shapesref"
 shapesref = dict(type="ShapesRefDataset", data_root=data_root, seed=0, n_train=3000, n_val=200)
 # 64 px inputs kept in memory once decoded (12 KB each): decoding was most of
-# the data time, and a quick run sees every scene about seven times.
+# the data time (docs/tiny_preset.md)
 pipeline = [dict(type="PackGroundingSample", image_size=64, cache_images=True)]
 # One question per training conversation: the image follows the first question
 # only (image_placement="after_text"), so later turns would not see theirs.
+# batch 32: cheaper per conversation than 40 with two trainings side by side
 train_dataloader = dict(
-    batch_size=40,
+    batch_size=32,
     num_workers=0,
     sampler=dict(type="InfiniteSampler", shuffle=True),
     collate_fn=dict(type="grounding_collate"),

@@ -1,34 +1,24 @@
 """Groma's detection pretraining stage: the vision tower and a region proposer
 form a class-agnostic detector; only the proposer learns (the tower is frozen,
-as in Groma section 3.3).
+as in Groma section 3.3). ``region_proxy`` and ``token_collective`` both start
+from its export.
 
-Parameter names match :class:`GroundingMLLM` (``vision.*``,
-``proposers.<name>.*``), so the exported checkpoint initialises a grounding
-model whose codec uses that proposer (``init_checkpoint``).
+Parameter names match :class:`~unigrounding.models.GroundingMLLM`
+(``vision.*``, ``proposers.<name>.*``), so the exported checkpoint initialises
+a grounding model whose codec uses that proposer (``init_checkpoint``).
 """
 
 from __future__ import annotations
 
 import torch
 from mmengine.model import BaseModel
-from torch import nn
 
-from ..registry import MODELS, PROPOSERS
+from ..decoders.query_decoders import box_targets
+from ..models.preprocessor import GroundingDataPreprocessor
+from ..models.vision import VisionTower
+from ..registry import MODELS
 from ..structures import GroundingDataSample, RefTargets
-from .preprocessor import GroundingDataPreprocessor
-from .vision import VisionTower
-
-
-def build_proposers(configs: dict[str, dict] | None, vision: VisionTower) -> nn.ModuleDict:
-    """Proposers by name, each given the tower's level channels and strides."""
-    return nn.ModuleDict(
-        {
-            name: PROPOSERS.build(
-                dict(cfg, in_channels=list(vision.channels), in_strides=list(vision.strides))
-            )
-            for name, cfg in (configs or {}).items()
-        }
-    )
+from .build import build_proposers
 
 
 @MODELS.register_module()
@@ -78,8 +68,6 @@ class ProposerPretrainer(BaseModel):
             feats = self.vision(inputs.to(next(self.parameters()).device))
         proposer = self.proposers[self.name]
         if mode == "loss":
-            from ..decoders.query_decoders import box_targets  # decoders import models
-
             targets = [
                 box_targets(s.gt_refs, s.frame, self.image_size).to(feats[0].device)
                 for s in data_samples

@@ -29,24 +29,28 @@ def _listing(metrics: dict) -> str:
     )
 
 
+def table(report: dict, columns: list[tuple[str, str, str]] = COLUMNS) -> list[str]:
+    """The report's rows (baselines first, then codecs) as a markdown table of
+    ``columns`` (key, title, format)."""
+    lines = [
+        "| codec | " + " | ".join(title for _, title, _ in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    rows = {**{f"*{k} (baseline)*": v for k, v in report["baselines"].items()}, **report["codecs"]}
+    for name, row in rows.items():
+        lines.append(
+            f"| {name} | " + " | ".join(_cell(row.get(k), f) for k, _, f in columns) + " |"
+        )
+    return lines
+
+
 def markdown(report: dict) -> str:
     lines = [
         f"# unigrounding ablation — preset `{report['preset']}`, task "
         f"{report.get('task', 'rec').upper()}, on {report['dataset']}",
         "",
-        "| codec | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
-        "|---|" + "---|" * len(COLUMNS),
+        *table(report),
     ]
-    for name, row in report["baselines"].items():
-        lines.append(
-            f"| *{name} (baseline)* | "
-            + " | ".join(_cell(row.get(k), f) for k, _, f in COLUMNS)
-            + " |"
-        )
-    for name, row in report["codecs"].items():
-        lines.append(
-            f"| {name} | " + " | ".join(_cell(row.get(k), f) for k, _, f in COLUMNS) + " |"
-        )
     for name, row in report["codecs"].items():
         if row.get("codec_metrics"):
             lines += ["", f"`{name}` metrics: {_listing(row['codec_metrics'])}."]
@@ -56,7 +60,42 @@ def markdown(report: dict) -> str:
         "",
         f"Total wall time: {report['seconds']:.0f} s. Settings: `{json.dumps(report.get('settings', {}))}`.",
     ]
+    if report.get("manifest"):
+        lines += ["", f"Run on: `{json.dumps(report['manifest'])}`."]
     return "\n".join(lines) + "\n"
+
+
+def manifest() -> dict:
+    """Where and with what a report was made: the library's source digest and
+    versions, the host's CPU and thread counts."""
+    import os
+    import platform
+
+    import mmengine
+    import torch
+    import transformers
+
+    from .. import __version__
+    from .stages import source_digest
+
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
+                 if ln.startswith("model name")]  # fmt: skip
+        cpu = names[0] if names else cpu
+    return {
+        "unigrounding": __version__,
+        "source_digest": source_digest(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "mmengine": mmengine.__version__,
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
 
 
 def write_report(report: dict, out: Path) -> None:

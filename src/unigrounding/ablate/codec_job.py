@@ -1,0 +1,84 @@
+"""One codec's job in the ablation: fine-tune, evaluate (also under each of
+its evaluation variants), and the report row it gives."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from mmengine.config import Config
+
+
+def run_codec(cfg: Config, work: Path) -> dict[str, dict]:
+    """Fine-tune and evaluate one codec: its report row under ``""``, and one row
+    per evaluation variant of the codec (the same checkpoint) under its name."""
+    from mmengine.runner import Runner
+
+    from ..roundtrip import prepared_samples, roundtrip
+
+    cfg.work_dir = str(work)
+    runner = Runner.from_cfg(cfg)
+    start = time.perf_counter()
+    runner.train()
+    train_seconds = time.perf_counter() - start
+    model = runner.model
+    dataset = runner.test_dataloader.dataset
+    samples = prepared_samples(model, [dataset[i] for i in range(min(len(dataset), 200))])
+
+    def evaluate() -> dict:
+        ceiling = roundtrip(model.codec, model.tokenizer, samples)
+        return report_row(runner.test(), ceiling, cfg, train_seconds)
+
+    return over_eval_variants(model.codec, evaluate)
+
+
+def run_codec_in_process(cfg_path: str, work: str, threads: int) -> dict[str, dict]:
+    """:func:`run_codec` as a lane's worker: a fresh interpreter with
+    ``threads`` threads trains the codec of a dumped config."""
+    torch.set_num_threads(threads)
+    import unigrounding  # noqa: F401  (registration)
+
+    return run_codec(Config.fromfile(cfg_path), Path(work))
+
+
+def over_eval_variants(codec, measure: Callable[[], dict]) -> dict[str, dict]:
+    """``measure()`` for the codec as configured (under ``""``) and under each
+    of its evaluation variants (its attributes restored afterwards)."""
+    rows = {"": measure()}
+    for variant, settings in codec.eval_variants.items():
+        saved = {k: getattr(codec, k) for k in settings}
+        for k, v in settings.items():
+            setattr(codec, k, v)
+        try:
+            rows[variant] = measure()
+        finally:
+            for k, v in saved.items():
+                setattr(codec, k, v)
+    return rows
+
+
+def report_row(metrics: dict, ceiling: dict, cfg: Config, train_seconds: float) -> dict:
+    """A codec's row of ``report.json`` (DESIGN.md section 7) from its test
+    metrics and its processor's round-trip ceiling."""
+    batch = cfg.train_dataloader.batch_size
+    return {
+        "rec_acc@0.5": metrics.get("rec/acc@0.5"),
+        "rec_acc@0.75": metrics.get("rec/acc@0.75"),
+        "rec_acc@0.9": metrics.get("rec/acc@0.9"),
+        "rec_miou": metrics.get("rec/miou"),
+        "res_ciou": metrics.get("res/ciou"),
+        "res_giou": metrics.get("res/giou"),
+        "parse_failures": metrics.get("rec/parse_failures"),
+        "missing_predictions": metrics.get("rec/missing"),
+        "eval_samples": metrics.get("rec/n"),
+        "tokens_per_object": ceiling["tokens_per_object"],
+        "roundtrip_box_iou": ceiling["box_iou_mean"],
+        "train_samples_per_s": cfg.train_cfg.max_iters * batch / train_seconds,
+        "decode_ms_per_object": metrics.get("rec/decode_ms_per_object"),
+        "train_seconds": train_seconds,
+        "train_iters": cfg.train_cfg.max_iters,
+        # the codec's own metrics (``ablate_metrics`` of its ablate config)
+        "codec_metrics": {k: v for k, v in metrics.items() if not k.startswith(("rec/", "res/"))},
+    }

@@ -1,0 +1,96 @@
+"""``unigrounding ablate`` as one composition: data, stage 0, the baseline,
+every codec's job, the report."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..codecs.catalog import registered_codecs
+from .baseline import center_box_baseline
+from .configs import TASKS, apply_preset, apply_task, codec_config
+from .lanes import default_jobs, run_codecs
+from .presets import PRESETS, config_dir, shapesref_root
+from .report import manifest, write_report
+from .stages import PRETRAIN_STAGE, run_stage
+
+
+def run_ablation(
+    out: str | Path,
+    preset: str = "quick",
+    codecs: list[str] | None = None,
+    config_dir_path: str | Path | None = None,
+    log: Callable[[str], None] = print,
+    task: str = "rec",
+    jobs: int | None = None,
+    variants: bool = False,
+    seed: int | None = None,
+) -> dict:
+    """Pretrain once (cached), fine-tune + evaluate each codec, write the report.
+
+    Without ``codecs``, every registered codec whose units include the task's
+    (``box`` for REC, ``mask`` for RES) takes part. ``jobs`` codecs train at
+    once, each in its own process with an equal share of the CPU threads
+    (default :func:`~.lanes.default_jobs`); results do not depend on it. With
+    ``variants``, a codec's training variants (``ablate_variants`` of its
+    ablate config: name → dotted config overrides, e.g. a paper's design
+    ablation) are trained too, each a row ``"<codec> [<variant>]"``. ``seed``
+    replaces the training seed of every stage and codec (the ShapesRef data
+    stay the same): the spread over seeds is what tells a codec's lead from
+    the noise of one quick run."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
+    start = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cdir = config_dir(config_dir_path)
+    settings = dict(PRESETS[preset]) if seed is None else dict(PRESETS[preset], seed=seed)
+    available = registered_codecs()
+    unit = TASKS[task][1]
+    names = codecs or [n for n, cls in available.items() if unit in cls.units]
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ValueError(f"unknown codec(s) {unknown}; registered: {sorted(available)}")
+    data_root = shapesref_root(settings)
+    pretrained, _ = run_stage(cdir, PRETRAIN_STAGE, settings, data_root, log=log)
+    report = {
+        "preset": preset,
+        "task": task,
+        "dataset": "shapesref",
+        "seconds": 0.0,
+        "settings": settings,
+        "pretrained": str(pretrained),
+        "manifest": manifest(),
+        "baselines": {"center_box": center_box_baseline(cdir, settings, data_root, task)},
+        "stages": {},
+        "codecs": {},
+    }
+    jobs = default_jobs() if jobs is None else max(1, jobs)
+    configs = {}
+    for name in names:
+        cfg = codec_config(cdir, name)
+        stages = cfg.get("ablate_stages", [])
+        apply_preset(cfg, settings, data_root, settings["finetune_iters"])
+        apply_task(cfg, task)
+        cfg.model.init_checkpoint = str(pretrained)  # or its own stages' export
+        cfg.ablate_stages = stages
+        configs[name] = cfg
+        for variant, overrides in (cfg.pop("ablate_variants", {}) if variants else {}).items():
+            configs[f"{name} [{variant}]"] = copy.deepcopy(cfg)
+            configs[f"{name} [{variant}]"].merge_from_dict(overrides)
+    log(
+        f"[ablate] fine-tuning {', '.join(names)} ({settings['finetune_iters']} iters each, "
+        f"{jobs} at a time)"
+    )
+    rows_by_codec, report["stages"] = run_codecs(
+        configs, out / "work", jobs, log, (cdir, settings, data_root, pretrained)
+    )
+    for name, rows in rows_by_codec.items():
+        for variant, row in rows.items():
+            report["codecs"][f"{name} ({variant})" if variant else name] = row
+    report["seconds"] = time.perf_counter() - start
+    write_report(report, out)
+    log((out / "report.md").read_text())
+    return report

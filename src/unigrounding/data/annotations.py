@@ -1,0 +1,56 @@
+"""Reading annotation files: the error a malformed file or record raises, and
+the helpers every loader uses so that its errors name the file and record."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..structures import GeometryError
+
+
+class AnnotationError(ValueError):
+    """A malformed annotation file or record; the message names file and record."""
+
+
+def require_file(path: Path, what: str) -> Path:
+    """``path``; :class:`FileNotFoundError` naming ``what`` and ``path`` if it is missing."""
+    if not path.exists():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return path
+
+
+def read_json(path: Path, what: str = "annotation file") -> Any:
+    """The parsed JSON of ``path``; errors name ``what`` (missing file) or ``path``."""
+    require_file(path, what)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise AnnotationError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def record_name(path: Path, kind: str, index: int, record: Any, key: str) -> str:
+    """``"<path> <kind> #<index> (<key>=<value>)"``: ``?`` for the value when
+    ``record`` is no dict or lacks ``key`` (the name must not fail on a bad record)."""
+    value = record.get(key, "?") if isinstance(record, dict) else "?"
+    return f"{path} {kind} #{index} ({key}={value})"
+
+
+@contextmanager
+def annotation_errors(
+    where: str | Path,
+    problem: str = "malformed record",
+    errors: tuple[type[Exception], ...] = (KeyError, TypeError, ValueError),
+) -> Iterator[None]:
+    """Re-raise ``errors`` from the block as :class:`AnnotationError`
+    ``"<where>: <problem> (<error>)"``. A :class:`GeometryError` passes as it
+    is: it names its box already."""
+    try:
+        yield
+    except GeometryError:
+        raise
+    except errors as exc:
+        raise AnnotationError(f"{where}: {problem} ({exc!r})") from exc
