@@ -251,3 +251,47 @@ def test_lora_trains_adapters_and_embeddings_only(rec_batch):
     model.eval()
     out = model(rec_batch["inputs"], [s.clone() for s in rec_batch["data_samples"]], mode="predict")
     assert len(out) == len(rec_batch["data_samples"])
+
+
+def test_generation_ignores_the_llm_folders_sampling_defaults(rec_batch):
+    """A pretrained folder's generation_config.json (Qwen: sampling, a
+    repetition penalty) must not change greedy answers."""
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg(type="text_coords")).eval()
+    model.max_new_tokens = 8
+    samples = [s.clone() for s in rec_batch["data_samples"]]
+    plain = model.model_view(rec_batch["inputs"], samples, train=False)
+    model._generate(plain)
+    folder = model.llm.generation_config
+    folder.do_sample, folder.temperature, folder.top_k = True, 0.7, 5
+    folder.repetition_penalty, folder.no_repeat_ngram_size = 1.5, 2
+    configured = model.model_view(rec_batch["inputs"], samples, train=False)
+    model._generate(configured)
+    assert torch.equal(plain.generated_ids, configured.generated_ids)
+
+
+def test_generated_hidden_states_are_each_tokens_read_back(rec_batch):
+    """A latent codec reads the last layer's state of each generated token
+    (``generate`` never reads back the last one; the model does)."""
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg(type="trp")).eval()
+    model.max_new_tokens = 5
+    view = model.model_view(
+        rec_batch["inputs"], [s.clone() for s in rec_batch["data_samples"]], False
+    )
+    with torch.no_grad():
+        model._generate(view)
+        embeds = torch.cat(
+            [model._embed(view), model.llm.get_input_embeddings()(view.generated_ids)], 1
+        )
+        mask = torch.cat([view.attention_mask, torch.ones_like(view.generated_ids)], 1)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        full = model.llm(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=pos, output_hidden_states=True
+        )
+    steps = view.generated_ids.shape[1]
+    still_going = (view.generated_ids != model.tokenizer.eos_token_id).cumprod(1).bool()
+    expected = full.hidden_states[-1][:, -steps:]
+    got = view.generated_hidden_states
+    assert got.shape == expected.shape
+    assert torch.allclose(got[still_going], expected[still_going], atol=1e-4)

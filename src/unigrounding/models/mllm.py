@@ -32,6 +32,7 @@ from .chat import (
     text_ids,
     truncate,
 )
+from .generation import AllowedTokens, ended_at_stops, greedy_generation
 from .llm import add_special_tokens, apply_lora, build_llm, build_tokenizer, fit_vocabulary
 from .preprocessor import GroundingDataPreprocessor
 from .referent_flags import ReferentFlags
@@ -493,73 +494,44 @@ class GroundingMLLM(BaseModel):
         return torch.tensor(sorted({*ids, *written, *stops}), device=self.device)
 
     def _generate(self, view: ModelView, allowed: torch.Tensor | None = None) -> None:
-        """Greedy decoding with the KV cache; fills the view's generated fields.
-        ``allowed``: token ids the answer may use (constrained decoding). Any
-        of the chat format's stop ids ends an answer and is recorded as EOS in
-        ``generated_ids``, so codecs find the end one way for every template."""
+        """Greedy decoding through transformers' ``generate``; fills the view's
+        generated fields. ``allowed``: token ids the answer may use
+        (constrained decoding, a logits processor). Any of the chat format's
+        stop ids ends an answer and is recorded as EOS in ``generated_ids``
+        (every later position too), so codecs find the end one way for every
+        template. ``generated_hidden_states[:, i]`` is the last layer's state
+        of generated token ``i`` as the LLM reads it back — ``generate`` stops
+        before reading the last one, so one more cached step supplies it."""
         eos = self.tokenizer.eos_token_id
-        stops = torch.tensor(self.chat.stop_ids, device=view.attention_mask.device)
-        mask = view.attention_mask
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.llm(
-            inputs_embeds=self._embed(view),
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-        )
         want_hidden = "hidden_states" in self.codec.needs
         want_logits = "generated_logits" in self.codec.needs
-        b = mask.shape[0]
-        tokens, hiddens, logits_seq = [], [], []
-        done = torch.zeros(b, dtype=torch.bool, device=mask.device)
-        past, step_logits = out.past_key_values, out.logits[:, -1]
-        for _ in range(self.max_new_tokens):
-            if allowed is not None:
-                step_logits = torch.full_like(step_logits, float("-inf")).index_copy(
-                    1, allowed, step_logits.index_select(1, allowed)
-                )
-            nxt = step_logits.argmax(-1)
-            nxt = torch.where(done | torch.isin(nxt, stops), torch.full_like(nxt, eos), nxt)
-            tokens.append(nxt)
-            if want_logits:
-                logits_seq.append(step_logits.float())
-            done |= nxt == eos
-            if self._all_done(done) and not want_hidden:
-                break
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            positions = positions[:, -1:] + 1
-            out = self.llm(
-                inputs_embeds=self.llm.get_input_embeddings()(nxt[:, None]),
-                attention_mask=mask,
-                position_ids=positions,
-                past_key_values=past,
-                use_cache=True,
-                output_hidden_states=want_hidden,
-            )
-            if want_hidden:
-                hiddens.append(out.hidden_states[-1][:, -1].float())
-            past, step_logits = out.past_key_values, out.logits[:, -1]
-            if self._all_done(done):
-                break
-        ids = torch.stack(tokens, dim=1)
+        out = self.llm.generate(
+            inputs_embeds=self._embed(view),
+            attention_mask=view.attention_mask,
+            generation_config=greedy_generation(self.max_new_tokens, self.chat.stop_ids, eos),
+            logits_processor=[AllowedTokens(allowed)] if allowed is not None else None,
+            output_hidden_states=want_hidden,
+            output_scores=want_logits,
+            return_dict_in_generate=True,
+            synced_gpus=self.lockstep_generation,
+        )
+        ids = ended_at_stops(out.sequences, self.chat.stop_ids, eos)
         view.generated_ids = ids
-        if want_hidden:
-            view.generated_hidden_states = torch.stack(hiddens, dim=1)
         if want_logits:
-            view.generated_logits = torch.stack(logits_seq, dim=1)
+            view.generated_logits = torch.stack([step.float() for step in out.scores], dim=1)
+        if want_hidden:
+            read_back = [step[-1][:, -1] for step in out.hidden_states[1:]]
+            mask = torch.cat([view.attention_mask, torch.ones_like(ids)], dim=1)
+            last = self.llm(
+                input_ids=out.sequences[:, -1:],
+                attention_mask=mask,
+                position_ids=(mask.sum(-1, keepdim=True) - 1),
+                past_key_values=out.past_key_values,
+                output_hidden_states=True,
+            )
+            read_back.append(last.hidden_states[-1][:, -1])
+            view.generated_hidden_states = torch.stack(read_back, dim=1).float()
         view.texts = [self._decode_text(row) for row in ids.tolist()]
-
-    def _all_done(self, done: torch.Tensor) -> bool:
-        """Whether every answer has ended. A model sharded over processes
-        (FSDP, ZeRO-3) steps in lockstep: each step's forward gathers parameters from
-        every rank, so all go on until the last rank's answers end."""
-        if not self.lockstep_generation:
-            return bool(done.all())
-        import torch.distributed as dist
-
-        flag = torch.tensor([float(done.all())], device=done.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-        return bool(flag.item())
 
     def _decode_text(self, ids: list[int]) -> str:
         eos = self.tokenizer.eos_token_id

@@ -1,0 +1,48 @@
+"""What the model's greedy decoding hands to transformers' ``generate``: a
+generation config that ignores the LLM folder's own sampling defaults, the
+constrained-decoding logits processor, and the stop handling codecs rely on."""
+
+from __future__ import annotations
+
+import torch
+from transformers import GenerationConfig, LogitsProcessor
+
+
+def greedy_generation(max_new_tokens: int, stop_ids: list[int], pad_id: int) -> GenerationConfig:
+    """Plain greedy decoding, whatever sampling the LLM folder's
+    ``generation_config.json`` asks for: ``generate`` fills every setting left
+    unset from it (a Qwen folder samples at temperature 0.7 with a repetition
+    penalty), so the search and the scalar penalties are pinned here. Token
+    lists a folder names (``suppress_tokens``, ``bad_words_ids``) still apply:
+    ``generate`` takes no empty value for them."""
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=0,
+        do_sample=False,
+        num_beams=1,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        eos_token_id=list(stop_ids),
+        pad_token_id=pad_id,
+    )
+
+
+class AllowedTokens(LogitsProcessor):
+    """Constrained decoding: every token outside ``allowed`` (ids) gets -inf."""
+
+    def __init__(self, allowed: torch.Tensor):
+        self.allowed = allowed
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        allowed = self.allowed.to(scores.device)
+        return torch.full_like(scores, float("-inf")).index_copy(
+            1, allowed, scores.index_select(1, allowed)
+        )
+
+
+def ended_at_stops(sequences: torch.Tensor, stop_ids: list[int], eos: int) -> torch.Tensor:
+    """``sequences`` with each row's first stop id and everything after it
+    replaced by ``eos``: one end marker for every chat template."""
+    stops = torch.isin(sequences, torch.tensor(stop_ids, device=sequences.device))
+    ended = stops.cumsum(dim=1) > 0
+    return torch.where(ended, torch.full_like(sequences, eos), sequences)
