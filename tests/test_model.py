@@ -295,3 +295,25 @@ def test_generated_hidden_states_are_each_tokens_read_back(rec_batch):
     got = view.generated_hidden_states
     assert got.shape == expected.shape
     assert torch.allclose(got[still_going], expected[still_going], atol=1e-4)
+
+
+def test_typed_special_tokens_and_the_image_tag_stay_plain_text():
+    """``ground(img, "the <image> tag")`` once failed in masked_scatter; a typed
+    ``[GND]`` acted as a control token; a lone surrogate broke the tokenizer."""
+    import numpy as np
+    from PIL import Image
+
+    from unigrounding.api import Grounder
+    from unigrounding.models.chat import plain_text
+
+    model = MODELS.build(tiny_model_cfg(type="gnd_query"))
+    grounder = Grounder(model)
+    gnd = model.tokenizer.convert_tokens_to_ids("[GND]")
+    safe = plain_text("a [GND] b <image> {target:0}", grounder._specials, slots=True)
+    assert gnd not in model.tokenizer(safe, add_special_tokens=False).input_ids
+    assert "<image>" not in safe and "{target:0}" not in safe
+    assert safe.replace("\u2060", "") == "a [GND] b <image> {target:0}"
+    image = Image.fromarray(np.zeros((30, 50, 3), np.uint8))
+    for query in ("the <image> tag", "[GND] {target:0}", "\ud800 circle"):
+        refs = grounder.ground(image, query)
+        assert bool((refs.boxes[:, 2] <= 50).all() and (refs.boxes[:, 3] <= 30).all())

@@ -73,3 +73,17 @@ def test_tolerant_parser_counts_failures(text, n, failures):
     refs = TextCoordsProcessor(3).parse(text, _sample())
     assert len(refs) == n and refs.metainfo["parse_failures"] == failures
     assert torch.isfinite(refs.boxes).all()
+
+
+@pytest.mark.parametrize(
+    ("text", "repairs"),
+    [
+        ("[0.1,0.2,0.3,0.4]", 0),
+        ("[0.3,0.4,0.1,0.2]", 1),  # corners swapped back
+        ("[-0.5,-0.2,1.7,2.0]", 1),  # values clipped to [0, 1]
+        ("[0.3,0.2,0.1,0.4];[0.1,0.2,1.3,0.4]", 2),
+    ],
+)
+def test_repaired_answers_are_counted_apart_from_clean_ones(text, repairs):
+    refs = TextCoordsProcessor(3).parse(text, _sample())
+    assert refs.metainfo["parse_repairs"] == repairs and refs.metainfo["parse_failures"] == 0

@@ -14,8 +14,10 @@ from .data.pipeline import image_tensor, load_rgb
 from .data.tasks import TASK_TEMPLATES
 from .engine.export import build_exported
 from .models import GroundingMLLM
+from .models.chat import plain_text
 from .registry import MODELS
 from .structures import (
+    IMAGE,
     Box,
     GroundingDataSample,
     Mask,
@@ -39,12 +41,19 @@ class Grounder:
 
     def __init__(self, model: GroundingMLLM) -> None:
         self.model = model.eval()
+        tok = model.tokenizer
+        # every string the tokenizer would read as one control token
+        self._specials = {*tok.all_special_tokens, *tok.get_added_vocab(), IMAGE}
 
     def chat(self, image, text: str, prompts: list[Prompt] | None = None) -> tuple[str, RefTargets]:
-        """Answer ``text`` (which may hold ``{prompt:i}`` slots) about ``image``.
+        """Answer ``text`` (which may hold ``{prompt:i}`` slots and one
+        ``<image>`` marking where the image goes) about ``image``. Any other
+        special token of the vocabulary typed in ``text`` (``[GND]``,
+        ``<r0>``) is plain text, not a control token.
 
         Returns the generated text and the regions it refers to, in original pixels.
         """
+        text = plain_text(text, self._specials - {IMAGE})
         img = load_rgb(image, "chat image")
         frame = square_resize_frame((img.height, img.width), self.model.image_size)
         sample = GroundingDataSample(
@@ -66,6 +75,7 @@ class Grounder:
 
     def ground(self, image, query: str) -> RefTargets:
         """Regions for a referring expression (the REC prompt the model was trained on)."""
+        query = plain_text(query, self._specials, slots=True)
         question = TASK_TEMPLATES["rec"][0].replace("{expression}", query)
         return self.chat(image, question)[1]
 

@@ -71,6 +71,7 @@ def report_row(metrics: dict, ceiling: dict, cfg: Config, train_seconds: float) 
         "res_ciou": metrics.get("res/ciou"),
         "res_giou": metrics.get("res/giou"),
         "parse_failures": metrics.get("rec/parse_failures"),
+        "parse_repairs": metrics.get("rec/parse_repairs"),
         "missing_predictions": metrics.get("rec/missing"),
         "eval_samples": metrics.get("rec/n"),
         "tokens_per_object": ceiling["tokens_per_object"],

@@ -11,6 +11,7 @@ COLUMNS = [
     ("res_ciou", "RES cIoU", "{:.3f}"),
     ("res_giou", "RES gIoU", "{:.3f}"),
     ("parse_failures", "parse fail", "{}"),
+    ("parse_repairs", "parse repairs", "{}"),
     ("tokens_per_object", "tok/obj", "{:.1f}"),
     ("train_samples_per_s", "train samp/s", "{:.1f}"),
     ("decode_ms_per_object", "decode ms/obj", "{:.3f}"),

@@ -49,7 +49,7 @@ class TextCoordsProcessor(Processor):
     def parse(self, text: str, sample: GroundingDataSample) -> RefTargets:
         side = np.tile([sample.frame.input_hw[1], sample.frame.input_hw[0]], 2).astype(np.float64)
         boxes, phrases, groups = [], [], []
-        failures, group, last_end = 0, -1, 0
+        failures, repairs, group, last_end = 0, 0, -1, 0
         for bracket in _BRACKET.finditer(text):
             match = _BOX.fullmatch(bracket.group(0))
             values = None
@@ -58,7 +58,10 @@ class TextCoordsProcessor(Processor):
             if values is None or not np.all(np.isfinite(values)):
                 failures += 1
                 continue
+            # read, but only after a repair: values outside [0, 1], corners swapped
+            repaired = bool(((values < 0) | (values > 1)).any())
             values = values.clip(0, 1)
+            repaired |= bool(values[0] > values[2] or values[1] > values[3])
             x1, x2 = sorted(values[0::2])
             y1, y2 = sorted(values[1::2])
             if x2 <= x1 or y2 <= y1:
@@ -73,6 +76,7 @@ class TextCoordsProcessor(Processor):
             if between.strip() != ";" or group < 0:
                 group += 1
                 phrase = _LEAD.sub("", between).strip(" ,.;:")
+            repairs += repaired
             boxes.append(box)
             phrases.append(phrase)
             groups.append(group)
@@ -80,7 +84,7 @@ class TextCoordsProcessor(Processor):
         if not boxes:
             return RefTargets.empty(parse_failures=failures)
         refs = RefTargets.build(boxes, phrases=phrases, group_ids=groups)
-        refs.set_metainfo({"parse_failures": failures})
+        refs.set_metainfo({"parse_failures": failures, "parse_repairs": repairs})
         return refs
 
 

@@ -3,7 +3,8 @@
 REC: top-1 predicted box against the (single) target box, IoU in original-image
 pixels, a hit when IoU ``>=`` the threshold; a sample with no readable box is a
 miss and is counted (``missing``), as are samples whose output had unreadable
-parts (``parse_failures``). RES: cIoU = ΣI / ΣU over the split, gIoU = mean
+parts (``parse_failures``) and those whose output was read only after a repair
+(``parse_repairs``: corners swapped back, values clipped to the image). RES: cIoU = ΣI / ΣU over the split, gIoU = mean
 per-sample IoU where an empty target predicted empty counts 1.0 (LISA / ReLA).
 
 mmengine's evaluator hands metrics ``GroundingDataSample.to_dict()`` output, so
@@ -50,7 +51,8 @@ def union_mask(refs: Mapping, hw: tuple[int, int], boxes_as_masks: bool) -> np.n
 
 @METRICS.register_module()
 class RECMetric(BaseMetric):
-    """Acc@τ for each threshold, mean IoU, missing predictions and parse failures."""
+    """Acc@τ for each threshold, mean IoU, missing predictions, parse failures
+    and repairs."""
 
     default_prefix = "rec"
 
@@ -66,6 +68,7 @@ class RECMetric(BaseMetric):
                 {
                     "iou": iou,
                     "failures": pred.get("parse_failures", 0),
+                    "repairs": pred.get("parse_repairs", 0),
                     "decode_ms": s.get("decode_ms"),
                     "decoded": len(pred["boxes"]),
                 }
@@ -79,6 +82,7 @@ class RECMetric(BaseMetric):
         out["miou"] = float(ious.mean()) if len(ious) else 0.0
         out["missing"] = sum(r["iou"] is None for r in results)
         out["parse_failures"] = sum(r["failures"] > 0 for r in results)
+        out["parse_repairs"] = sum(r.get("repairs", 0) > 0 for r in results)
         out["n"] = len(results)
         timed = [r for r in results if r["decode_ms"] is not None]
         objects = sum(r["decoded"] for r in timed)

@@ -25,9 +25,28 @@ else Vicuna, unless the config names a format.
 from __future__ import annotations
 
 import functools
+import re
+from collections.abc import Iterable
 
 from ..layers.sequences import IGNORE
-from ..structures import IMAGE
+from ..structures import IMAGE, SLOT_PATTERN
+
+#: U+2060 WORD JOINER: invisible, and no tokenizer matches a token across it
+_BREAK = "\u2060"
+
+
+def plain_text(text: str, reserved: Iterable[str], slots: bool = False) -> str:
+    """User-typed ``text`` made safe to put in a conversation: each occurrence
+    of a ``reserved`` string (special tokens, ``<image>``) and, with ``slots``,
+    of a ``{prompt:i}`` / ``{target:i}`` slot gets a word joiner after its
+    first character — still the text the user typed, but no longer a control
+    token or a slot. Lone surrogates, which no tokenizer encodes, become U+FFFD."""
+    text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    for token in sorted((t for t in reserved if t and t in text), key=len, reverse=True):
+        text = text.replace(token, token[0] + _BREAK + token[1:])
+    if slots:
+        text = re.sub(SLOT_PATTERN, lambda m: m.group(0)[0] + _BREAK + m.group(0)[1:], text)
+    return text
 
 
 def text_ids(tokenizer, text: str) -> list[int]:

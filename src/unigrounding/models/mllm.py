@@ -22,6 +22,7 @@ from torch import nn
 from ..codecs.base import Codec, ModelView
 from ..layers import IGNORE, FeaturePyramid, pad_batch
 from ..proposers import build_proposers
+from ..proposers.validation import usable_proposals
 from ..registry import CODECS, DECODERS, MODELS
 from ..structures import IMAGE, GroundingDataSample
 from .chat import (
@@ -344,7 +345,8 @@ class GroundingMLLM(BaseModel):
             fresh = {}
             if missing:
                 found = self.proposers[name].propose([f[missing] for f in feats], self.image_size)
-                fresh = dict(zip(missing, found, strict=True))
+                usable = [usable_proposals(f, self.image_size) for f in found]
+                fresh = dict(zip(missing, usable, strict=True))
                 if cacheable:
                     cache.update({keys[i]: fresh[i] for i in missing if keys[i][0] is not None})
             return [fresh[i] if i in fresh else cache[keys[i]] for i in range(len(keys))]
@@ -441,7 +443,10 @@ class GroundingMLLM(BaseModel):
         self._generate(view)
         view.generate = lambda texts, **kw: self._follow_up(view, texts, **kw)
         start = time.perf_counter()
-        preds = self.codec.decode(view)
+        preds = [
+            refs.fit_to_image(*sample.metainfo["ori_shape"])
+            for refs, sample in zip(self.codec.decode(view), data_samples, strict=True)
+        ]
         # each sample's share of the batch's decode time; RECMetric divides
         # their sum by the objects decoded
         decode_ms = (time.perf_counter() - start) * 1000 / max(len(preds), 1)
@@ -505,14 +510,17 @@ class GroundingMLLM(BaseModel):
         eos = self.tokenizer.eos_token_id
         want_hidden = "hidden_states" in self.codec.needs
         want_logits = "generated_logits" in self.codec.needs
-        out = self.llm.generate(
-            inputs_embeds=self._embed(view),
-            attention_mask=view.attention_mask,
-            generation_config=greedy_generation(self.max_new_tokens, self.chat.stop_ids, eos),
-            logits_processor=[AllowedTokens(allowed)] if allowed is not None else None,
+        config = greedy_generation(self.max_new_tokens, self.chat.stop_ids, eos)
+        config.update(
             output_hidden_states=want_hidden,
             output_scores=want_logits,
             return_dict_in_generate=True,
+        )
+        out = self.llm.generate(
+            inputs_embeds=self._embed(view),
+            attention_mask=view.attention_mask,
+            generation_config=config,
+            logits_processor=[AllowedTokens(allowed)] if allowed is not None else None,
             synced_gpus=self.lockstep_generation,
         )
         ids = ended_at_stops(out.sequences, self.chat.stop_ids, eos)

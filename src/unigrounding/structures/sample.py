@@ -34,7 +34,8 @@ class RefTargets(InstanceData):
     (list[str]); ``units`` (list[str], the unit asked for or produced);
     ``group_ids`` ``(N,)`` long (rows of one referent share it); optional
     ``masks`` ``(N, H, W)`` bool, ``points`` (list of ``(K, 2)`` float tensors),
-    ``scores`` ``(N,)``. Metainfo ``parse_failures`` counts unreadable model output.
+    ``scores`` ``(N,)``. Metainfo ``parse_failures`` counts unreadable parts of a
+    model output, ``parse_repairs`` the parts read only after a repair.
     """
 
     @classmethod
@@ -94,6 +95,33 @@ class RefTargets(InstanceData):
                 raise ValueError(f"{where}[{i}]: empty mask")
             boxes.append(box)
         return cls.build(boxes, masks=np.stack(masks) if masks else None, where=where, **fields)
+
+    def fit_to_image(self, height: int, width: int) -> RefTargets:
+        """These referents as an answer about a ``height x width`` image can
+        hold them: boxes (and points) clipped to the image — each clipped row
+        counted in metainfo ``parse_repairs`` — and rows whose box is not
+        finite, or has no area left inside the image, dropped and counted in
+        ``parse_failures``. The one place every codec's decoded geometry
+        passes through (``GroundingMLLM.predict``)."""
+        if not len(self):
+            return self
+        limit = torch.tensor([width, height, width, height], dtype=self.boxes.dtype)
+        finite = torch.isfinite(self.boxes).all(-1)
+        clipped = torch.minimum(self.boxes.nan_to_num(0.0, 0.0, 0.0).clamp(min=0), limit)
+        keep = finite & (clipped[:, 2:] > clipped[:, :2]).all(-1)
+        repaired = int((keep & (clipped != self.boxes).any(-1)).sum())
+        out = self[keep.nonzero().flatten()] if not bool(keep.all()) else self.clone()
+        out.boxes = clipped[keep]
+        if "points" in out:
+            out.points = [torch.minimum(p.clamp(min=0), limit[:2]).to(p.dtype) for p in out.points]
+        meta = dict(self.metainfo_items())
+        out.set_metainfo(
+            {
+                "parse_failures": meta.get("parse_failures", 0) + int((~keep).sum()),
+                "parse_repairs": meta.get("parse_repairs", 0) + repaired,
+            }
+        )
+        return out
 
     @property
     def num_groups(self) -> int:

@@ -23,6 +23,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mmengine.structures import InstanceData
+from PIL import Image
 
 from ..data import collate
 from ..plugins.loading import load_plugins
@@ -140,6 +142,49 @@ class CodecConformance:
             assert isinstance(s.pred_refs, RefTargets)
             assert isinstance(s.pred_text, str)
 
+    @pytest.mark.parametrize("hidden", [0.0, float("nan"), float("inf")])
+    def test_hostile_output_and_proposals_give_boxes_inside_the_image(self, model, hidden):
+        """Whatever the model answers (NaN / out-of-range / degenerate
+        coordinates, stray special tokens, hidden states of NaN or inf)
+        and whatever a proposer returns (NaN, inf, degenerate, out-of-image
+        boxes), ``ground`` on a non-square image returns finite boxes inside
+        it and raises nothing."""
+        from ..api import Grounder
+
+        height, width = 40, 100
+        image = Image.fromarray(
+            np.random.default_rng(0).integers(0, 255, (height, width, 3), np.uint8)
+        )
+        specials = list(model.codec.processor.special_tokens)
+        answers = [
+            "[nan, inf, -1e9, 1e9] [-0.5,-0.2,1.7,2.0] [0.5,0.5,0.5,0.5]",
+            " ".join(specials * 3),
+            "the red circle " + " ".join(reversed(specials)) + " [1.5, -3, 0.2, 0.1]",
+        ]
+        hostile = InstanceData(
+            bboxes=torch.tensor(
+                [
+                    [float("nan"), 0, 10, 10],
+                    [0, 0, float("inf"), 10],
+                    [5, 5, 5, 20],
+                    [-50, -50, 500, 500],
+                    [8, 8, 30, 30],
+                ]
+            ),
+            scores=torch.tensor([0.9, 0.8, float("nan"), 0.7, 0.6]),
+        )
+        for proposer in model.proposers.values():
+            proposer.propose = lambda feats, size: [hostile.clone() for _ in range(len(feats[0]))]
+        model._proposal_cache.clear()
+        grounder = Grounder(model)
+        for answer in answers:
+            model._generate = _answering(model, answer, hidden)
+            refs = grounder.ground(image, "the red circle")
+            assert torch.isfinite(refs.boxes).all(), answer
+            assert bool((refs.boxes[:, :2] >= 0).all() and (refs.boxes[:, 2] <= width).all())
+            assert bool((refs.boxes[:, 3] <= height).all()), answer
+        del model._generate  # the instance attribute; the method is back
+
     @pytest.mark.slow
     def test_overfit_one_batch_decodes_the_right_region(self, model, shapes_root):
         """Train on two samples until both decode to the right region (checked
@@ -169,6 +214,30 @@ class CodecConformance:
                     break
         assert np.isfinite(loss.item()) and loss.item() < 0.1 * first
         assert ious and min(ious) >= 0.5, ious
+
+
+def _answering(model, text: str, hidden: float):
+    """A stand-in for the model's generation that answers ``text`` for every
+    sample (cut to the generation budget, as a real answer is), with
+    last-layer states of ``hidden`` (seeded random for 0) and seeded random
+    logits: what a latent codec decodes from."""
+
+    def generate(view, allowed=None) -> None:
+        rows = len(view.samples)
+        ids = model.tokenizer(text, add_special_tokens=False).input_ids[: model.max_new_tokens - 1]
+        ids = torch.tensor([[*ids, model.tokenizer.eos_token_id]] * rows)
+        size = (rows, ids.shape[1], model.llm.config.hidden_size)
+        random = torch.Generator().manual_seed(0)
+        view.generated_ids = ids
+        view.generated_hidden_states = (
+            torch.randn(size, generator=random) if hidden == 0 else torch.full(size, hidden)
+        )
+        view.generated_logits = torch.randn(
+            rows, ids.shape[1], len(model.tokenizer), generator=random
+        )
+        view.texts = [model.tokenizer.decode(ids[0, :-1])] * rows
+
+    return generate
 
 
 def _decoded_ious(model, batch: dict) -> list[float]:

@@ -1,0 +1,23 @@
+"""Proposals checked before any codec reads them: a plugin proposer's
+non-finite box would crash ``roi_align`` (a segfault, not an exception) and a
+degenerate one would raise ``GeometryError`` out of ``predict``."""
+
+from __future__ import annotations
+
+import torch
+from mmengine.structures import InstanceData
+
+#: thinner than this (model-input pixels) a box has no area to pool or score
+MIN_SIDE = 1e-3
+
+
+def usable_proposals(found: InstanceData, image_size: int) -> InstanceData:
+    """``found`` without its non-finite boxes and scores, its boxes clipped to
+    the ``image_size`` square model input, and those left thinner than
+    :data:`MIN_SIDE` dropped (what remains keeps its order)."""
+    boxes = found.bboxes.float()
+    scores = found.scores.float()
+    finite = torch.isfinite(boxes).all(-1) & torch.isfinite(scores)
+    clipped = boxes.nan_to_num(0.0, 0.0, 0.0).clamp(0, image_size)
+    keep = finite & ((clipped[:, 2:] - clipped[:, :2]) > MIN_SIDE).all(-1)
+    return InstanceData(bboxes=clipped[keep], scores=scores[keep])
