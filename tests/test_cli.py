@@ -299,3 +299,45 @@ def test_version(capsys):
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.strip() == f"unigrounding {unigrounding.__version__}"
+
+
+def test_data_check_lists_every_bad_record_of_every_dataset(shapes_root, tmp_path, capsys):
+    """Datasets inside a ConcatDataset are checked one by one; a bad one lists
+    all its bad records at once, and the command fails."""
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(shapes_root, root)
+    refs = json.loads((root / "refs(shapesref).json").read_text())
+    coco = json.loads((root / "instances.json").read_text())
+    val_images = sorted({r["image_id"] for r in refs if r["split"] == "val"})
+    images = {im["id"]: im for im in coco["images"]}
+    missing, resized = images[val_images[0]], images[val_images[1]]
+    (root / "images" / missing["file_name"]).unlink()
+    resized["width"] += 3
+    (root / "instances.json").write_text(json.dumps(coco))
+    config = tmp_path / "config.py"
+    config.write_text(
+        f"_ds = dict(type='RefCOCODataset', data_root={str(root)!r}, "
+        "refs_file='refs(shapesref).json', pipeline=[])\n"
+        "train_dataloader = dict(dataset=dict(type='ConcatDataset', "
+        "datasets=[dict(_ds, split='train'), dict(_ds, split='val')]))\n"
+        "val_dataloader = dict(dataset=dict(_ds, split='val'))\n"
+        "test_dataloader = val_dataloader\n"
+    )
+    with pytest.raises(SystemExit, match="1 of 2 datasets fail"):
+        main(["data", "check", str(config)])
+    out = capsys.readouterr().out
+    assert "train_dataloader dataset 0: RefCOCODataset" in out and "records, valid" in out
+    for ref in refs:
+        if ref["image_id"] in (missing["id"], resized["id"]):
+            assert f"(ref_id={ref['ref_id']}) sample {ref['ref_id']}-0: " in out
+    assert f"image_path: image file not found: {root / 'images' / missing['file_name']}" in out
+    h, w = resized["height"], resized["width"]
+    assert f"ori_shape: image is {(h, w - 3)} (height, width), annotation says {(h, w)}" in out
+    assert "val_dataloader dataset 0: as train_dataloader dataset 1" in out
+    assert "test_dataloader dataset 0: as train_dataloader dataset 1" in out
+    shutil.copy(shapes_root / "instances.json", root / "instances.json")
+    shutil.copy(shapes_root / "images" / missing["file_name"], root / "images")
+    main(["data", "check", str(config)])  # mended: no exit
+    assert "dataset 1: RefCOCODataset" in capsys.readouterr().out

@@ -141,10 +141,10 @@ def _copy(shapes_root, tmp_path):
     return root
 
 
-def _load(root, refs_file=REFS_FILE, split="val", task="rec"):
+def _load(root, refs_file=REFS_FILE, split="val", task="rec", **kwargs):
     ds = RefCOCODataset(
         data_root=str(root), refs_file=refs_file, split=split, task=task,
-        pipeline=[dict(type="PackGroundingSample", image_size=64)],
+        pipeline=[dict(type="PackGroundingSample", image_size=64)], **kwargs,
     )  # fmt: skip
     return ds
 
@@ -188,7 +188,11 @@ def test_empty_mask_names_file_and_sample(shapes_root, tmp_path):
     }
     assert not rle_decode(ann["segmentation"], *ann["segmentation"]["size"], "check").any()
     (root / "instances.json").write_text(json.dumps(coco))
-    ds = _load(root, task="res")
+    with pytest.raises(
+        AnnotationError, match=rf"sample {ref['ref_id']}-0: gt\[0\].segmentation: empty mask"
+    ):
+        _load(root, task="res")  # validation finds it
+    ds = _load(root, task="res", validate="off")  # else packing does
     idx = next(
         i
         for i in range(len(ds))
@@ -479,3 +483,104 @@ def test_max_samples_is_one_rule_for_every_dataset(shapes_root, tmp_path):
     assert len(VisualGenomeRegionDataset(str(tmp_path), max_samples=1)) == 1
     with pytest.raises(AnnotationError, match="region_id=2: malformed record"):
         VisualGenomeRegionDataset(str(tmp_path))
+
+
+# ---------------------------------------------------------------- validation at construction
+def _val_images(root, n: int) -> list[tuple[dict, list[dict]]]:
+    """The first ``n`` val images of a ShapesRef copy, each with its refs."""
+    images = {im["id"]: im for im in json.loads((root / "instances.json").read_text())["images"]}
+    by_image: dict[int, list[dict]] = {}
+    for ref in json.loads((root / REFS_FILE).read_text()):
+        if ref["split"] == "val":
+            by_image.setdefault(ref["image_id"], []).append(ref)
+    return [(images[i], refs) for i, refs in sorted(by_image.items())[:n]]
+
+
+def _edit_instances(root, edit) -> None:
+    coco = json.loads((root / "instances.json").read_text())
+    edit(coco)
+    (root / "instances.json").write_text(json.dumps(coco))
+
+
+def _samples_of(ds, image: dict) -> list[str]:
+    return [
+        ds.get_data_info(i)["sample_id"]
+        for i in range(len(ds))
+        if ds.get_data_info(i)["image_path"].endswith(image["file_name"])
+    ]
+
+
+def test_validation_lists_every_bad_record_at_construction(shapes_root, tmp_path):
+    """A missing image, a recorded size the image does not have and a mask of
+    another size: one error at construction names each record, file and field."""
+    from unigrounding.structures import rle_encode
+
+    root = _copy(shapes_root, tmp_path)
+    (missing, _), (resized, _), (_, masked_refs) = _val_images(root, 3)
+    everything = _load(root, task="res", validate="off")
+    (root / "images" / missing["file_name"]).unlink()
+
+    def edit(coco):
+        next(im for im in coco["images"] if im["id"] == resized["id"])["height"] += 1
+        ann = next(a for a in coco["annotations"] if a["id"] == masked_refs[0]["ann_id"])
+        ann["segmentation"] = rle_encode(np.ones((10, 10), dtype=bool))
+
+    _edit_instances(root, edit)
+    with pytest.raises(AnnotationError) as caught:
+        _load(root, task="res")
+    message, problems = str(caught.value), caught.value.problems
+    image_path = root / "images" / missing["file_name"]
+    for sample_id in _samples_of(everything, missing):  # every record of the image, not the first
+        assert f"sample {sample_id}: image_path: image file not found: {image_path}" in message
+    h, w = resized["height"], resized["width"]
+    assert f"ori_shape: image is {(h, w)} (height, width), annotation says {(h + 1, w)}" in message
+    assert (
+        f"json ref #{masked_refs[0]['ref_id']} (ref_id={masked_refs[0]['ref_id']}) sample "
+        f"{masked_refs[0]['ref_id']}-0: gt[0].segmentation: mask shape (10, 10) != image shape "
+        f"{(h, w)}"
+    ) in message
+    assert {p.kind for p in problems} == {"image missing", "size mismatch", "bad segmentation"}
+    per_problem = [_samples_of(everything, missing), _samples_of(everything, resized)]
+    assert len(problems) == sum(map(len, per_problem)) + len(masked_refs[0]["sentences"])
+    assert len(_load(root, task="res", validate="off")) == len(everything)  # off: no check
+
+
+def test_validate_clip_clips_boxes_and_drops_unreadable_images(shapes_root, tmp_path, caplog):
+    """``clip``: a box over the image's edge is clipped to it, the records of an
+    unreadable image are dropped, the counts logged; ``max_samples`` counts
+    the records kept."""
+    from mmengine.logging import MMLogger
+
+    root = _copy(shapes_root, tmp_path)
+    (broken, _), (image, refs) = _val_images(root, 2)
+    everything = _load(root, validate="off")
+    (root / "images" / broken["file_name"]).write_bytes(b"not a png")
+    ann_id = refs[0]["ann_id"]
+
+    def edit(coco):
+        ann = next(a for a in coco["annotations"] if a["id"] == ann_id)
+        ann["bbox"][2] = image["width"] + 5 - ann["bbox"][0]  # x2 = width + 5
+
+    _edit_instances(root, edit)
+    outside = rf"sample {refs[0]['ref_id']}-0: gt\[0\]\.box: box .* is outside the image"
+    with pytest.raises(
+        AnnotationError, match=rf"{outside} \(height {image['height']}, width {image['width']}\)"
+    ):
+        _load(root)
+    dropped, clipped = len(_samples_of(everything, broken)), len(refs[0]["sentences"])
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(caplog.handler)
+    try:
+        ds = _load(root, validate="clip")
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert len(ds) == len(everything) - dropped and not _samples_of(ds, broken)
+    records = [ds.get_data_info(i) for i in range(len(ds))]
+    boxes = [r["gt"][0]["box"] for r in records if r["gt"][0]["ann_id"] == ann_id]
+    assert len(boxes) == clipped and all(b[2] == image["width"] for b in boxes)
+    assert (
+        f"validate='clip' dropped {dropped} of {len(everything)} records "
+        f"(image unreadable {dropped}, boxes clipped {clipped})"
+    ) in caplog.text
+    assert everything.get_data_info(0)["image_path"].endswith(broken["file_name"])
+    assert len(_load(root, validate="clip", max_samples=3)) == 3  # the first 3 that pass

@@ -21,11 +21,58 @@ def _cmd_codecs(args: argparse.Namespace) -> None:
     print(json.dumps(codec_catalog(), indent=2))
 
 
-def _cmd_data(args: argparse.Namespace) -> None:
+def _cmd_data_shapesref(args: argparse.Namespace) -> None:
     from ..data.shapesref import write_shapesref
 
     out = write_shapesref(args.out, seed=args.seed, n_train=args.n_train, n_val=args.n_val)
     print(f"ShapesRef written to {out}")
+
+
+def _cmd_data_check(args: argparse.Namespace) -> None:
+    """Build every dataset of the config's dataloaders with ``validate="error"``
+    and print each one's verdict; exit non-zero if any has bad records or does
+    not load."""
+    from mmengine.registry import DefaultScope
+
+    from ..ablate.configs import leaf_datasets
+    from ..data import AnnotationError, GroundingDataset
+    from ..engine.runner import load_config
+    from ..registry import DATASETS, SCOPE
+
+    cfg = load_config(args.config, cfg_options=args.cfg_options)
+    seen: list[tuple[dict, str]] = []
+    failed = 0
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        if cfg.get(loader) is None:
+            continue
+        for i, leaf in enumerate(leaf_datasets(cfg[loader].dataset)):
+            label = f"{loader} dataset {i}"
+            same = next((name for other, name in seen if other == leaf), None)
+            if same is not None:  # e.g. test_dataloader = val_dataloader
+                print(f"{label}: as {same}")
+                continue
+            seen.append((leaf, label))
+            leaf = leaf.to_dict()
+            cls = DATASETS.get(leaf["type"])  # None: DATASETS.build names the unknown type
+            validated = isinstance(cls, type) and issubclass(cls, GroundingDataset)
+            if validated:
+                leaf["validate"] = "error"  # whatever the config says: report every problem
+            try:
+                with DefaultScope.overwrite_default_scope(SCOPE):
+                    dataset = DATASETS.build(leaf)
+                dataset.full_init()  # a lazy_init dataset loads (and checks) here
+            except (OSError, ValueError) as err:  # AnnotationError, GeometryError among them
+                failed += 1
+                problems = isinstance(err, AnnotationError) and err.problems
+                print(f"{label}: {err}" if problems else f"{label}: does not load: {err}")
+                continue
+            verdict = "valid" if validated else "not checked (no GroundingDataset)"
+            print(
+                f"{label}: {type(dataset).__name__} ({dataset.data_root}): "
+                f"{len(dataset)} records, {verdict}"
+            )
+    if failed:
+        raise SystemExit(f"unigrounding data check: {failed} of {len(seen)} datasets fail")
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -160,13 +207,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("codecs", help="list registered codecs as JSON").set_defaults(func=_cmd_codecs)
 
-    p = sub.add_parser("data", help="generate a dataset")
-    p.add_argument("name", choices=["shapesref"])
+    data = sub.add_parser("data", help="generate or check datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    p = data_sub.add_parser("shapesref", help="generate ShapesRef")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-train", type=int, default=2000)
     p.add_argument("--n-val", type=int, default=200)
-    p.set_defaults(func=_cmd_data)
+    p.set_defaults(func=_cmd_data_shapesref)
+    p = data_sub.add_parser(
+        "check",
+        help="build every dataset of a config's dataloaders and list every bad record "
+        "(missing or unreadable image, size mismatch, bad mask, box outside the image)",
+    )
+    p.add_argument("config")
+    p.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE")
+    p.set_defaults(func=_cmd_data_check)
 
     def add_cfg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--work-dir")
@@ -273,7 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", help="the old export folder (trusted: its config.py is executed)")
     p.add_argument("--out", help="write the new export here (default: in place)")
     p.set_defaults(func=_cmd_export_convert)
-    for command in sub.choices.values():
+    # on the parsers that run a command: a subcommand's default would overwrite
+    # a value parsed by its parent (``data``)
+    commands = [c for c in sub.choices.values() if c is not data] + list(data_sub.choices.values())
+    for command in commands:
         command.add_argument(
             "--plugins",
             action="append",

@@ -1,6 +1,6 @@
 """Codec-neutral datasets and the packing pipeline."""
 
-from .annotations import AnnotationError
+from .annotations import AnnotationError, RecordProblem
 from .base import GroundingDataset
 from .coco import CocoCellLabelDataset, CocoDetectionDataset, read_instances
 from .flickr30k import Flickr30kEntitiesDataset
@@ -20,6 +20,7 @@ __all__ = [
     "LLaVAShikraDataset",
     "LVISGroundDataset",
     "PackGroundingSample",
+    "RecordProblem",
     "RefCOCODataset",
     "ShapesRefDataset",
     "SwiftGroundingDataset",

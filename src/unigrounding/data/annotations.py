@@ -1,19 +1,52 @@
-"""Reading annotation files: the error a malformed file or record raises, and
-the helpers every loader uses so that its errors name the file and record."""
+"""Reading annotation files: the error a malformed file or record raises, the
+problems a dataset's validation finds, and the helpers every loader uses so that
+its errors name the file and record."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..structures import GeometryError
 
 
+@dataclass(frozen=True)
+class RecordProblem:
+    """One problem of one dataset record, found by validation (see
+    :class:`~unigrounding.data.validation.RecordCheck`).
+
+    Attributes:
+        source: the annotation file and record the loader names (``source`` of
+            the record, else its image path).
+        record: the record's ``sample_id`` (``image_id`` where it has none).
+        field: where in the record: ``image_path``, ``ori_shape``, ``gt[0].box``...
+        kind: the problem's class, counted in summaries (``image missing``...).
+        detail: what is wrong, with the values.
+    """
+
+    source: str
+    record: str
+    field: str
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.source} sample {self.record}: {self.field}: {self.detail}"
+
+
 class AnnotationError(ValueError):
-    """A malformed annotation file or record; the message names file and record."""
+    """A malformed annotation file or record; the message names file and record.
+
+    ``problems`` holds every bad record when the error reports a dataset's
+    validation (empty for an error of one file or record)."""
+
+    def __init__(self, message: str, problems: Sequence[RecordProblem] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems)
 
 
 def require_file(path: Path, what: str) -> Path:

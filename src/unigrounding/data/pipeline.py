@@ -67,6 +67,12 @@ def image_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
+def needs_masks(records: list[dict]) -> bool:
+    """Whether the records' masks are decoded when packed: when any record's
+    unit is one of :data:`MASK_UNITS`."""
+    return any(r.get("unit") in MASK_UNITS for r in records)
+
+
 def build_refs(
     records: list[dict], hw: tuple[int, int], where: str, with_masks: bool
 ) -> RefTargets:
@@ -173,10 +179,8 @@ class PackGroundingSample:
             }
         )
         gt, prompts = record.get("gt", []), record.get("prompts", [])
-        sample.gt_refs = build_refs(gt, hw, where, any(r["unit"] in MASK_UNITS for r in gt))
-        sample.prompt_refs = build_refs(
-            prompts, hw, where, any(r["unit"] in MASK_UNITS for r in prompts)
-        )
+        sample.gt_refs = build_refs(gt, hw, where, needs_masks(gt))
+        sample.prompt_refs = build_refs(prompts, hw, where, needs_masks(prompts))
         sample.conversation = list(record["conversation"])
         return {"inputs": inputs.clone(), "data_samples": sample}
 

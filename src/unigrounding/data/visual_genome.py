@@ -51,7 +51,7 @@ class VisualGenomeRegionDataset(GroundingDataset):
             candidate = Path(self.data_root) / folder / name
             if candidate.exists():
                 return str(candidate)
-        return str(Path(self.data_root) / self.img_dirs[0] / name)  # reported when loaded
+        return str(Path(self.data_root) / self.img_dirs[0] / name)  # validation reports it
 
     def load_samples(self) -> Iterator[dict]:
         root = Path(self.data_root)
