@@ -24,6 +24,7 @@ README_COLUMNS = [
     ("rec_acc@0.75", "Acc@0.75", "{:.3f}"),
     ("rec_miou", "mIoU", "{:.3f}"),
     ("parse_failures", "parse failures", "{}"),
+    ("parse_repairs", "parse repairs", "{}"),
     ("tokens_per_object", "tokens / object", "{:.1f}"),
 ]
 
