@@ -2,6 +2,8 @@
 
 import json
 import os
+import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +49,7 @@ def tiny_train_cfg(
         randomness=dict(seed=0),
     )  # fmt: skip
     cfg["default_hooks"]["checkpoint"] = dict(
-        type="CheckpointHook", interval=interval, by_epoch=False
+        type="AtomicCheckpointHook", interval=interval, by_epoch=False
     )
     cfg["default_hooks"]["logger"] = dict(type="LoggerHook", interval=1)
     cfg["test_dataloader"], cfg["test_evaluator"] = cfg["val_dataloader"], cfg["val_evaluator"]
@@ -134,6 +136,108 @@ def test_resume_loads_with_torch_weights_only_default(shapes_root, tmp_path):
     train(tiny_train_cfg(shapes_root, tmp_path / "run", 2, 2, 2))
     ckpt = torch.load(tmp_path / "run" / "iter_2.pth", map_location="cpu")  # weights_only=True
     assert ckpt["meta"]["iter"] == 2 and "message_hub" in ckpt
+
+
+def _shown(err: BaseException) -> str:
+    """Every message a traceback of ``err`` shows (its causes and contexts)."""
+    text = ""
+    while err is not None:
+        text += f"{err}\n"
+        err = err.__cause__ or (None if err.__suppress_context__ else err.__context__)
+    return text
+
+
+def test_resume_from_a_truncated_latest_checkpoint_names_it_and_the_earlier_one(
+    shapes_root, tmp_path
+):
+    """No zip error and no silent fallback: the error names the cut file and
+    the checkpoint to continue from, and ``--resume PATH`` continues from it."""
+    from unigrounding.cli.main import main
+    from unigrounding.engine import CheckpointError
+
+    work = tmp_path / "run"
+    cfg = tiny_train_cfg(shapes_root, work, 4, 4, 2)
+    train(cfg)
+    latest, earlier = work / "iter_4.pth", work / "iter_2.pth"
+    assert (work / "last_checkpoint").read_text() == str(latest)
+    latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])
+    with pytest.raises(CheckpointError) as err:
+        train(cfg, resume=True)
+    message = _shown(err.value)
+    assert f"the latest checkpoint {latest}" in message and "is truncated" in message
+    assert f"--resume {earlier}" in message and "zip archive" not in message
+    cfg_file = tmp_path / "cfg.py"
+    cfg.dump(str(cfg_file))
+    main(["train", str(cfg_file), "--resume", str(earlier)])
+    assert torch.load(latest, map_location="cpu")["meta"]["iter"] == 4  # rewritten whole
+
+
+class Pickled:
+    """A class a crafted checkpoint could make loading import and call."""
+
+
+@pytest.mark.parametrize("content", ["random bytes", "custom class"])
+def test_an_unreadable_checkpoint_is_refused_with_its_name(shapes_root, tmp_path, content):
+    """Through ``--resume PATH`` and through ``eval --checkpoint``'s .pth
+    loader alike; never with torch's advice to load with weights_only=False."""
+    from unigrounding.engine import CheckpointError, load_weights
+
+    bad = tmp_path / "bad.pth"
+    if content == "random bytes":
+        bad.write_bytes(bytes(random.Random(0).randrange(256) for _ in range(4096)))
+        expected = "is not a PyTorch checkpoint"
+    else:
+        torch.save({"meta": {"iter": 1}, "state_dict": {}, "payload": Pickled()}, bad)
+        expected = "was refused: it pickles `test_training.Pickled`"
+    cfg = tiny_train_cfg(shapes_root, tmp_path / "run", 2, 2, 2)
+    for load in (lambda: train(cfg, resume=bad), lambda: load_weights(torch.nn.Linear(1, 1), bad)):
+        with pytest.raises(CheckpointError) as err:
+            load()
+        message = _shown(err.value)
+        assert f"checkpoint {bad} {expected}" in message
+        assert "weights_only" not in message
+
+
+def test_a_cut_safetensors_file_is_named(tmp_path):
+    """``eval --checkpoint`` / ``init_checkpoint`` with a .safetensors file."""
+    from safetensors.torch import save_file
+
+    from unigrounding.engine import CheckpointError, load_weights
+
+    file = tmp_path / "model.safetensors"
+    save_file({"weight": torch.ones(1, 1), "bias": torch.ones(1)}, str(file))
+    file.write_bytes(file.read_bytes()[:-4])
+    with pytest.raises(CheckpointError, match=re.escape(f"{file} is not a readable safetensors")):
+        load_weights(torch.nn.Linear(1, 1), file)
+
+
+@HOOKS.register_module(force=True)
+class FailSaveAt(Hook):
+    """Fails the save of the checkpoint of iteration ``n``, as a crash would."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if checkpoint["meta"]["iter"] == self.n:
+            raise Interrupted
+
+
+def test_a_save_cut_short_leaves_the_only_kept_checkpoint_the_latest(shapes_root, tmp_path):
+    """``max_keep_ckpts=1``: mmengine would remove the checkpoint of 2 before
+    writing that of 4; here it is removed only once that of 4 is complete."""
+    work = tmp_path / "run"
+    cfg = tiny_train_cfg(shapes_root, work, 4, 4, 2)
+    cfg.default_hooks.checkpoint.max_keep_ckpts = 1
+    cfg.custom_hooks = [*cfg.custom_hooks, dict(type="FailSaveAt", n=4)]
+    with pytest.raises(Interrupted):
+        train(cfg)
+    assert sorted(p.name for p in work.glob("*.pth")) == ["iter_2.pth"]
+    assert (work / "last_checkpoint").read_text() == str(work / "iter_2.pth")
+    cfg.custom_hooks = cfg.custom_hooks[:-1]
+    assert train(cfg, resume=True).iter == 4
+    assert sorted(p.name for p in work.glob("*.pth")) == ["iter_4.pth"]
+    assert not (work / ".partial").exists()
 
 
 @pytest.mark.slow

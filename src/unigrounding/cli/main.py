@@ -231,7 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train from an mmengine config")
     p.add_argument("config")
     add_cfg(p)
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="CHECKPOINT",
+        help="continue from the work dir's latest checkpoint, or from CHECKPOINT (e.g. an "
+        "earlier one when the latest cannot be read)",
+    )
     p.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm", "mpi"])
     p.add_argument(
         "--strategy",

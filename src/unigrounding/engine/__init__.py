@@ -1,15 +1,23 @@
 """mmengine integration: safe checkpoint loading, export, hooks."""
 
 from .export import export_model, load_weights
-from .hooks import ExportHook
-from .safe_load import SafeCheckpointHook, allow_mmengine_checkpoint_globals
+from .hooks import AtomicCheckpointHook, ExportHook
+from .safe_load import (
+    CheckpointError,
+    SafeCheckpointHook,
+    allow_mmengine_checkpoint_globals,
+    read_checkpoint,
+)
 
 allow_mmengine_checkpoint_globals()
 
 __all__ = [
+    "AtomicCheckpointHook",
+    "CheckpointError",
     "SafeCheckpointHook",
     "ExportHook",
     "allow_mmengine_checkpoint_globals",
     "export_model",
     "load_weights",
+    "read_checkpoint",
 ]

@@ -46,6 +46,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import MODEL_WRAPPERS, RUNNERS
 from torch import nn
 
+from .safe_load import read_checkpoint
 from .sharded_runner import ShardedCheckpointRunner, broadcast_weights
 
 #: ZeRO stages DeepSpeed offers (0: plain data parallelism through the engine)
@@ -209,10 +210,7 @@ def _safe_checkpoint_engine(engine):
     class SafeTorchCheckpointEngine(TorchCheckpointEngine):
         def load(self, path: str, map_location=None):
             with torch.serialization.safe_globals(records):
-                try:
-                    return torch.load(path, map_location=map_location, weights_only=True)
-                except Exception as err:
-                    raise ValueError(f"DeepSpeed checkpoint {path} cannot be read: {err}") from err
+                return read_checkpoint(path, map_location)
 
     return SafeTorchCheckpointEngine(engine._config)
 

@@ -29,7 +29,9 @@ from pathlib import Path
 
 import torch
 from mmengine.model import is_model_wrapper
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+
+from .safe_load import read_safetensors
 
 WEIGHTS = "model.safetensors"
 CONFIG = "unigrounding.json"
@@ -226,16 +228,16 @@ def export_state(path: str | Path, model: torch.nn.Module | None = None) -> dict
     names when ``model`` fine-tunes with LoRA)."""
     path = Path(path)
     if not path.is_dir():
-        return load_file(str(path))
+        return read_safetensors(path)
     if not (path / WEIGHTS).exists():
         raise FileNotFoundError(f"{path}: no {WEIGHTS}")
-    state = load_file(str(path / WEIGHTS))
+    state = read_safetensors(path / WEIGHTS)
     llm_dir = path / LLM_DIR
     if llm_dir.is_dir():
         llm = getattr(model, "llm", None) if model is not None else None
         names = _llm_key_names(llm) if llm is not None else {}
         for file in sorted(llm_dir.glob("*.safetensors")):
-            for key, tensor in load_file(str(file)).items():
+            for key, tensor in read_safetensors(file).items():
                 state[f"llm.{names.get(key, key)}"] = tensor
     return state
 
@@ -259,7 +261,7 @@ def load_export_weights(model: torch.nn.Module, path: str | Path) -> None:
     built from its config (whose LLM came from ``path/llm``: each weight of
     the folder is read once)."""
     path = Path(path)
-    state = load_file(str(path / WEIGHTS))
+    state = read_safetensors(path / WEIGHTS)
     _load_checked(model, state, path, skip_prefix="llm.")
 
 
@@ -327,8 +329,8 @@ def carry_over(base: str | Path, export: str | Path) -> list[str]:
     chain of stages ends in one checkpoint with all of their parts (e.g. a
     proposer's stage followed by a visual tokenizer's). Returns the names added."""
     base, target = Path(base), Path(export) / WEIGHTS
-    earlier = load_file(str(base / WEIGHTS if base.is_dir() else base))
-    state = load_file(str(target))
+    earlier = read_safetensors(base / WEIGHTS if base.is_dir() else base)
+    state = read_safetensors(target)
     added = sorted(k for k in earlier if k not in state and not k.startswith("llm."))
     if added:
         save_file({**state, **{k: earlier[k] for k in added}}, str(target))

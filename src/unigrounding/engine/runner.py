@@ -10,6 +10,8 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from .safe_load import CheckpointError, checkpoint_problem
+
 #: ``--strategy`` values: how the model is spread over the processes.
 STRATEGIES = ("ddp", "fsdp", "deepspeed")
 
@@ -32,12 +34,15 @@ def train(
     config,
     work_dir: str | None = None,
     cfg_options=None,
-    resume: bool = False,
+    resume: bool | str | Path = False,
     launcher: str = "none",
     strategy: str | None = None,
 ) -> Runner:
-    """Train; with ``resume`` continue from the work dir's latest checkpoint
-    (model, optimizer, scheduler, iteration and RNG state).
+    """Train; with ``resume`` continue from a checkpoint (model, optimizer,
+    scheduler, iteration and RNG state). ``True``: the work dir's latest (or,
+    as in mmengine, the config's ``load_from``); a path: that checkpoint. A
+    latest checkpoint that cannot be read is an error naming it and the
+    earlier ones that can (:func:`latest_checkpoint`).
 
     ``strategy`` (or the config's ``strategy`` key; default ``ddp``):
     ``ddp`` replicates the model on every process, ``fsdp`` shards it with
@@ -47,7 +52,11 @@ def train(
     config's ``deepspeed`` dict: ``zero_stage`` and raw ``config`` keys).
     The config's ``runner_type`` picks the runner class."""
     cfg = load_config(config, work_dir, cfg_options)
-    cfg.resume = resume
+    cfg.resume = bool(resume)
+    if not isinstance(resume, bool):
+        cfg.load_from = str(resume)
+    elif resume and cfg.get("load_from") is None:
+        cfg.load_from = latest_checkpoint(cfg.work_dir)
     cfg.launcher = launcher
     _apply_strategy(cfg, strategy or cfg.get("strategy") or "ddp", launcher)
     if launcher == "pytorch" and not torch.cuda.is_available():
@@ -55,6 +64,47 @@ def train(
     runner = RUNNERS.build(cfg) if cfg.get("runner_type") else Runner.from_cfg(cfg)
     runner.train()
     return runner
+
+
+def latest_checkpoint(work_dir: str | Path) -> str | None:
+    """The checkpoint the work dir's ``last_checkpoint`` names, which mmengine's
+    auto-resume reads; ``None`` without one (training starts afresh).
+
+    A latest checkpoint that is missing, empty or truncated (a cheap check of
+    its zip index) is a :class:`~.safe_load.CheckpointError` naming it and
+    listing the earlier checkpoints beside it that pass the same check, newest
+    first. The run does not fall back to one by itself: continuing from an
+    earlier checkpoint trains the iterations after it again, which the user
+    chooses with ``--resume PATH`` (or ``--resume --cfg-options load_from=PATH``).
+    """
+    record = Path(work_dir) / "last_checkpoint"
+    if not record.is_file():
+        return None
+    named = record.read_text().strip()
+    if not named:  # mmengine's hook rewrites the file in place: a crash can empty it
+        bad, problem = record, f"{record} names no checkpoint (it is empty)"
+    else:
+        bad = Path(named)
+        found = checkpoint_problem(bad) if bad.is_file() else "does not exist"
+        if found is None:
+            return named
+        problem = f"the latest checkpoint {bad} (named in {record}) {found}"
+    earlier = sorted(
+        (p for p in bad.parent.glob("*.pth") if p != bad and checkpoint_problem(p) is None),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    if earlier:
+        advice = (
+            f"Readable earlier checkpoints, newest first: {', '.join(map(str, earlier))}. "
+            "Continuing from one trains the iterations after it again; to do so: "
+            f"unigrounding train CONFIG --resume {earlier[0]}"
+        )
+    else:
+        advice = (
+            f"No other readable checkpoint in {bad.parent}: train without --resume to start afresh"
+        )
+    raise CheckpointError(f"cannot resume: {problem}. {advice}", bad)
 
 
 def _apply_strategy(cfg: Config, strategy: str, launcher: str) -> None:

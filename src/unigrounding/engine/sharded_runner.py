@@ -24,6 +24,8 @@ import torch
 import torch.distributed as dist
 from mmengine.runner import Runner
 
+from .safe_load import read_checkpoint
+
 #: the key of a checkpoint file naming its shard folder
 SHARDS = "sharded_state"
 
@@ -121,11 +123,3 @@ def broadcast_weights(module: torch.nn.Module) -> None:
     with torch.no_grad():
         for tensor in module.state_dict().values():
             dist.broadcast(tensor, src=0)
-
-
-def read_checkpoint(filename: str) -> dict:
-    """mmengine's part of a checkpoint: plain data, read with the safe loader."""
-    try:
-        return torch.load(str(filename), map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"checkpoint {filename} cannot be read: {err}") from err

@@ -108,11 +108,11 @@ class VisionTower(nn.Module):
 
 def _read_state_dict(file: Path) -> dict[str, torch.Tensor]:
     """Tensors of a safetensors or torch file (never unpickling code)."""
-    if file.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from ..engine.safe_load import read_checkpoint, read_safetensors
 
-        return load_file(str(file))
-    state = torch.load(str(file), map_location="cpu", weights_only=True)
+    if file.suffix == ".safetensors":
+        return read_safetensors(file)
+    state = read_checkpoint(file)
     for key in ("state_dict", "model", "module"):  # common training-checkpoint nestings
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -24,7 +24,7 @@ default_hooks = dict(
     timer=dict(type="IterTimerHook"),
     logger=dict(type="LoggerHook", interval=10),
     param_scheduler=dict(type="ParamSchedulerHook"),
-    checkpoint=dict(type="CheckpointHook", interval=2000, by_epoch=False, max_keep_ckpts=2),
+    checkpoint=dict(type="AtomicCheckpointHook", interval=2000, by_epoch=False, max_keep_ckpts=2),
     sampler_seed=dict(type="DistSamplerSeedHook"),
 )
 custom_hooks = [dict(type="SafeCheckpointHook"), dict(type="ExportHook", llm_dtype="bfloat16")]

@@ -18,7 +18,7 @@ default_hooks = dict(
     timer=dict(type="IterTimerHook"),
     logger=dict(type="LoggerHook", interval=50),
     param_scheduler=dict(type="ParamSchedulerHook"),
-    checkpoint=dict(type="CheckpointHook", interval=500, by_epoch=False, max_keep_ckpts=1),
+    checkpoint=dict(type="AtomicCheckpointHook", interval=500, by_epoch=False, max_keep_ckpts=1),
     sampler_seed=dict(type="DistSamplerSeedHook"),
 )
 custom_hooks = [dict(type="SafeCheckpointHook"), dict(type="ExportHook")]
