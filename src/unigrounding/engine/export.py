@@ -253,6 +253,9 @@ def load_weights(model: torch.nn.Module, checkpoint: str | Path) -> None:
         return
     from mmengine.runner import load_checkpoint
 
+    from .safe_load import use_safe_local_loader
+
+    use_safe_local_loader()
     load_checkpoint(model, str(path), map_location="cpu", strict=True)
 
 

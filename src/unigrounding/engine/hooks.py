@@ -13,10 +13,14 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.registry import HOOKS
 
 from .export import export_model
-from .sharded_runner import shard_dir
 
 #: the folder under the checkpoint folder a checkpoint is written into before it is complete
 STAGING = ".partial"
+
+
+def shard_dir(checkpoint: str | Path) -> Path:
+    """The shard folder beside mmengine's checkpoint file (sharded runners)."""
+    return Path(f"{checkpoint}.shards")
 
 
 @HOOKS.register_module()

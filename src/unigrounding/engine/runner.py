@@ -10,10 +10,12 @@ from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from .safe_load import CheckpointError, checkpoint_problem
+from .safe_load import CheckpointError, checkpoint_problem, use_safe_local_loader
 
 #: ``--strategy`` values: how the model is spread over the processes.
 STRATEGIES = ("ddp", "fsdp", "deepspeed")
+
+use_safe_local_loader()
 
 
 def load_config(

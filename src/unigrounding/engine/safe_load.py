@@ -42,7 +42,6 @@ from mmengine.config import ConfigDict
 from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
 from mmengine.registry import HOOKS
-from mmengine.runner.checkpoint import CheckpointLoader
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
@@ -124,11 +123,21 @@ def _refusal(err: pickle.UnpicklingError) -> str:
     )
 
 
-@CheckpointLoader.register_scheme(prefixes="", force=True)
 def load_from_local_file(filename: str, map_location: Any) -> Any:
     """mmengine's loader of local paths (which calls ``torch.load`` and lets
     its error pass without the file's name), replaced by :func:`read_checkpoint`."""
     return read_checkpoint(os.path.expanduser(filename), map_location)
+
+
+def use_safe_local_loader() -> None:
+    """Route mmengine's loading of local checkpoint paths through
+    :func:`load_from_local_file`. Called where mmengine's runner is imported
+    anyway, not when this module is: importing ``mmengine.runner`` imports
+    DeepSpeed, whose import logs to stdout (``unigrounding codecs`` prints
+    JSON there)."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    CheckpointLoader.register_scheme(prefixes="", force=True)(load_from_local_file)
 
 
 def _numpy_globals() -> list:

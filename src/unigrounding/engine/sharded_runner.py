@@ -24,15 +24,11 @@ import torch
 import torch.distributed as dist
 from mmengine.runner import Runner
 
+from .hooks import shard_dir
 from .safe_load import read_checkpoint
 
 #: the key of a checkpoint file naming its shard folder
 SHARDS = "sharded_state"
-
-
-def shard_dir(checkpoint: str | Path) -> Path:
-    """The shard folder beside mmengine's checkpoint file."""
-    return Path(f"{checkpoint}.shards")
 
 
 class ShardedCheckpointRunner(Runner):
