@@ -173,17 +173,23 @@ class CodecConformance:
             ),
             scores=torch.tensor([0.9, 0.8, float("nan"), 0.7, 0.6]),
         )
+        monkeypatch = pytest.MonkeyPatch()
         for proposer in model.proposers.values():
-            proposer.propose = lambda feats, size: [hostile.clone() for _ in range(len(feats[0]))]
-        model._proposal_cache.clear()
+            monkeypatch.setattr(
+                proposer, "propose", lambda feats, size: [hostile.clone() for _ in feats[0]]
+            )
         grounder = Grounder(model)
-        for answer in answers:
-            model._generate = _answering(model, answer, hidden)
-            refs = grounder.ground(image, "the red circle")
-            assert torch.isfinite(refs.boxes).all(), answer
-            assert bool((refs.boxes[:, :2] >= 0).all() and (refs.boxes[:, 2] <= width).all())
-            assert bool((refs.boxes[:, 3] <= height).all()), answer
-        del model._generate  # the instance attribute; the method is back
+        try:
+            model._proposal_cache.clear()
+            for answer in answers:
+                monkeypatch.setattr(model, "_generate", _answering(model, answer, hidden))
+                refs = grounder.ground(image, "the red circle")
+                assert torch.isfinite(refs.boxes).all(), answer
+                assert bool((refs.boxes[:, :2] >= 0).all() and (refs.boxes[:, 2] <= width).all())
+                assert bool((refs.boxes[:, 3] <= height).all()), answer
+        finally:  # the model is the class's: later checks must see it untouched
+            monkeypatch.undo()
+            model._proposal_cache.clear()
 
     @pytest.mark.slow
     def test_overfit_one_batch_decodes_the_right_region(self, model, shapes_root):
