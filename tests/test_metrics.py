@@ -315,3 +315,11 @@ def test_rec_decode_time_is_per_decoded_object():
         s.set_metainfo({"decode_ms": 2.0})
     out = _run(RECMetric(), [three, one, none])
     assert out["decode_ms_per_object"] == pytest.approx(6.0 / 4)
+
+
+def test_rec_iou_tie_at_one_half_is_a_hit():
+    """Target [0.1, 0, 1.2, 1], prediction [0.1, 0, 0.65, 1]: I = 0.55 * 1,
+    U = 1.1 * 1, IoU = 0.5 exactly, a hit at >= 0.5. In float32 (how boxes
+    are stored) the same division gives 0.49999994, a miss."""
+    out = _run(RECMetric(thresholds=(0.5,)), [_sample([[0.1, 0, 1.2, 1]], [[0.1, 0, 0.65, 1]])])
+    assert out["acc@0.5"] == 1.0 and out["miou"] == pytest.approx(0.5)

@@ -26,7 +26,7 @@ from mmengine.evaluator import Evaluator
 from mmengine.registry import DefaultScope
 
 from ..registry import DATASETS, MODELS, SCOPE
-from ..structures import GroundingDataSample, RefTargets, paired_box_iou, rle_decode, rle_encode
+from ..structures import GroundingDataSample, RefTargets, metric_box_iou, rle_decode, rle_encode
 from .export import build_exported, load_weights
 from .runner import load_config
 
@@ -94,7 +94,7 @@ def sample_score(sample: GroundingDataSample) -> float:
         return float(not len(pred))
     if not len(pred):
         return 0.0
-    return float(paired_box_iou(pred.boxes[:1].float(), gt.boxes[:1].float())[0])
+    return float(metric_box_iou(pred.boxes[:1], gt.boxes[:1], paired=True)[0])
 
 
 def evaluate(

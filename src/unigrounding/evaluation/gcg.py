@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from mmengine.evaluator import BaseMetric
 from scipy.optimize import linear_sum_assignment
-from torchvision.ops import box_iou
 
 from ..registry import METRICS
+from ..structures import metric_box_iou
 
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+")
 
@@ -48,7 +48,7 @@ class GCGMetric(BaseMetric):
             n_pred = len(pred["boxes"])
             ious = np.zeros((len(gt["boxes"]), n_pred))
             if n_pred and len(gt["boxes"]):
-                ious = box_iou(gt["boxes"].float(), pred["boxes"].float()).numpy()
+                ious = metric_box_iou(gt["boxes"], pred["boxes"]).numpy()
             rows, cols = linear_sum_assignment(-ious) if ious.size else ([], [])
             matched_iou = np.zeros(len(gt["boxes"]))
             named = np.zeros(len(gt["boxes"]), dtype=bool)

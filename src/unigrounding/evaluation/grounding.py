@@ -19,7 +19,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 
 from ..registry import METRICS
-from ..structures import box_to_mask, paired_box_iou
+from ..structures import box_to_mask, metric_box_iou
 
 
 def rec_iou(pred: Mapping, gt: Mapping, sample_id: str = "?") -> float | None:
@@ -30,7 +30,7 @@ def rec_iou(pred: Mapping, gt: Mapping, sample_id: str = "?") -> float | None:
         raise ValueError(
             f"sample {sample_id}: REC needs exactly one target box, got {len(gt['boxes'])}"
         )
-    return float(paired_box_iou(pred["boxes"][:1].float(), gt["boxes"][:1].float())[0])
+    return float(metric_box_iou(pred["boxes"][:1], gt["boxes"][:1], paired=True)[0])
 
 
 def union_mask(refs: Mapping, hw: tuple[int, int], boxes_as_masks: bool) -> np.ndarray | None:

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
-from torchvision.ops import box_iou
 
 from ..registry import METRICS
+from ..structures import metric_box_iou
 
 
 def recalled(
@@ -28,7 +28,7 @@ def recalled(
     if len(proposals) == 0:
         return np.zeros(len(gt), dtype=bool)
     top = scores.float().argsort(descending=True)[:k]
-    best = box_iou(gt.float(), proposals[top].float()).max(dim=1).values
+    best = metric_box_iou(gt, proposals[top]).max(dim=1).values
     return (best >= iou).numpy()
 
 
