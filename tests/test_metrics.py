@@ -140,16 +140,64 @@ def test_lvis_ground_ar_as_many_hand_computed():
     assert out["ar_small"] == pytest.approx((1.0 + 0.3) / 2)
     assert out["ar_large"] == 0.0 and out["ar_medium"] is None
     assert out["categories"] == 2
+    # no target_areas metainfo: every target is bucketed by its box area, and counted
+    assert out["areas_from_boxes"] == 3 and out["protocol"] == "lvis-ground groma"
+
+
+def test_lvis_ground_buckets_hand_computed():
+    """lvis-api's size buckets: closed ranges on the annotation's area, one
+    matching per range in which a prediction prefers targets inside the range.
+
+    Image 200 x 200, one category, targets (box, annotation area):
+      g1 [0, 0, 32, 32], 1024 = 32²: on a bound, small and medium;
+      g2 [100, 100, 196, 196], 9216 = 96²: on a bound, medium and large;
+      g3 [0, 0, 40, 32] (box area 1280, medium), area 1000: small.
+    Predictions (score), four for three targets:
+      p1 (0.9) [0, 0, 40, 32]: IoU g3 1, g1 1024 / 1280 = 0.8;
+      p2 (0.8) [100, 100, 196, 148]: IoU g2 4608 / 9216 = 0.5;
+      p3 (0.7) [150, 0, 190, 40]: overlaps nothing;
+      p4 (0.1) [0, 0, 32, 32] would be exact on g1, but AS-MANY keeps 3.
+    Recall at the 10 thresholds 0.50:0.05:0.95:
+      all:    p1 takes g3 (IoU 1 beats 0.8), p2 takes g2 at 0.5 only:
+              2/3 at 0.5, 1/3 at the 9 others: AR (2/3 + 9/3) / 10 = 11/30;
+      small:  g1, g3 (g2 ignored): p1 takes g3, p2 only reaches ignored g2:
+              1/2 everywhere: 0.5;
+      medium: g1, g2 (g3 ignored): p1 takes g1 (inside the range first) where
+              0.8 >= t (7 thresholds, 0.50..0.80), p2 g2 at 0.5:
+              2/2 at 0.5, 1/2 at 0.55..0.80 (6), 0 at 0.85..0.95 (3): 0.4;
+      large:  g2: p2 at 0.5 only: 0.1.
+    Today's bucketing (box areas, half-open ranges, one global matching) gave
+    small None (g1, g3 medium by box area), medium 0.5 (g3 all, g1 never), large 0.1.
+    """
+    from unigrounding.evaluation import LVISGroundAR
+
+    s = GroundingDataSample(
+        metainfo={"ori_shape": (200, 200), "category": "A", "target_areas": [1024, 9216, 1000]}
+    )
+    s.gt_refs = RefTargets.build([[0, 0, 32, 32], [100, 100, 196, 196], [0, 0, 40, 32]])
+    s.pred_refs = RefTargets.build(
+        [[0, 0, 40, 32], [100, 100, 196, 148], [150, 0, 190, 40], [0, 0, 32, 32]],
+        scores=[0.9, 0.8, 0.7, 0.1],
+    )
+    out = _run(LVISGroundAR(), [s])
+    assert out["ar"] == pytest.approx(11 / 30)
+    assert out["ar@0.5"] == pytest.approx(2 / 3) and out["ar@0.75"] == pytest.approx(1 / 3)
+    assert out["ar_small"] == pytest.approx(0.5)
+    assert out["ar_medium"] == pytest.approx(0.4)
+    assert out["ar_large"] == pytest.approx(0.1)
+    assert out["areas_from_boxes"] == 0
 
 
 def test_lvis_ground_matching_is_one_to_one():
-    from unigrounding.evaluation.benchmarks import _recalled_at
+    from unigrounding.evaluation.benchmarks import matched_targets
 
-    gt = torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 9]])
-    pred = torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 10]])
-    hits = _recalled_at(pred, gt, np.array([0.5]))
-    assert hits.tolist() == [[True, True]]  # the duplicate takes the other target
-    assert _recalled_at(pred[:1], gt, np.array([0.5])).sum() == 1
+    iou = np.array([[1.0, 0.9], [1.0, 0.9]])  # two predictions, both best on target 0
+    inside = np.zeros(2, dtype=bool)
+    assert matched_targets(iou, inside, np.array([0.5])).tolist() == [2]  # the second takes 1
+    assert matched_targets(iou[:1], inside, np.array([0.5])).tolist() == [1]
+    # target 0 outside the range: the first prediction takes target 1 instead
+    outside0 = np.array([True, False])
+    assert matched_targets(iou[:1], outside0, np.array([0.5, 0.95])).tolist() == [1, 0]
 
 
 def test_pope_reads_first_yes_or_no_and_reports_prediction_yes_ratio():
