@@ -109,6 +109,68 @@ def test_gres_hand_computed_with_no_target_samples():
     assert out["no_target_samples"] == 2
 
 
+def test_gres_target_with_an_empty_mask_is_a_target():
+    """A referent with a box but an empty mask is a target (ReLA scores its
+    mask: I and U as they come), not a no-target sample.
+
+    * box [0, 0, 4, 4], empty mask, predicted 4 px: I 0, U 4, IoU 0; non-empty
+      prediction: a T-acc hit;
+    * the same, predicted empty: I 0, U 0, IoU 0 (ReLA: 0 when U is 0); T-acc miss;
+    * target 16 px, predicted 8 px inside it: I 8, U 16, IoU 0.5; T-acc hit.
+    cIoU 8 / (4 + 0 + 16) = 0.4; gIoU (0 + 0 + 0.5) / 3 = 1/6; T-acc 2/3; no
+    no-target sample, N-acc None. (Before: the two empty masks were no-target
+    samples, gIoU (0 + 1 + 0.5) / 3, N-acc 1/2, T-acc 1.)"""
+    from unigrounding.evaluation import GRESMetric
+
+    hw = (10, 10)
+    blank, target = np.zeros((1, *hw), dtype=bool), _mask(hw, (0, 4, 0, 4))
+    samples = [
+        _sample(
+            [[0, 0, 4, 4]], [[5, 5, 7, 7]], pred_masks=[_mask(hw, (5, 7, 5, 7))], gt_masks=blank
+        ),
+        _sample([[0, 0, 4, 4]], None, gt_masks=blank),
+        _sample(
+            [[0, 0, 4, 4]], [[0, 0, 4, 2]], pred_masks=[_mask(hw, (0, 4, 0, 2))], gt_masks=[target]
+        ),
+    ]
+    out = _run(GRESMetric(), samples)
+    assert out["ciou"] == pytest.approx(8 / 20)
+    assert out["giou"] == pytest.approx(0.5 / 3)
+    assert out["t_acc"] == pytest.approx(2 / 3) and out["n_acc"] is None
+    assert out["no_target_samples"] == 0
+
+
+def test_gres_no_target_is_a_referent_without_instances():
+    """No target is the referent with no instance (gRefCOCO ``ann_id`` [-1]
+    loads as an empty ``gt_refs``), independent of any mask: below, the
+    first two samples both have an empty target mask and an empty
+    prediction, and score differently.
+
+    * no target, predicted empty: gIoU 1, N-acc hit, adds nothing to cIoU;
+    * target box with an empty mask, predicted empty: gIoU 0, T-acc miss;
+    * no target, predicted 4 px: gIoU 0, N-acc miss, U += 4;
+    * target 16 px, predicted 8 px inside it: gIoU 0.5, T-acc hit, I 8, U 16.
+    cIoU 8 / (0 + 0 + 4 + 16) = 0.4; gIoU (1 + 0 + 0 + 0.5) / 4 = 0.375;
+    N-acc 1/2; T-acc 1/2."""
+    from unigrounding.evaluation import GRESMetric
+
+    hw = (10, 10)
+    blank, target = np.zeros((1, *hw), dtype=bool), _mask(hw, (0, 4, 0, 4))
+    samples = [
+        _sample([], None),
+        _sample([[0, 0, 4, 4]], None, gt_masks=blank),
+        _sample([], [[5, 5, 7, 7]], pred_masks=[_mask(hw, (5, 7, 5, 7))]),
+        _sample(
+            [[0, 0, 4, 4]], [[0, 0, 4, 2]], pred_masks=[_mask(hw, (0, 4, 0, 2))], gt_masks=[target]
+        ),
+    ]
+    out = _run(GRESMetric(), samples)
+    assert out["ciou"] == pytest.approx(8 / 20)
+    assert out["giou"] == pytest.approx(1.5 / 4)
+    assert out["n_acc"] == pytest.approx(1 / 2) and out["t_acc"] == pytest.approx(1 / 2)
+    assert out["no_target_samples"] == 2
+
+
 def test_lvis_ground_ar_as_many_hand_computed():
     from unigrounding.evaluation import LVISGroundAR
 

@@ -1,7 +1,8 @@
 """Benchmark metrics beyond REC / RES, each with its protocol stated.
 
 * :class:`GRESMetric` — generalized RES (gRefCOCO, ReLA): cIoU, gIoU, N-acc,
-  T-acc. A sample "predicts no target" when its predicted mask is empty.
+  T-acc. A sample has no target when its referent has no instance, and
+  "predicts no target" when its predicted mask is empty.
 * :class:`LVISGroundAR` — LVIS-Ground (Groma): average recall with as many
   predictions as targets (AS-MANY), over IoU 0.5:0.95, plus AR@0.5 / 0.75 /
   small / medium / large, by lvis-api's rules (Groma's evaluator runs
@@ -31,8 +32,13 @@ from .grounding import RESMetric, union_mask
 class GRESMetric(RESMetric):
     """ReLA's gRES protocol.
 
+    A sample has no target when its referent has no instance (an empty
+    ``gt_refs``: gRefCOCO's ``ann_id`` ``[-1]``), whatever any mask holds; it
+    predicts no target when its predicted mask is empty.
+
     * gIoU: mean per-sample IoU of the union masks; a no-target sample scores
-      1 if the prediction is empty, else 0.
+      1 if the prediction is empty, else 0; a target sample scores I / U, 0
+      when U is 0 (a target whose mask is empty, predicted empty).
     * cIoU: cumulative intersection over cumulative union of all samples
       (a no-target sample adds its predicted area to the union).
     * N-acc: of the no-target samples, the share predicted empty; T-acc: of
@@ -45,14 +51,19 @@ class GRESMetric(RESMetric):
         super().process(data_batch, data_samples)
         for s, result in zip(data_samples, self.results[-len(data_samples) :], strict=True):
             gt = union_mask(s["gt_refs"], tuple(s["ori_shape"]), boxes_as_masks=True)
-            result["gt_area"] = int(gt.sum())
+            # predicted area = union - target area + intersection
+            result["predicted"] = result["union"] - int(gt.sum()) + result["inter"] > 0
+            result["no_target"] = len(s["gt_refs"]["boxes"]) == 0
+
+    def sample_iou(self, result: dict) -> float:
+        if result["no_target"]:
+            return float(not result["predicted"])
+        return result["inter"] / result["union"] if result["union"] else 0.0
 
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
         out = super().compute_metrics(results)
-        # predicted area = union - target area + intersection
-        predicted = [r["union"] - r["gt_area"] + r["inter"] > 0 for r in results]
-        empty = [not p for p, r in zip(predicted, results, strict=True) if r["gt_area"] == 0]
-        found = [p for p, r in zip(predicted, results, strict=True) if r["gt_area"] > 0]
+        empty = [not r["predicted"] for r in results if r["no_target"]]
+        found = [r["predicted"] for r in results if not r["no_target"]]
         out["n_acc"] = float(np.mean(empty)) if empty else None
         out["t_acc"] = float(np.mean(found)) if found else None
         out["no_target_samples"] = len(empty)

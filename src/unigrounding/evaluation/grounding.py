@@ -115,10 +115,14 @@ class RESMetric(BaseMetric):
             union = int(np.logical_or(pred, gt).sum())
             self.results.append({"inter": inter, "union": union, "no_mask": no_mask})
 
+    def sample_iou(self, result: dict) -> float:
+        """gIoU's per-sample term: an empty target predicted empty scores 1."""
+        return result["inter"] / result["union"] if result["union"] else 1.0
+
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
         inter = sum(r["inter"] for r in results)
         union = sum(r["union"] for r in results)
-        per_sample = [r["inter"] / r["union"] if r["union"] else 1.0 for r in results]
+        per_sample = [self.sample_iou(r) for r in results]
         return {
             "ciou": inter / union if union else 1.0,
             "giou": float(np.mean(per_sample)) if per_sample else 0.0,
