@@ -137,7 +137,7 @@ def test_gres_target_with_an_empty_mask_is_a_target():
     assert out["ciou"] == pytest.approx(8 / 20)
     assert out["giou"] == pytest.approx(0.5 / 3)
     assert out["t_acc"] == pytest.approx(2 / 3) and out["n_acc"] is None
-    assert out["no_target_samples"] == 0
+    assert out["no_target_samples"] == 0 and out["protocol"] == "gres rela"
 
 
 def test_gres_no_target_is_a_referent_without_instances():
@@ -433,3 +433,20 @@ def test_rec_iou_tie_at_one_half_is_a_hit():
     are stored) the same division gives 0.49999994, a miss."""
     out = _run(RECMetric(thresholds=(0.5,)), [_sample([[0.1, 0, 1.2, 1]], [[0.1, 0, 0.65, 1]])])
     assert out["acc@0.5"] == 1.0 and out["miou"] == pytest.approx(0.5)
+    assert out["protocol"] == "rec-acc@iou>=t, float64"
+
+
+def test_every_metric_names_its_protocol():
+    """``unigrounding eval`` writes each metric's ``<prefix>/protocol``: every
+    registered metric declares one."""
+    import unigrounding  # noqa: F401  (registers every metric, codecs' included)
+    from unigrounding.registry import METRICS
+
+    assert len(METRICS.module_dict) >= 13
+    for name, cls in METRICS.module_dict.items():
+        assert isinstance(cls.protocol, str) and cls.protocol, name
+    hw = (4, 4)
+    out = _run(
+        RESMetric(), [_sample([[0, 0, 2, 2]], None, gt_masks=np.ones((1, *hw), bool), hw=hw)]
+    )
+    assert out["protocol"] == "res lisa" and out["boxes_as_masks"] is False

@@ -241,6 +241,6 @@ def protocol(cfg: Config) -> dict:
         "evaluators": json.loads(json.dumps(cfg.get("test_evaluator"), default=str)),
         "dataset": json.loads(json.dumps(cfg.test_dataloader.dataset, default=str)),
         "frame": "IoU in original-image pixels; model input is pad-to-square then resize",
-        "rec_hit": "IoU >= threshold; missing or unreadable prediction counts as a miss",
+        "rec_hit": "IoU >= threshold, in float64; missing or unreadable prediction counts as a miss",
         "decoding": "greedy",
     }

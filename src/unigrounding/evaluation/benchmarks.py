@@ -46,6 +46,7 @@ class GRESMetric(RESMetric):
     """
 
     default_prefix = "gres"
+    protocol = "gres rela"
 
     def process(self, data_batch, data_samples: Sequence[Mapping]) -> None:
         super().process(data_batch, data_samples)
@@ -56,6 +57,7 @@ class GRESMetric(RESMetric):
             result["no_target"] = len(s["gt_refs"]["boxes"]) == 0
 
     def sample_iou(self, result: dict) -> float:
+        """ReLA's per-sample term (gIoU's): see the class docstring."""
         if result["no_target"]:
             return float(not result["predicted"])
         return result["inter"] / result["union"] if result["union"] else 0.0
@@ -213,6 +215,7 @@ class POPEMetric(BaseMetric):
     ``yes_ratio`` is the share of *predictions* that say yes."""
 
     default_prefix = "pope"
+    protocol = "pope first yes/no"
 
     def process(self, data_batch, data_samples: Sequence[Mapping]) -> None:
         for s in data_samples:
@@ -239,6 +242,7 @@ class POPEMetric(BaseMetric):
             "yes_ratio": sum(r["pred"] == "yes" for r in results) / n if n else 0.0,
             "unanswered": sum(r["pred"] is None for r in results),
             "n": n,
+            "protocol": self.protocol,
         }
 
 
@@ -249,6 +253,7 @@ class InteractiveSegMetric(RESMetric):
     all samples."""
 
     default_prefix = "interactive"
+    protocol = "interactive-seg res lisa per prompt type"
 
     def process(self, data_batch, data_samples: Sequence[Mapping]) -> None:
         super().process(data_batch, data_samples)

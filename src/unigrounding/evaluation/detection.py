@@ -85,6 +85,7 @@ class CategoryDetectionMetric(BaseMetric):
     for (its ``expression``); images are counted once per category."""
 
     default_prefix = "det"
+    protocol = "det coco-map pycocotools"
 
     def process(self, data_batch, data_samples: Sequence[Mapping]) -> None:
         for s in data_samples:
@@ -115,4 +116,5 @@ class CategoryDetectionMetric(BaseMetric):
         return {
             **coco_box_map(images, targets, detections, len(names)),
             "detections": len(detections),
+            "protocol": self.protocol,
         }

@@ -37,6 +37,7 @@ def normalise_phrase(phrase: str) -> str:
 @METRICS.register_module()
 class GCGMetric(BaseMetric):
     default_prefix = "gcg"
+    protocol = "gcg hungarian box-iou>=t + phrase, float64"
 
     def __init__(self, iou: float = 0.5, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -77,4 +78,6 @@ class GCGMetric(BaseMetric):
             "phrase_acc": total.get("named", 0) / targets,
             "parse_failures": total.get("parse_failures", 0),
             "n": len(results),
+            "iou": self.iou,
+            "protocol": self.protocol,
         }

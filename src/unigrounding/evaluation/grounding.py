@@ -53,6 +53,7 @@ class RECMetric(BaseMetric):
     """Acc@τ for each threshold, mean IoU, missing predictions and parse failures."""
 
     default_prefix = "rec"
+    protocol = "rec-acc@iou>=t, float64"
 
     def __init__(self, thresholds: Sequence[float] = (0.5, 0.75, 0.8, 0.9), **kwargs) -> None:
         super().__init__(**kwargs)
@@ -85,6 +86,7 @@ class RECMetric(BaseMetric):
         out["decode_ms_per_object"] = (
             sum(r["decode_ms"] for r in timed) / objects if objects else 0.0
         )
+        out["protocol"] = self.protocol
         return out
 
 
@@ -98,6 +100,7 @@ class RESMetric(BaseMetric):
     """
 
     default_prefix = "res"
+    protocol = "res lisa"
 
     def __init__(self, boxes_as_masks: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -127,5 +130,7 @@ class RESMetric(BaseMetric):
             "ciou": inter / union if union else 1.0,
             "giou": float(np.mean(per_sample)) if per_sample else 0.0,
             "no_mask_output": sum(r["no_mask"] for r in results),
+            "boxes_as_masks": self.boxes_as_masks,
             "n": len(results),
+            "protocol": self.protocol,
         }
