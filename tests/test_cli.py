@@ -114,6 +114,7 @@ def test_ablate_writes_report_with_schema_and_reuses_pretraining(small_preset, t
     ):
         assert key in row
     assert row["res_ciou"] is None and row["train_samples_per_s"] > 0
+    assert row["protocols"]["rec"] == "rec-acc@iou>=t, float64"  # each metric's protocol
     assert (tmp_path / "ab" / "report.md").read_text().count("text_coords") >= 1
     assert list((tmp_path / "ab").glob("*.png"))
     logs = []

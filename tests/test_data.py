@@ -257,7 +257,7 @@ def _lvis_fixture(root, n_images=7):
         Image.new("RGB", (30, 20), (i * 20, 0, 0)).save(root / "val2017" / name)
         images.append({"id": i, "height": 20, "width": 30, "coco_url": f"http://x/val2017/{name}"})
         anns.append({"id": 10 * i, "image_id": i, "category_id": 1, "bbox": [1, 1, 5, 4]})
-    anns.append({"id": 11, "image_id": 1, "category_id": 1, "bbox": [10, 2, 8, 8]})
+    anns.append({"id": 11, "image_id": 1, "category_id": 1, "bbox": [10, 2, 8, 8], "area": 50.0})
     anns.append({"id": 31, "image_id": 3, "category_id": 2, "bbox": [0, 0, 30, 20]})
     cats = [{"id": 1, "name": "baseball_bat"}, {"id": 2, "name": "dog"}, {"id": 3, "name": "yak"}]
     lvis = {"images": images, "annotations": anns, "categories": cats}
@@ -278,6 +278,7 @@ def test_lvis_ground_caps_images_per_category_and_takes_all_instances(tmp_path):
     sample = ds[0]["data_samples"]
     assert sample.category == "baseball bat" and len(sample.gt_refs) == 2
     assert sample.gt_refs.boxes.tolist() == [[1, 1, 6, 5], [10, 2, 18, 10]]
+    assert sample.target_areas == [None, 50.0]  # the annotation's area where it has one
     assert "Locate every baseball bat" in sample.conversation[0]["text"]
 
 

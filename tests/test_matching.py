@@ -13,6 +13,7 @@ from torchvision.ops import box_convert, generalized_box_iou
 from unigrounding.decoders.matching import (
     PAD_BOX,
     box_match_cost,
+    float32_cost,
     grouped_hungarian,
     mask_match_cost,
     pad_groups,
@@ -104,3 +105,51 @@ def test_mask_cost_hand_computed():
 def test_pad_groups_rejects_nothing():
     with pytest.raises(ValueError, match="at least one group"):
         pad_groups([])
+
+
+def test_bf16_inputs_are_matched_on_float32_costs():
+    """Equal 0.25 x 0.25 boxes on one row (cy 0.5); centres in 1/128ths:
+    predictions at 17 and 47, targets at 98 and 100, so every pair is disjoint
+    and GIoU = -(C - U) / C = -(D - 32) / (D + 32) for centre distance D
+    (enclosing box C = (D + 32) * 32, union U = 2 * 32 * 32). The L1 terms tie
+    (81 + 53 = 83 + 51), so the GIoU terms decide; cost 5 D / 128 + 2 (D - 32) / (D + 32):
+    c(81) = 3.1640625 + 98/113 = 4.031320, c(53) = 2.0703125 + 42/85 = 2.564430,
+    c(83) = 3.2421875 + 102/115 = 4.129144, c(51) = 1.9921875 + 38/83 = 2.450019.
+    Straight 6.595750, crossed 6.579163: crossed wins by 0.0166, less than
+    bf16's spacing at 4 (0.03125), where bf16 arithmetic picks straight."""
+    preds = torch.tensor([[17, 64, 32, 32], [47, 64, 32, 32]]) / 128.0
+    targets = torch.tensor([[98, 64, 32, 32], [100, 64, 32, 32]]) / 128.0
+    cost = box_match_cost(preds.bfloat16()[None], targets.bfloat16()[None])
+    assert cost.dtype == torch.float32
+    exact = 5 * np.array([[81, 83], [51, 53]]) / 128 + 2 * np.array(
+        [[49 / 113, 51 / 115], [19 / 83, 21 / 85]]
+    )
+    np.testing.assert_allclose(cost[0].numpy(), exact, rtol=1e-6)
+    rows, cols = grouped_hungarian(cost, torch.tensor([2]), torch.tensor([2]))[0]
+    assert rows.tolist() == [0, 1] and cols.tolist() == [1, 0]
+
+
+def test_costs_ignore_autocast():
+    """CPU bf16 autocast would run the mask cost's matmuls in bf16: the cost
+    must come out float32 and equal to the cost without autocast."""
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(1, 3, 64, generator=gen)
+    targets = (torch.rand(1, 2, 64, generator=gen) > 0.5).float()
+    plain = mask_match_cost(logits, targets)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = mask_match_cost(logits, targets)
+    assert cast.dtype == torch.float32
+    torch.testing.assert_close(cast, plain)
+
+
+def test_float32_cost_widens_only_narrow_floats():
+    seen = {}
+
+    @float32_cost
+    def cost(a, parts, counts):
+        seen.update(a=a.dtype, b=parts["b"].dtype, counts=counts.dtype)
+        return a
+
+    half, double = torch.zeros(1, dtype=torch.bfloat16), torch.zeros(1, dtype=torch.float64)
+    cost(half, {"b": double}, torch.zeros(1, dtype=torch.long))
+    assert seen == {"a": torch.float32, "b": torch.float64, "counts": torch.long}

@@ -109,6 +109,68 @@ def test_gres_hand_computed_with_no_target_samples():
     assert out["no_target_samples"] == 2
 
 
+def test_gres_target_with_an_empty_mask_is_a_target():
+    """A referent with a box but an empty mask is a target (ReLA scores its
+    mask: I and U as they come), not a no-target sample.
+
+    * box [0, 0, 4, 4], empty mask, predicted 4 px: I 0, U 4, IoU 0; non-empty
+      prediction: a T-acc hit;
+    * the same, predicted empty: I 0, U 0, IoU 0 (ReLA: 0 when U is 0); T-acc miss;
+    * target 16 px, predicted 8 px inside it: I 8, U 16, IoU 0.5; T-acc hit.
+    cIoU 8 / (4 + 0 + 16) = 0.4; gIoU (0 + 0 + 0.5) / 3 = 1/6; T-acc 2/3; no
+    no-target sample, N-acc None. (Before: the two empty masks were no-target
+    samples, gIoU (0 + 1 + 0.5) / 3, N-acc 1/2, T-acc 1.)"""
+    from unigrounding.evaluation import GRESMetric
+
+    hw = (10, 10)
+    blank, target = np.zeros((1, *hw), dtype=bool), _mask(hw, (0, 4, 0, 4))
+    samples = [
+        _sample(
+            [[0, 0, 4, 4]], [[5, 5, 7, 7]], pred_masks=[_mask(hw, (5, 7, 5, 7))], gt_masks=blank
+        ),
+        _sample([[0, 0, 4, 4]], None, gt_masks=blank),
+        _sample(
+            [[0, 0, 4, 4]], [[0, 0, 4, 2]], pred_masks=[_mask(hw, (0, 4, 0, 2))], gt_masks=[target]
+        ),
+    ]
+    out = _run(GRESMetric(), samples)
+    assert out["ciou"] == pytest.approx(8 / 20)
+    assert out["giou"] == pytest.approx(0.5 / 3)
+    assert out["t_acc"] == pytest.approx(2 / 3) and out["n_acc"] is None
+    assert out["no_target_samples"] == 0 and out["protocol"] == "gres rela"
+
+
+def test_gres_no_target_is_a_referent_without_instances():
+    """No target is the referent with no instance (gRefCOCO ``ann_id`` [-1]
+    loads as an empty ``gt_refs``), independent of any mask: below, the
+    first two samples both have an empty target mask and an empty
+    prediction, and score differently.
+
+    * no target, predicted empty: gIoU 1, N-acc hit, adds nothing to cIoU;
+    * target box with an empty mask, predicted empty: gIoU 0, T-acc miss;
+    * no target, predicted 4 px: gIoU 0, N-acc miss, U += 4;
+    * target 16 px, predicted 8 px inside it: gIoU 0.5, T-acc hit, I 8, U 16.
+    cIoU 8 / (0 + 0 + 4 + 16) = 0.4; gIoU (1 + 0 + 0 + 0.5) / 4 = 0.375;
+    N-acc 1/2; T-acc 1/2."""
+    from unigrounding.evaluation import GRESMetric
+
+    hw = (10, 10)
+    blank, target = np.zeros((1, *hw), dtype=bool), _mask(hw, (0, 4, 0, 4))
+    samples = [
+        _sample([], None),
+        _sample([[0, 0, 4, 4]], None, gt_masks=blank),
+        _sample([], [[5, 5, 7, 7]], pred_masks=[_mask(hw, (5, 7, 5, 7))]),
+        _sample(
+            [[0, 0, 4, 4]], [[0, 0, 4, 2]], pred_masks=[_mask(hw, (0, 4, 0, 2))], gt_masks=[target]
+        ),
+    ]
+    out = _run(GRESMetric(), samples)
+    assert out["ciou"] == pytest.approx(8 / 20)
+    assert out["giou"] == pytest.approx(1.5 / 4)
+    assert out["n_acc"] == pytest.approx(1 / 2) and out["t_acc"] == pytest.approx(1 / 2)
+    assert out["no_target_samples"] == 2
+
+
 def test_lvis_ground_ar_as_many_hand_computed():
     from unigrounding.evaluation import LVISGroundAR
 
@@ -140,16 +202,64 @@ def test_lvis_ground_ar_as_many_hand_computed():
     assert out["ar_small"] == pytest.approx((1.0 + 0.3) / 2)
     assert out["ar_large"] == 0.0 and out["ar_medium"] is None
     assert out["categories"] == 2
+    # no target_areas metainfo: every target is bucketed by its box area, and counted
+    assert out["areas_from_boxes"] == 3 and out["protocol"] == "lvis-ground groma"
+
+
+def test_lvis_ground_buckets_hand_computed():
+    """lvis-api's size buckets: closed ranges on the annotation's area, one
+    matching per range in which a prediction prefers targets inside the range.
+
+    Image 200 x 200, one category, targets (box, annotation area):
+      g1 [0, 0, 32, 32], 1024 = 32²: on a bound, small and medium;
+      g2 [100, 100, 196, 196], 9216 = 96²: on a bound, medium and large;
+      g3 [0, 0, 40, 32] (box area 1280, medium), area 1000: small.
+    Predictions (score), four for three targets:
+      p1 (0.9) [0, 0, 40, 32]: IoU g3 1, g1 1024 / 1280 = 0.8;
+      p2 (0.8) [100, 100, 196, 148]: IoU g2 4608 / 9216 = 0.5;
+      p3 (0.7) [150, 0, 190, 40]: overlaps nothing;
+      p4 (0.1) [0, 0, 32, 32] would be exact on g1, but AS-MANY keeps 3.
+    Recall at the 10 thresholds 0.50:0.05:0.95:
+      all:    p1 takes g3 (IoU 1 beats 0.8), p2 takes g2 at 0.5 only:
+              2/3 at 0.5, 1/3 at the 9 others: AR (2/3 + 9/3) / 10 = 11/30;
+      small:  g1, g3 (g2 ignored): p1 takes g3, p2 only reaches ignored g2:
+              1/2 everywhere: 0.5;
+      medium: g1, g2 (g3 ignored): p1 takes g1 (inside the range first) where
+              0.8 >= t (7 thresholds, 0.50..0.80), p2 g2 at 0.5:
+              2/2 at 0.5, 1/2 at 0.55..0.80 (6), 0 at 0.85..0.95 (3): 0.4;
+      large:  g2: p2 at 0.5 only: 0.1.
+    Today's bucketing (box areas, half-open ranges, one global matching) gave
+    small None (g1, g3 medium by box area), medium 0.5 (g3 all, g1 never), large 0.1.
+    """
+    from unigrounding.evaluation import LVISGroundAR
+
+    s = GroundingDataSample(
+        metainfo={"ori_shape": (200, 200), "category": "A", "target_areas": [1024, 9216, 1000]}
+    )
+    s.gt_refs = RefTargets.build([[0, 0, 32, 32], [100, 100, 196, 196], [0, 0, 40, 32]])
+    s.pred_refs = RefTargets.build(
+        [[0, 0, 40, 32], [100, 100, 196, 148], [150, 0, 190, 40], [0, 0, 32, 32]],
+        scores=[0.9, 0.8, 0.7, 0.1],
+    )
+    out = _run(LVISGroundAR(), [s])
+    assert out["ar"] == pytest.approx(11 / 30)
+    assert out["ar@0.5"] == pytest.approx(2 / 3) and out["ar@0.75"] == pytest.approx(1 / 3)
+    assert out["ar_small"] == pytest.approx(0.5)
+    assert out["ar_medium"] == pytest.approx(0.4)
+    assert out["ar_large"] == pytest.approx(0.1)
+    assert out["areas_from_boxes"] == 0
 
 
 def test_lvis_ground_matching_is_one_to_one():
-    from unigrounding.evaluation.benchmarks import _recalled_at
+    from unigrounding.evaluation.benchmarks import matched_targets
 
-    gt = torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 9]])
-    pred = torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 10]])
-    hits = _recalled_at(pred, gt, np.array([0.5]))
-    assert hits.tolist() == [[True, True]]  # the duplicate takes the other target
-    assert _recalled_at(pred[:1], gt, np.array([0.5])).sum() == 1
+    iou = np.array([[1.0, 0.9], [1.0, 0.9]])  # two predictions, both best on target 0
+    inside = np.zeros(2, dtype=bool)
+    assert matched_targets(iou, inside, np.array([0.5])).tolist() == [2]  # the second takes 1
+    assert matched_targets(iou[:1], inside, np.array([0.5])).tolist() == [1]
+    # target 0 outside the range: the first prediction takes target 1 instead
+    outside0 = np.array([True, False])
+    assert matched_targets(iou[:1], outside0, np.array([0.5, 0.95])).tolist() == [1, 0]
 
 
 def test_pope_reads_first_yes_or_no_and_reports_prediction_yes_ratio():
@@ -315,3 +425,28 @@ def test_rec_decode_time_is_per_decoded_object():
         s.set_metainfo({"decode_ms": 2.0})
     out = _run(RECMetric(), [three, one, none])
     assert out["decode_ms_per_object"] == pytest.approx(6.0 / 4)
+
+
+def test_rec_iou_tie_at_one_half_is_a_hit():
+    """Target [0.1, 0, 1.2, 1], prediction [0.1, 0, 0.65, 1]: I = 0.55 * 1,
+    U = 1.1 * 1, IoU = 0.5 exactly, a hit at >= 0.5. In float32 (how boxes
+    are stored) the same division gives 0.49999994, a miss."""
+    out = _run(RECMetric(thresholds=(0.5,)), [_sample([[0.1, 0, 1.2, 1]], [[0.1, 0, 0.65, 1]])])
+    assert out["acc@0.5"] == 1.0 and out["miou"] == pytest.approx(0.5)
+    assert out["protocol"] == "rec-acc@iou>=t, float64"
+
+
+def test_every_metric_names_its_protocol():
+    """``unigrounding eval`` writes each metric's ``<prefix>/protocol``: every
+    registered metric declares one."""
+    import unigrounding  # noqa: F401  (registers every metric, codecs' included)
+    from unigrounding.registry import METRICS
+
+    assert len(METRICS.module_dict) >= 13
+    for name, cls in METRICS.module_dict.items():
+        assert isinstance(cls.protocol, str) and cls.protocol, name
+    hw = (4, 4)
+    out = _run(
+        RESMetric(), [_sample([[0, 0, 2, 2]], None, gt_masks=np.ones((1, *hw), bool), hw=hw)]
+    )
+    assert out["protocol"] == "res lisa" and out["boxes_as_masks"] is False

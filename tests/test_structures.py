@@ -153,3 +153,20 @@ def test_preprocessor_passes_samples_on_its_device_through_uncopied():
     sample.gt_refs.scores = torch.zeros(1, device="meta")  # a nested tensor elsewhere
     assert not _on(sample, torch.device("cpu"))
     assert _on(sample, torch.device("meta")) is False  # the boxes are on the CPU
+
+
+def test_metric_box_iou_reads_float32_boxes_as_their_decimals():
+    from unigrounding.structures import metric_box_iou, paired_box_iou, scoring_boxes
+
+    gt = torch.tensor([[0.1, 0, 1.2, 1]])
+    pred = torch.tensor([[0.1, 0, 0.65, 1]])
+    # 0.55 / 1.1: float32 arithmetic, or float64 of the float32 values, falls short
+    assert paired_box_iou(pred, gt)[0] < 0.5 and paired_box_iou(pred.double(), gt.double())[0] < 0.5
+    assert metric_box_iou(pred, gt, paired=True)[0] >= 0.5
+    assert metric_box_iou(pred, gt).dtype == torch.float64 and metric_box_iou(pred, gt).shape == (
+        1,
+        1,
+    )
+    assert scoring_boxes(torch.tensor([0.65]))[0].item() == 0.65  # the decimal, not 0.6499999761...
+    exact = torch.tensor([1 / 3], dtype=torch.float64)
+    assert scoring_boxes(exact)[0].item() == 1 / 3  # float64 input taken as it is

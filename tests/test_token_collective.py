@@ -177,6 +177,7 @@ def test_collective_metric_averages_samples_and_skips_no_target():
         ],
     )
     out = metric.compute_metrics(metric.results)
+    assert out.pop("protocol") == TokenCollectiveMetric.protocol
     assert out == pytest.approx({"precision": 0.5, "recall": 0.5, "iou": 0.5})
     with pytest.raises(ValueError, match="sample 7"):
         metric.process(None, [{"sample_id": 7, "pred_refs": {}}])

@@ -10,7 +10,7 @@ import torch
 
 from .codecs.base import Codec, ModelView
 from .evaluation.grounding import union_mask
-from .structures import GroundingDataSample, RefTargets, paired_box_iou
+from .structures import GroundingDataSample, RefTargets, metric_box_iou
 
 
 def prepared_samples(model, items: list[dict], batch_size: int = 50) -> list[GroundingDataSample]:
@@ -76,7 +76,7 @@ def roundtrip(codec: Codec, tokenizer, samples: list[GroundingDataSample]) -> di
 def _ious(decoded: RefTargets, target: RefTargets) -> list[float]:
     """Per target instance, the box IoU with the decoded instance in its place (0 if none)."""
     n = min(len(decoded), len(target))
-    ious = paired_box_iou(decoded.boxes[:n].float(), target.boxes[:n].float()).tolist()
+    ious = metric_box_iou(decoded.boxes[:n], target.boxes[:n], paired=True).tolist()
     return ious + [0.0] * (len(target) - n)
 
 

@@ -7,10 +7,9 @@ import copy
 from pathlib import Path
 
 import numpy as np
-import torch
 from mmengine.config import Config
 
-from ..structures import paired_box_iou
+from ..structures import metric_box_iou
 from .configs import apply_preset
 
 
@@ -42,13 +41,7 @@ def center_box_baseline(cdir: Path, settings: dict, data_root: Path, task: str =
         info = val.get_data_info(i)
         h, w = info["ori_shape"]
         guess = np.array([w * (1 - rw) / 2, h * (1 - rh) / 2, w * (1 + rw) / 2, h * (1 + rh) / 2])
-        ious.append(
-            float(
-                paired_box_iou(
-                    torch.as_tensor(guess[None]), torch.as_tensor([info["gt"][0]["box"]])
-                )[0]
-            )
-        )
+        ious.append(float(metric_box_iou(guess[None], [info["gt"][0]["box"]], paired=True)[0]))
         if task == "res":
             gt = union_mask(val[i]["data_samples"].gt_refs, (h, w), boxes_as_masks=True)
             pred = box_to_mask(guess.tolist(), h, w)

@@ -81,5 +81,13 @@ def report_row(metrics: dict, ceiling: dict, cfg: Config, train_seconds: float) 
         "train_seconds": train_seconds,
         "train_iters": cfg.train_cfg.max_iters,
         # the codec's own metrics (``ablate_metrics`` of its ablate config)
-        "codec_metrics": {k: v for k, v in metrics.items() if not k.startswith(("rec/", "res/"))},
+        "codec_metrics": {
+            k: v
+            for k, v in metrics.items()
+            if not k.startswith(("rec/", "res/")) and not k.endswith("/protocol")
+        },
+        # which protocol each metric followed, by metric prefix
+        "protocols": {
+            k.removesuffix("/protocol"): v for k, v in metrics.items() if k.endswith("/protocol")
+        },
     }

@@ -178,10 +178,13 @@ class GndQueryCodec(Codec):
         out = self.decoder(embeddings, view.feature_pyramid, with_masks=use_masks)
         if int(counts.sum()) == 0:  # nothing to ground: keep the decoder in the graph
             return {"loss_gnd": 0.0 * sum(v.sum() for v in out.values())}
-        gt_boxes, _ = pad_groups([x.to(embeddings) for x in boxes], PAD_BOX.to(embeddings))
+        # targets stay float32 (as built): in a bf16 embedding's dtype they
+        # would round before the matching cost sees them
+        device = embeddings.device
+        gt_boxes, _ = pad_groups([x.to(device) for x in boxes], PAD_BOX.to(device))
         gt_masks = None
         if use_masks:
-            gt_masks, _ = pad_groups([x.to(embeddings) for x in masks])
+            gt_masks, _ = pad_groups([x.to(device) for x in masks])
         losses = self.decoder.loss(out, gt_boxes[:, : embeddings.shape[1]], gt_masks, counts)
         return {f"loss_{k}": v for k, v in losses.items()}
 

@@ -7,7 +7,9 @@ are *all* instances of the category in the image (one-to-many). Groma does not
 say which images it kept: here the images with the smallest ids, so the set is
 the same on every machine. The category name is LVIS's with ``_`` read as a
 space ("baseball_bat" → "baseball bat"); it is also the sample's ``category``
-metainfo, which :class:`~unigrounding.evaluation.LVISGroundAR` averages over.
+metainfo, which :class:`~unigrounding.evaluation.LVISGroundAR` averages over;
+the annotations' ``area`` (``None`` where absent) is the ``target_areas``
+metainfo, which it buckets targets by.
 """
 
 from __future__ import annotations
@@ -60,10 +62,11 @@ class LVISGroundDataset(GroundingDataset):
             with annotation_errors(where):
                 key = (int(ann["category_id"]), int(ann["image_id"]))
                 box = xywh_to_xyxy(ann["bbox"])
+                area = None if ann.get("area") is None else float(ann["area"])
             if key[0] not in categories or key[1] not in images:
                 raise AnnotationError(f"{where}: unknown category or image id {key}")
             validate_box(box, where)
-            groups.setdefault(key, []).append({"ann_id": ann.get("id"), "box": box})
+            groups.setdefault(key, []).append({"ann_id": ann.get("id"), "box": box, "area": area})
         samples = []
         for category in sorted(categories):
             image_ids = sorted(img for cat, img in groups if cat == category)
@@ -97,5 +100,6 @@ class LVISGroundDataset(GroundingDataset):
                 {"role": "user", "text": QUESTION.format(category=name)},
                 {"role": "assistant", "text": "{target:0}"},
             ],
-            "metainfo": {"category": name},
+            # LVISGroundAR buckets targets by the annotation's area (the mask's)
+            "metainfo": {"category": name, "target_areas": [t["area"] for t in targets]},
         }

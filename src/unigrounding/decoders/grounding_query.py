@@ -28,7 +28,7 @@ from torch import nn
 from torchvision.ops import sigmoid_focal_loss
 
 from ..registry import DECODERS
-from .matching import box_match_cost, grouped_hungarian, mask_match_cost
+from .matching import box_match_cost, float32_cost, grouped_hungarian, mask_match_cost
 from .query_decoders import PixelDecoder, QueryDecoder, box_losses, dice_loss, mask_logits, mlp
 
 #: UGLMM supplementary B.3: lambda_cls, lambda_bce, lambda_dice, lambda_giou, lambda_l1.
@@ -130,6 +130,7 @@ class GroundingQueryDecoder(QueryDecoder):
             ),
         }
 
+    @float32_cost
     def match(
         self, out: dict[str, torch.Tensor], boxes: torch.Tensor, masks: torch.Tensor | None, counts
     ):

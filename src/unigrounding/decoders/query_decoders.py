@@ -12,7 +12,8 @@ knowing which decoder it talks to:
   model-input images are there for decoders with their own image encoder,
   e.g. ``plugins/sam_ref_decoder.py``);
 * ``targets(refs, frame, image_size)`` → ground truth of the same form;
-* ``match_cost(pred, target)`` → ``(G, N, M)`` for :mod:`.matching`;
+* ``match_cost(pred, target)`` → ``(G, N, M)`` for :mod:`.matching` (callers
+  run it under :func:`~.matching.float32_cost`);
 * ``loss(pred, target)`` → weighted losses over matched pairs;
 * ``geometry(pred, frame)`` → ``RefTargets`` fields in original-image pixels.
 """

@@ -26,7 +26,7 @@ from mmengine.evaluator import Evaluator
 from mmengine.registry import DefaultScope
 
 from ..registry import DATASETS, MODELS, SCOPE
-from ..structures import GroundingDataSample, RefTargets, paired_box_iou, rle_decode, rle_encode
+from ..structures import GroundingDataSample, RefTargets, metric_box_iou, rle_decode, rle_encode
 from .export import build_exported, load_weights
 from .runner import load_config
 
@@ -94,7 +94,7 @@ def sample_score(sample: GroundingDataSample) -> float:
         return float(not len(pred))
     if not len(pred):
         return 0.0
-    return float(paired_box_iou(pred.boxes[:1].float(), gt.boxes[:1].float())[0])
+    return float(metric_box_iou(pred.boxes[:1], gt.boxes[:1], paired=True)[0])
 
 
 def evaluate(
@@ -241,6 +241,6 @@ def protocol(cfg: Config) -> dict:
         "evaluators": json.loads(json.dumps(cfg.get("test_evaluator"), default=str)),
         "dataset": json.loads(json.dumps(cfg.test_dataloader.dataset, default=str)),
         "frame": "IoU in original-image pixels; model input is pad-to-square then resize",
-        "rec_hit": "IoU >= threshold; missing or unreadable prediction counts as a miss",
+        "rec_hit": "IoU >= threshold, in float64; missing or unreadable prediction counts as a miss",
         "decoding": "greedy",
     }

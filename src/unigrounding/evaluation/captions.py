@@ -39,6 +39,7 @@ class REGMetric(BaseMetric):
     METEOR, ~15 s of Java start-up)."""
 
     default_prefix = "reg"
+    protocol = "reg pycocoevalcap ptb"
 
     def __init__(self, meteor: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -59,7 +60,11 @@ class REGMetric(BaseMetric):
             {i: [{"caption": c} for c in r["refs"]] for i, r in enumerate(results)}
         )
         res = tokenizer.tokenize({i: [{"caption": r["candidate"]}] for i, r in enumerate(results)})
-        out = {"cider": float(cider_cls().compute_score(gts, res)[0]), "n": len(results)}
+        out = {
+            "cider": float(cider_cls().compute_score(gts, res)[0]),
+            "n": len(results),
+            "protocol": self.protocol,
+        }
         if self.meteor:
             out["meteor"] = float(meteor_cls().compute_score(gts, res)[0])
         return out

@@ -18,6 +18,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 
 from ..registry import METRICS
+from ..structures import scoring_boxes
 
 
 def coco_box_map(
@@ -36,7 +37,7 @@ def coco_box_map(
         return {"map": 0.0, "ap50": 0.0, "ap75": 0.0}
 
     def xywh(box) -> list[float]:
-        x1, y1, x2, y2 = (float(v) for v in box)
+        x1, y1, x2, y2 = scoring_boxes(box).tolist()  # pycocotools' IoU is float64
         return [x1, y1, x2 - x1, y2 - y1]
 
     gt = COCO()
@@ -84,6 +85,7 @@ class CategoryDetectionMetric(BaseMetric):
     for (its ``expression``); images are counted once per category."""
 
     default_prefix = "det"
+    protocol = "det coco-map pycocotools"
 
     def process(self, data_batch, data_samples: Sequence[Mapping]) -> None:
         for s in data_samples:
@@ -114,4 +116,5 @@ class CategoryDetectionMetric(BaseMetric):
         return {
             **coco_box_map(images, targets, detections, len(names)),
             "detections": len(detections),
+            "protocol": self.protocol,
         }

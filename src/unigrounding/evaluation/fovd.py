@@ -73,6 +73,7 @@ class FOVDMetric(BaseMetric):
     every target phrase seen)."""
 
     default_prefix = "fovd"
+    protocol = "fovd ref-vlm map-similarity"
 
     def __init__(
         self, embedder: str = "hashing", class_names: Sequence[str] | None = None, **kwargs
@@ -110,5 +111,9 @@ class FOVDMetric(BaseMetric):
                 {"image": image, "class": int(c), "box": box, "score": score}
                 for box, c, score in zip(r["boxes"], classes, scores, strict=True)
             ]
-        out = {"embedder": self.embedder_name, "detections": len(detections)}
+        out = {
+            "embedder": self.embedder_name,
+            "detections": len(detections),
+            "protocol": self.protocol,
+        }
         return {**out, **coco_box_map(images, targets, detections, len(names))}

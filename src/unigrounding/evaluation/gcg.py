@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from mmengine.evaluator import BaseMetric
 from scipy.optimize import linear_sum_assignment
-from torchvision.ops import box_iou
 
 from ..registry import METRICS
+from ..structures import metric_box_iou
 
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+")
 
@@ -37,6 +37,7 @@ def normalise_phrase(phrase: str) -> str:
 @METRICS.register_module()
 class GCGMetric(BaseMetric):
     default_prefix = "gcg"
+    protocol = "gcg hungarian box-iou>=t + phrase, float64"
 
     def __init__(self, iou: float = 0.5, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -48,7 +49,7 @@ class GCGMetric(BaseMetric):
             n_pred = len(pred["boxes"])
             ious = np.zeros((len(gt["boxes"]), n_pred))
             if n_pred and len(gt["boxes"]):
-                ious = box_iou(gt["boxes"].float(), pred["boxes"].float()).numpy()
+                ious = metric_box_iou(gt["boxes"], pred["boxes"]).numpy()
             rows, cols = linear_sum_assignment(-ious) if ious.size else ([], [])
             matched_iou = np.zeros(len(gt["boxes"]))
             named = np.zeros(len(gt["boxes"]), dtype=bool)
@@ -77,4 +78,6 @@ class GCGMetric(BaseMetric):
             "phrase_acc": total.get("named", 0) / targets,
             "parse_failures": total.get("parse_failures", 0),
             "n": len(results),
+            "iou": self.iou,
+            "protocol": self.protocol,
         }

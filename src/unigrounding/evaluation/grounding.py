@@ -20,7 +20,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 
 from ..registry import METRICS
-from ..structures import box_to_mask, paired_box_iou
+from ..structures import box_to_mask, metric_box_iou
 
 
 def rec_iou(pred: Mapping, gt: Mapping, sample_id: str = "?") -> float | None:
@@ -31,7 +31,7 @@ def rec_iou(pred: Mapping, gt: Mapping, sample_id: str = "?") -> float | None:
         raise ValueError(
             f"sample {sample_id}: REC needs exactly one target box, got {len(gt['boxes'])}"
         )
-    return float(paired_box_iou(pred["boxes"][:1].float(), gt["boxes"][:1].float())[0])
+    return float(metric_box_iou(pred["boxes"][:1], gt["boxes"][:1], paired=True)[0])
 
 
 def union_mask(refs: Mapping, hw: tuple[int, int], boxes_as_masks: bool) -> np.ndarray | None:
@@ -55,6 +55,7 @@ class RECMetric(BaseMetric):
     and repairs."""
 
     default_prefix = "rec"
+    protocol = "rec-acc@iou>=t, float64"
 
     def __init__(self, thresholds: Sequence[float] = (0.5, 0.75, 0.8, 0.9), **kwargs) -> None:
         super().__init__(**kwargs)
@@ -89,6 +90,7 @@ class RECMetric(BaseMetric):
         out["decode_ms_per_object"] = (
             sum(r["decode_ms"] for r in timed) / objects if objects else 0.0
         )
+        out["protocol"] = self.protocol
         return out
 
 
@@ -102,6 +104,7 @@ class RESMetric(BaseMetric):
     """
 
     default_prefix = "res"
+    protocol = "res lisa"
 
     def __init__(self, boxes_as_masks: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -119,13 +122,19 @@ class RESMetric(BaseMetric):
             union = int(np.logical_or(pred, gt).sum())
             self.results.append({"inter": inter, "union": union, "no_mask": no_mask})
 
+    def sample_iou(self, result: dict) -> float:
+        """gIoU's per-sample term: an empty target predicted empty scores 1."""
+        return result["inter"] / result["union"] if result["union"] else 1.0
+
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
         inter = sum(r["inter"] for r in results)
         union = sum(r["union"] for r in results)
-        per_sample = [r["inter"] / r["union"] if r["union"] else 1.0 for r in results]
+        per_sample = [self.sample_iou(r) for r in results]
         return {
             "ciou": inter / union if union else 1.0,
             "giou": float(np.mean(per_sample)) if per_sample else 0.0,
             "no_mask_output": sum(r["no_mask"] for r in results),
+            "boxes_as_masks": self.boxes_as_masks,
             "n": len(results),
+            "protocol": self.protocol,
         }

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
-from torchvision.ops import box_iou
 
 from ..registry import METRICS
+from ..structures import metric_box_iou
 
 
 def recalled(
@@ -28,7 +28,7 @@ def recalled(
     if len(proposals) == 0:
         return np.zeros(len(gt), dtype=bool)
     top = scores.float().argsort(descending=True)[:k]
-    best = box_iou(gt.float(), proposals[top].float()).max(dim=1).values
+    best = metric_box_iou(gt, proposals[top]).max(dim=1).values
     return (best >= iou).numpy()
 
 
@@ -39,6 +39,7 @@ class ProposalRecall(BaseMetric):
     number of proposals per image."""
 
     default_prefix = "proposals"
+    protocol = "proposal-recall top-k iou>=t, float64"
 
     def __init__(self, ks: Sequence[int] = (10, 100), iou: float = 0.5, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -65,4 +66,5 @@ class ProposalRecall(BaseMetric):
             out[f"recall@{k}"] = float(hits.mean()) if len(hits) else 0.0
         out["per_image"] = float(np.mean([r["n"] for r in results])) if results else 0.0
         out["iou"] = self.iou
+        out["protocol"] = self.protocol
         return out

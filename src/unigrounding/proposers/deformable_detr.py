@@ -52,7 +52,13 @@ from transformers.models.deformable_detr.modeling_deformable_detr import (
     DeformableDetrEncoder,
 )
 
-from ..decoders.matching import PAD_BOX, box_match_cost, grouped_hungarian, pad_groups
+from ..decoders.matching import (
+    PAD_BOX,
+    box_match_cost,
+    float32_cost,
+    grouped_hungarian,
+    pad_groups,
+)
 from ..decoders.query_decoders import box_losses, mlp
 from ..layers import FeaturePyramid, sincos_2d
 from ..registry import PROPOSERS
@@ -266,6 +272,7 @@ class DeformableDetrProposer(nn.Module):
         return out_losses
 
     @torch.no_grad()
+    @float32_cost
     def match(
         self, boxes: torch.Tensor, logits: torch.Tensor, targets: list[torch.Tensor]
     ) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
-from torchvision.ops import masks_to_boxes
+from torchvision.ops import box_iou, masks_to_boxes
 
 
 class GeometryError(ValueError):
@@ -50,6 +50,32 @@ def paired_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     inter = (rb - lt).clamp(min=0).prod(dim=1)
     union = box_area(a) + box_area(b) - inter
     return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(union))
+
+
+def scoring_boxes(boxes: torch.Tensor | np.ndarray | Sequence) -> torch.Tensor:
+    """``boxes`` as float64 for scoring. A float32 value (as ``RefTargets``
+    stores boxes) is read as the shortest decimal that rounds to it, i.e. the
+    number an annotation or predictions file held: a plain cast would keep
+    float32's rounding, and ``[0.1, 0, 0.65, 1]`` against ``[0.1, 0, 1.2, 1]``
+    would score IoU 0.49999996 instead of 0.5 (a miss at ``>= 0.5``). Float64
+    and integer inputs are taken as they are."""
+    t = torch.as_tensor(boxes if isinstance(boxes, torch.Tensor) else np.asarray(boxes))
+    if t.dtype == torch.float64 or not t.is_floating_point():
+        return t.double()
+    # numpy prints float32 as its shortest round-trip decimal
+    return torch.from_numpy(t.detach().cpu().float().numpy().astype(str).astype(np.float64))
+
+
+def metric_box_iou(
+    a: torch.Tensor | np.ndarray | Sequence,
+    b: torch.Tensor | np.ndarray | Sequence,
+    paired: bool = False,
+) -> torch.Tensor:
+    """Box IoU as metrics compute it: float64 from :func:`scoring_boxes`.
+    ``(N, M)`` over all pairs of ``(N, 4)`` ``a`` and ``(M, 4)`` ``b``, or
+    ``(N,)`` of ``a[i]`` with ``b[i]`` when ``paired``."""
+    a, b = scoring_boxes(a).reshape(-1, 4), scoring_boxes(b).reshape(-1, 4)
+    return paired_box_iou(a, b) if paired else box_iou(a, b)
 
 
 def points_in_mask(points: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -45,6 +45,7 @@ class TokenCollectiveMetric(BaseMetric):
     ``/recall``, ``/iou``), for a ``token_collective`` model's predictions."""
 
     default_prefix = "collective"
+    protocol = "token-collective clawmachine eq1, exact retrieval"
 
     def process(self, data_batch, data_samples: Sequence[Mapping]) -> None:
         for s in data_samples:
@@ -59,7 +60,12 @@ class TokenCollectiveMetric(BaseMetric):
     def compute_metrics(self, results: list[tuple[float, float, float]]) -> dict[str, float]:
         scores = np.asarray(results, dtype=np.float64).reshape(-1, 3)
         mean = scores.mean(0) if len(scores) else np.zeros(3)
-        return {"precision": float(mean[0]), "recall": float(mean[1]), "iou": float(mean[2])}
+        return {
+            "precision": float(mean[0]),
+            "recall": float(mean[1]),
+            "iou": float(mean[2]),
+            "protocol": self.protocol,
+        }
 
 
 @METRICS.register_module()
@@ -72,6 +78,7 @@ class CodebookUsage(BaseMetric):
     ``reconstruction_cos`` metainfo)."""
 
     default_prefix = "codebook"
+    protocol = "codebook usage, perplexity, reconstruction cosine"
 
     def __init__(self, codebook_size: int, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -89,4 +96,5 @@ class CodebookUsage(BaseMetric):
             "usage": float((counts > 0).mean()),
             "perplexity": float(np.exp(-(p * np.log(p)).sum())),
             "reconstruction_cos": float(np.mean([r["cos"] for r in results])),
+            "protocol": self.protocol,
         }

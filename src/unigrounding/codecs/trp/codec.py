@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...decoders.matching import grouped_hungarian, pad_groups
+from ...decoders.matching import float32_cost, grouped_hungarian, pad_groups
 from ...registry import CODECS
 from ...structures import SLOT_PATTERN, GroundingDataSample, RefTargets
 from ..base import Codec, ModelView, Processor, Rendered, group_phrase
@@ -234,8 +234,12 @@ class TrpCodec(Codec):
                     preds.append(pred[b, qs])
                     gts.append(decoder.targets(targets[b][t], view.samples[b].frame, image_size))
             p, n_p = pad_groups(preds, decoder.pad_value)
-            g, n_g = pad_groups([x.to(pred) for x in gts], decoder.pad_value)
-            matches = grouped_hungarian(decoder.match_cost(p, g), n_p, n_g)
+            # targets stay float32: cast to a bf16 prediction's dtype they would
+            # round before the matching cost sees them
+            g, n_g = pad_groups([x.to(pred.device) for x in gts], decoder.pad_value)
+            # any decoder's cost (a plugin's too) in float32, as REF-VLM matches
+            cost = float32_cost(decoder.match_cost)(p, g)
+            matches = grouped_hungarian(cost, n_p, n_g)
             matched_p = torch.cat([p[i, r] for i, (r, _) in enumerate(matches)])
             matched_g = torch.cat([g[i, c] for i, (_, c) in enumerate(matches)])
             weight = self.loss_weights.get(unit, 1.0)
