@@ -4,8 +4,9 @@ REC: top-1 predicted box against the (single) target box, IoU in original-image
 pixels, a hit when IoU ``>=`` the threshold; a sample with no readable box is a
 miss and is counted (``missing``), as are samples whose output had unreadable
 parts (``parse_failures``) and those whose output was read only after a repair
-(``parse_repairs``: corners swapped back, values clipped to the image). RES: cIoU = ΣI / ΣU over the split, gIoU = mean
-per-sample IoU where an empty target predicted empty counts 1.0 (LISA / ReLA).
+(``parse_repairs``: corners swapped back, values clipped to the image). RES:
+cIoU = ΣI / ΣU over the split, gIoU = mean per-sample IoU where an empty
+target predicted empty counts 1.0 (LISA / ReLA).
 
 mmengine's evaluator hands metrics ``GroundingDataSample.to_dict()`` output, so
 samples and referents are read as mappings (``refs["boxes"]``); ``RefTargets``
