@@ -137,10 +137,15 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     )
     if not result:  # a rank other than 0: rank 0 reports
         return
+    _print_json(result, args.out)
+
+
+def _print_json(result: dict, out: str | None) -> None:
+    """``result`` as JSON on stdout, and in ``out`` if given."""
     text = json.dumps(result, indent=2)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
     print(text)
 
 
@@ -164,11 +169,7 @@ def _cmd_roundtrip(args: argparse.Namespace) -> None:
     from ..codec_ceiling import codec_roundtrip
 
     result = codec_roundtrip(args.codec, n=args.n, config_dir_path=args.config_dir)
-    text = json.dumps(result, indent=2)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
-    print(text)
+    _print_json(result, args.out)
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
