@@ -3,6 +3,7 @@ or an installed package's entry point, with no core edit."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -215,4 +216,8 @@ def test_an_out_of_tree_package_runs_the_conformance_suite(tmp_path):
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "8 passed, 1 deselected" in proc.stdout, proc.stdout[-3000:]
+    from unigrounding.testing import CodecConformance
+
+    checks = [name for name in dir(CodecConformance) if name.startswith("test_")]
+    passed = re.search(r"(\d+) passed, 1 deselected", proc.stdout)  # deselected: the slow one
+    assert passed and int(passed.group(1)) >= len(checks) - 1, proc.stdout[-3000:]
