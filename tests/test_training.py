@@ -345,7 +345,7 @@ def test_eval_predictions_file_scores_like_the_checkpoint_and_visualizes(shapes_
     )
     assert json.loads((tmp_path / "c.json").read_text())["unmatched_samples"] == 1
     (tmp_path / "stray.jsonl").write_text('{"sample_id": "nope", "boxes": []}\n')
-    with pytest.raises(ValueError, match="name no test sample"):
+    with pytest.raises(ValueError, match="names no test sample"):
         main([*base, "--predictions", str(tmp_path / "stray.jsonl")])
     (tmp_path / "broken.jsonl").write_text('{"sample_id": "x"}\n')
     with pytest.raises(ValueError, match="broken.jsonl record 0: needs 'sample_id' and 'boxes'"):

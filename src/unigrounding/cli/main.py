@@ -131,6 +131,9 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         args.config,
         checkpoint=args.checkpoint,
         predictions=args.predictions,
+        predictions_format=args.format,
+        frame=args.frame,
+        pixels=tuple(int(v) for v in args.qwen_pixels.split(",")) if args.qwen_pixels else None,
         work_dir=args.work_dir,
         cfg_options=args.cfg_options,
         visualize=args.visualize,
@@ -269,6 +272,22 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--predictions",
         help="JSON / JSON-lines predictions made elsewhere (see docs/evaluation.md)",
+    )
+    p.add_argument(
+        "--format",
+        default="unigrounding",
+        help="predictions format: unigrounding (default), lmms-eval, qwen2.5-vl, qwen2-vl",
+    )
+    p.add_argument(
+        "--frame",
+        help="the answers' coordinate frame, if not the format's own: pixels, normalized, "
+        "norm1000, padded_square, qwen2_5_vl (docs/evaluation.md)",
+    )
+    p.add_argument(
+        "--qwen-pixels",
+        metavar="MIN,MAX",
+        help="Qwen2.5-VL's min_pixels,max_pixels for frame qwen2_5_vl "
+        "(default: the released checkpoints' 3136,12845056)",
     )
     p.add_argument("--out", help="write the metrics JSON here too")
     p.add_argument(

@@ -99,9 +99,12 @@ class RefCOCODataset(GroundingDataset):
                     continue
                 image = images[int(ref["image_id"])]
                 targets = self._targets(ref["ann_id"], anns, where)
-                sentences = [s["sent"] for s in ref["sentences"]]
-            for k, sent in enumerate(sentences):
-                samples.append(self._sample(ref, image, targets, sent, k, where))
+                sentences = [(s["sent"], s.get("sent_id")) for s in ref["sentences"]]
+            for k, (sent, sent_id) in enumerate(sentences):
+                sample = self._sample(ref, image, targets, sent, k, where)
+                # the dataset's own ids: predictions made elsewhere name samples by them
+                sample["metainfo"] = {"ref_id": ref.get("ref_id"), "sent_id": sent_id}
+                samples.append(sample)
         if self.task == "gcg":
             samples = self._gcg(samples)
         elif self.task == "det":
@@ -192,6 +195,7 @@ class RefCOCODataset(GroundingDataset):
                     dict(p, group=p["group"] + shift["prompt"]) for p in s["prompts"]
                 ]
                 last["turns"] += 1
+                last.pop("metainfo", None)  # no longer one sentence's sample
             else:
                 out.append(dict(s, turns=1))
         return out
@@ -214,6 +218,7 @@ class RefCOCODataset(GroundingDataset):
                 parts.append(f"a {phrase} {{target:{g}}}")
             merged["conversation"][1] = {"role": "assistant", "text": ", ".join(parts) + "."}
             merged["sample_id"] = f"gcg-{Path(merged['image_path']).stem}"
+            merged.pop("metainfo", None)  # an image's caption, not one sentence
             out.append(merged)
         return out
 

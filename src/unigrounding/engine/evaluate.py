@@ -1,17 +1,13 @@
 """``unigrounding eval``: score a checkpoint — or a predictions file made
 elsewhere — on a config's test set, with the same metrics and protocol.
 
-Predictions file (JSON list or JSON lines), one record per sample, geometry in
-original-image pixels::
-
-    {"sample_id": "...", "boxes": [[x1, y1, x2, y2], ...], "scores": [...],
-     "masks": [<COCO RLE>, ...], "phrases": [...], "text": "..."}
-
-Only ``sample_id`` and ``boxes`` are required. ``unigrounding eval`` on a
-checkpoint writes its own predictions in this format (``predictions.jsonl``
-beside the metrics), so two models are always scored by one code path. A
-test sample without a prediction record is scored as an empty prediction and
-counted (``unmatched_samples``); a record naming no test sample is an error.
+Predictions files: our own records (what a checkpoint's evaluation writes,
+``predictions.jsonl`` beside the metrics, so two models are always scored by
+one code path), lmms-eval's and Qwen-VL's
+(:mod:`~unigrounding.evaluation.prediction_files`). A test sample without a
+prediction record is scored as an empty prediction and counted
+(``unmatched_samples``); a record naming no test sample, or one answering a
+sample twice, is an error.
 """
 
 from __future__ import annotations
@@ -19,55 +15,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.evaluator import Evaluator
 from mmengine.registry import DefaultScope
 
+from ..evaluation.prediction_files import (
+    FRAMES,
+    QWEN2_5_VL_PIXELS,
+    PredictionRecord,
+    SampleIndex,
+    read_prediction_file,
+)
 from ..registry import DATASETS, MODELS, SCOPE
-from ..structures import GroundingDataSample, RefTargets, metric_box_iou, rle_decode, rle_encode
+from ..structures import GroundingDataSample, RefTargets, metric_box_iou, rle_encode
 from .export import build_exported, load_weights
 from .runner import load_config
-
-
-def read_predictions(path: str | Path) -> dict[str, dict]:
-    """Records of a predictions file by ``sample_id``; errors name the line."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"predictions file not found: {path}")
-    text = path.read_text()
-    try:
-        records = (
-            json.loads(text)
-            if text.lstrip().startswith("[")
-            else [json.loads(line) for line in text.splitlines() if line.strip()]
-        )
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not JSON or JSON lines (line {exc.lineno}: {exc.msg})") from exc
-    out = {}
-    for i, rec in enumerate(records):
-        if not isinstance(rec, dict) or "sample_id" not in rec or "boxes" not in rec:
-            raise ValueError(f"{path} record {i}: needs 'sample_id' and 'boxes'")
-        out[str(rec["sample_id"])] = rec
-    return out
-
-
-def refs_from_record(record: dict, hw: tuple[int, int], where: str) -> RefTargets:
-    """A prediction record as ``RefTargets`` (boxes validated, masks decoded)."""
-    boxes = record["boxes"]
-    if not boxes:
-        return RefTargets.empty()
-    masks = None
-    if record.get("masks"):
-        masks = np.stack([rle_decode(m, *hw, where=where) for m in record["masks"]])
-    return RefTargets.build(
-        boxes,
-        phrases=record.get("phrases"),
-        scores=record.get("scores"),
-        masks=masks,
-        where=where,
-    )
 
 
 def record_from_sample(sample: GroundingDataSample) -> dict:
@@ -101,6 +64,9 @@ def evaluate(
     config,
     checkpoint: str | None = None,
     predictions: str | None = None,
+    predictions_format: str = "unigrounding",
+    frame: str | None = None,
+    pixels: tuple[int, int] | None = None,
     work_dir: str | None = None,
     cfg_options: dict | None = None,
     visualize: int = 0,
@@ -108,7 +74,11 @@ def evaluate(
     """Metrics of ``checkpoint`` (or of a ``predictions`` file) on the config's
     test set, with the protocol settings used. Writes ``predictions.jsonl``
     (checkpoint runs) and, with ``visualize=N``, the ``N`` worst and ``N`` best
-    samples as PNGs under ``work_dir/visualize``."""
+    samples as PNGs under ``work_dir/visualize``.
+
+    A predictions file is read in ``predictions_format``, its answers in
+    ``frame`` (default: the format's own; ``pixels`` are Qwen2.5-VL's
+    ``(min_pixels, max_pixels)``), see :mod:`~unigrounding.evaluation.prediction_files`."""
     if (checkpoint is None) == (predictions is None):
         raise ValueError("give exactly one of a checkpoint and a predictions file")
     cfg = load_config(config, work_dir, cfg_options)
@@ -134,31 +104,38 @@ def evaluate(
                 scored.append((sample_score(s), i, s))
         result["predictions_file"] = str(out_dir / "predictions.jsonl")
     else:
-        records = read_predictions(predictions)
-        known, samples, unmatched = set(), [], 0
-        for i in range(len(dataset)):
-            s = dataset[i]["data_samples"]
-            sid = str(s.sample_id)
-            known.add(sid)
-            rec = records.get(sid)
-            unmatched += rec is None
-            hw = tuple(s.ori_shape)
+        records = read_prediction_file(predictions, predictions_format, frame)
+        pixels = pixels or QWEN2_5_VL_PIXELS
+        samples = [dataset[i]["data_samples"] for i in range(len(dataset))]
+        index = SampleIndex(samples)
+        answered: dict[int, PredictionRecord] = {}
+        for rec in records:
+            i = index.match(rec)
+            if i in answered:
+                raise ValueError(
+                    f"{rec.where}: answers sample {samples[i].sample_id} again "
+                    f"(first in {answered[i].where})"
+                )
+            answered[i] = rec
+        for i, s in enumerate(samples):
+            rec = answered.get(i)
             s.pred_refs = (
-                RefTargets.empty()
-                if rec is None
-                else refs_from_record(rec, hw, f"{predictions} sample {sid}")
+                RefTargets.empty() if rec is None else rec.refs(tuple(s.ori_shape), pixels)
             )
-            s.set_metainfo({"pred_text": "" if rec is None else rec.get("text", "")})
-            samples.append(s)
+            s.set_metainfo({"pred_text": "" if rec is None else rec.text})
             scored.append((sample_score(s), i, s))
-        stray = sorted(set(records) - known)
-        if stray:
-            raise ValueError(
-                f"{predictions}: {len(stray)} record(s) name no test sample, e.g. {stray[:3]}"
-            )
         for start in range(0, len(samples), batch_size):
             evaluator.process(samples[start : start + batch_size])
-        result.update(predictions_file=str(predictions), unmatched_samples=unmatched)
+        used = sorted({rec.frame for rec in records})
+        result.update(
+            predictions_file=str(predictions),
+            unmatched_samples=len(samples) - len(answered),
+            predictions={
+                "format": predictions_format,
+                "frames": {name: FRAMES[name] for name in used},
+                **({"qwen2_5_vl_pixels": list(pixels)} if "qwen2_5_vl" in used else {}),
+            },
+        )
     metrics = evaluator.evaluate(len(dataset))
     result["metrics"] = {k: v.item() if hasattr(v, "item") else v for k, v in metrics.items()}
     result["protocol"] = protocol(cfg)
