@@ -68,6 +68,9 @@ def test_train_exports_safetensors_and_loads_through_the_api(shapes_root, tmp_pa
     assert (export / "model.safetensors").exists() and (export / "unigrounding.json").exists()
     assert (export / "llm" / "config.json").exists() and not (export / "config.py").exists()
     assert runner.iter == 3
+    # every runner part is built in our scope's registries: no scope fallback warnings
+    (log,) = (tmp_path / "run").glob("*/*.log")
+    assert "Iter(train)" in log.read_text() and "Failed to search registry" not in log.read_text()
     model = ug.load(export)
     image = shapes_root / "images" / "val_000040.png"
     refs = model.ground(image, "the red circle")

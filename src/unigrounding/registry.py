@@ -10,6 +10,7 @@ looks collate functions and hooks up in its root registries without switching
 scope, so ``grounding_collate`` and ``ExportHook`` are registered there.)
 """
 
+from mmengine import registry as mmengine_registry
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -49,3 +50,36 @@ METRICS = Registry(
     scope=SCOPE,
     locations=["unigrounding.evaluation", PARADIGMS, PLUGINS],
 )
+
+#: This scope's children of mmengine's other root registries (as mmdet has):
+#: building a runner part (hook, loop, optimizer, sampler, ...) in the
+#: ``unigrounding`` scope then finds this scope's registry — and through it
+#: mmengine's parts — instead of warning that the scope has none.
+RUNNER_PARTS = {
+    name: Registry(
+        getattr(mmengine_registry, name).name,
+        parent=getattr(mmengine_registry, name),
+        scope=SCOPE,
+    )
+    for name in (
+        "RUNNERS",
+        "RUNNER_CONSTRUCTORS",
+        "LOOPS",
+        "HOOKS",
+        "STRATEGIES",
+        "DATA_SAMPLERS",
+        "MODEL_WRAPPERS",
+        "WEIGHT_INITIALIZERS",
+        "OPTIMIZERS",
+        "OPTIM_WRAPPERS",
+        "OPTIM_WRAPPER_CONSTRUCTORS",
+        "PARAM_SCHEDULERS",
+        "EVALUATOR",
+        "TASK_UTILS",
+        "VISUALIZERS",
+        "VISBACKENDS",
+        "LOG_PROCESSORS",
+        "INFERENCERS",
+        "FUNCTIONS",
+    )
+}
