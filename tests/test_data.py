@@ -1,5 +1,6 @@
 import json
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -204,15 +205,28 @@ def test_empty_mask_names_file_and_sample(shapes_root, tmp_path):
         ds[idx]
 
 
-def test_missing_image_names_file_and_sample(shapes_root, tmp_path):
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_missing_image_names_item_file_and_sample(shapes_root, tmp_path, num_workers):
+    """A SampleError, also from a DataLoader worker (which passes on only the
+    class and the message): what training stops on with a checkpoint."""
+    from torch.utils.data import DataLoader
+
+    from unigrounding.data import SampleError, collate
+
     root = _copy(shapes_root, tmp_path)
     ds = _load(root)
     info = ds.get_data_info(0)
     (root / "images" / info["image_path"].split("/")[-1]).unlink()
-    with pytest.raises(
-        FileNotFoundError, match=rf"sample {info['sample_id']}.*image file not found"
-    ):
-        ds[0]
+    loader = DataLoader(ds, batch_size=2, num_workers=num_workers, collate_fn=collate)
+    with pytest.raises(SampleError) as err:
+        next(iter(loader))
+    assert re.search(
+        rf"RefCOCODataset \({re.escape(str(root))}\) item 0: .* sample {info['sample_id']}: "
+        rf"image file not found: {re.escape(info['image_path'])}",
+        str(err.value),
+    )
+    if num_workers == 0:
+        assert isinstance(err.value.__cause__, FileNotFoundError)
 
 
 def test_cached_images_give_the_same_inputs_and_are_decoded_once(shapes_root, tmp_path):

@@ -4,6 +4,7 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -241,6 +242,79 @@ def test_a_save_cut_short_leaves_the_only_kept_checkpoint_the_latest(shapes_root
     assert train(cfg, resume=True).iter == 4
     assert sorted(p.name for p in work.glob("*.pth")) == ["iter_4.pth"]
     assert not (work / ".partial").exists()
+
+
+@HOOKS.register_module(force=True)
+class MoveAfter(Hook):
+    """Moves ``source`` to ``target`` after iteration ``n``, as a file gone
+    from a disk mid-run."""
+
+    priority = "LOWEST"
+
+    def __init__(self, n: int, source: str, target: str) -> None:
+        self.n, self.source, self.target = n, source, target
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.iter + 1 == self.n:
+            os.rename(self.source, self.target)
+
+
+def test_a_sample_failing_mid_run_stops_with_a_checkpoint_that_resumes_exactly(
+    shapes_root, tmp_path
+):
+    """``validate="off"``: the images gone after iteration 3 (the last interval
+    checkpoint is of 2), the next batch's first sample stops the run with the
+    checkpoint of 3, named with the file; once the images are back, --resume
+    continues from 3 as if the run had never stopped."""
+    from unigrounding.data import SampleError
+
+    root = tmp_path / "data"
+    shutil.copytree(shapes_root, root)
+    straight = tmp_path / "straight"
+    train(tiny_train_cfg(root, straight, 4, 4, 2))
+    work, images, hidden = tmp_path / "stopped", root / "images", tmp_path / "hidden"
+    cfg = tiny_train_cfg(root, work, 4, 4, 2)
+    cfg.train_dataloader.dataset.validate = "off"
+    moving = dict(type="MoveAfter", n=3, source=str(images), target=str(hidden))
+    cfg.custom_hooks = [*cfg.custom_hooks, moving]
+    with pytest.raises(SampleError) as err:
+        train(cfg)
+    message, checkpoint = str(err.value), work / "iter_3.pth"
+    assert re.search(
+        rf"ShapesRefDataset \({re.escape(str(root))}\) item \d+: .* sample \S+: "
+        rf"image file not found: {re.escape(str(images))}/train_\d+\.png",
+        message,
+    )
+    assert f"after 3 iterations, saved in {checkpoint}." in message
+    assert message.endswith(f"--resume {checkpoint}")
+    assert torch.load(checkpoint, map_location="cpu")["meta"]["iter"] == 3
+    assert (work / "last_checkpoint").read_text() == str(checkpoint)
+    hidden.rename(images)
+    cfg.custom_hooks = cfg.custom_hooks[:-1]
+    assert train(cfg, resume=True).iter == 4
+    a, b = _weights(straight), _weights(work)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_a_sample_failing_in_the_first_batch_stops_with_no_checkpoint(shapes_root, tmp_path):
+    """Nothing trained, nothing saved: the error says so (and names the file)."""
+    from unigrounding.data import SampleError
+
+    root = tmp_path / "data"
+    shutil.copytree(shapes_root, root)
+    work = tmp_path / "run"
+    cfg = tiny_train_cfg(root, work, 2, 2, 2)
+    cfg.train_dataloader.dataset.validate = "off"  # else the dataset's check stops the run
+    for image in (root / "images").glob("train_*.png"):
+        image.unlink()
+    with pytest.raises(SampleError) as err:
+        train(cfg)
+    message = str(err.value)
+    assert f"image file not found: {root / 'images'}/train_" in message
+    assert "after 0 iterations, with no checkpoint of them (no iteration had completed)" in message
+    assert message.endswith("then train again") and not list(work.glob("*.pth"))
 
 
 @pytest.mark.slow

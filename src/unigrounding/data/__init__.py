@@ -1,6 +1,6 @@
 """Codec-neutral datasets and the packing pipeline."""
 
-from .annotations import AnnotationError, RecordProblem
+from .annotations import AnnotationError, RecordProblem, SampleError
 from .base import GroundingDataset
 from .coco import CocoCellLabelDataset, CocoDetectionDataset, read_instances
 from .flickr30k import Flickr30kEntitiesDataset
@@ -22,6 +22,7 @@ __all__ = [
     "PackGroundingSample",
     "RecordProblem",
     "RefCOCODataset",
+    "SampleError",
     "ShapesRefDataset",
     "SwiftGroundingDataset",
     "VisualGenomeRegionDataset",

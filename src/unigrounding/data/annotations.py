@@ -49,6 +49,18 @@ class AnnotationError(ValueError):
         self.problems = tuple(problems)
 
 
+class SampleError(AnnotationError):
+    """A record whose sample failed to load as it was drawn (its image missing
+    or unreadable, a mask that does not decode, ...): what a dataset's
+    validation finds before a run, met during one (``validate="off"``, or a
+    file changed since). The message names the dataset, the item and the
+    record; :func:`~unigrounding.engine.runner.train` stops on it with a
+    checkpoint of the iterations done.
+
+    A DataLoader worker's error reaches the main process as a new exception
+    of the same class built from the message alone: the class is the tag."""
+
+
 def require_file(path: Path, what: str) -> Path:
     """``path``; :class:`FileNotFoundError` naming ``what`` and ``path`` if it is missing."""
     if not path.exists():

@@ -12,7 +12,7 @@ from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 
 from ..registry import SCOPE
-from .annotations import AnnotationError
+from .annotations import AnnotationError, SampleError
 from .validation import VALIDATE_MODES, RecordCheck
 
 
@@ -92,6 +92,19 @@ class GroundingDataset(BaseDataset):
             logger="current",
             level=logging.WARNING,
         )
+
+    def prepare_data(self, idx: int) -> dict:
+        """mmengine's (the record through the pipeline), its errors (the
+        pipeline's: :func:`~.pipeline.load_rgb`'s, :class:`GeometryError`, a
+        shape mismatch) raised as :class:`SampleError` naming this item."""
+        try:
+            return super().prepare_data(idx)
+        except SampleError:  # a wrapped GroundingDataset's: named already
+            raise
+        except (OSError, ValueError) as exc:  # any other (a bug) is no record's fault
+            raise SampleError(
+                f"{type(self).__name__} ({self.data_root}) item {idx}: {exc}"
+            ) from exc
 
     def load_samples(self) -> Iterable[dict]:
         """Every sample, in order. A generator stops reading once ``max_samples``

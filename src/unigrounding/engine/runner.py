@@ -7,9 +7,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
+from mmengine.hooks import CheckpointHook
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.runner import IterBasedTrainLoop, Runner
 
+from ..data.annotations import SampleError
 from .safe_load import CheckpointError, checkpoint_problem, use_safe_local_loader
 
 #: ``--strategy`` values: how the model is spread over the processes.
@@ -52,7 +54,15 @@ def train(
     dict holds the wrapper's options), ``deepspeed`` trains through a
     DeepSpeed ZeRO engine (:mod:`~unigrounding.engine.deepspeed`; the
     config's ``deepspeed`` dict: ``zero_stage`` and raw ``config`` keys).
-    The config's ``runner_type`` picks the runner class."""
+    The config's ``runner_type`` picks the runner class.
+
+    A sample that fails to load mid-run (:class:`~unigrounding.data.SampleError`)
+    stops training with a checkpoint of the iterations done, written by the
+    checkpoint hook (so ``--resume`` continues exactly, sharded runners'
+    too); the error names the sample and the checkpoint. Not in a run of
+    several processes (a save needs them all, and only the one that met the
+    sample stops) nor of an epoch-based loop (mmengine resumes at an epoch's
+    start): there the error says that no checkpoint was written."""
     cfg = load_config(config, work_dir, cfg_options)
     cfg.resume = bool(resume)
     if not isinstance(resume, bool):
@@ -64,8 +74,54 @@ def train(
     if launcher == "pytorch" and not torch.cuda.is_available():
         _init_cpu_distributed(cfg)
     runner = RUNNERS.build(cfg) if cfg.get("runner_type") else Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except SampleError as exc:
+        # Only a sample's error: it is raised while a batch is drawn, between
+        # two iterations, so the model, optimizer and schedulers are those
+        # after the last one and a checkpoint of them resumes exactly. Any
+        # other error (out of memory in a backward pass, a bug) may stop
+        # training half-way through a step, and its checkpoint would hold that.
+        raise SampleError(_stop_on_sample(runner, exc)) from exc
     return runner
+
+
+def _stop_on_sample(runner: Runner, exc: SampleError) -> str:
+    """Save the checkpoint of the iterations done before the sample of
+    ``exc`` was drawn, where one continues exactly; the message of the error
+    training stops with, which says what was saved."""
+    done = runner.iter
+    hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook) and not h.by_epoch), None)
+    if runner.world_size > 1:
+        # a save needs every process (sharded state, barriers), and the others
+        # do not stop with this one: they wait in the next step's collectives
+        unsaved = f"a save needs all {runner.world_size} processes, and only this one stopped"
+    elif not isinstance(runner.train_loop, IterBasedTrainLoop):
+        unsaved = "mmengine resumes an epoch-based run at the start of an epoch"
+    elif hook is None:
+        unsaved = "the config has no checkpoint hook counting iterations"
+    elif done == 0:
+        unsaved = "no iteration had completed"
+    else:
+        unsaved = None
+        path = hook.file_backend.join_path(hook.out_dir, hook.filename_tmpl.format(done))
+        if hook.last_ckpt != path:  # else the hook saved it after the iteration just done
+            runner.logger.info(f"Saving checkpoint at {done} iterations: a sample failed to load")
+            # through the hook: written whole, then named in last_checkpoint for --resume
+            hook._save_checkpoint_with_step(runner, done, meta=dict(epoch=runner.epoch, iter=done))
+    mend = "Mend or remove its record (`unigrounding data check CONFIG` lists every bad record)"
+    if unsaved is None:
+        return (
+            f"{exc}\nTraining stopped on this sample after {done} iterations, saved in {path}. "
+            f"{mend}, then continue with the same command and --resume {path}"
+        )
+    record = Path(runner.work_dir) / "last_checkpoint"
+    latest = record.read_text().strip() if record.is_file() else ""
+    resume = f" (or continue from the latest checkpoint: --resume {latest})" if latest else ""
+    return (
+        f"{exc}\nTraining stopped on this sample after {done} iterations, with no checkpoint "
+        f"of them ({unsaved}). {mend}, then train again{resume}"
+    )
 
 
 def latest_checkpoint(work_dir: str | Path) -> str | None:
