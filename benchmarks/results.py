@@ -15,7 +15,7 @@ import json
 import re
 from pathlib import Path
 
-from unigrounding.ablate.report import markdown, table
+from unigrounding.ablate.report import markdown, table, with_statistics
 
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- results: benchmarks/results.py writes this table -->", "<!-- /results -->"
@@ -52,7 +52,7 @@ def main() -> None:
     readme = args.readme.read_text()
     if START not in readme or END not in readme:
         raise SystemExit(f"{args.readme}: no results markers ({START} ... {END})")
-    block = "\n".join([START, *table(report, README_COLUMNS), "", where, END])
+    block = "\n".join([START, *table(report, with_statistics(report, README_COLUMNS)), "", where, END])
     args.readme.write_text(
         re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, readme, flags=re.S)
     )

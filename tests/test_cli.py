@@ -126,19 +126,45 @@ def test_ablate_writes_report_with_schema_and_reuses_pretraining(small_preset, t
     )
 
 
-def test_ablate_seed_reseeds_every_stage_and_codec(small_preset, tmp_path):
-    """``--seed`` reaches the codec's config and the pretraining stage (which
-    is then cached apart from the configs' own seed); the report records it."""
+def test_ablate_seeds_retrain_everything_per_seed_and_report_intervals(small_preset, tmp_path):
+    """``--seeds`` reaches each seed's codec config and pretraining stage
+    (cached apart from the configs' own seed); the report has per-seed values,
+    intervals, paired comparisons and each seed's own report."""
     from mmengine.config import Config
 
-    main(["ablate", "--codecs", "text_coords", "--seed", "3", "--out", str(tmp_path / "s3")])
-    seeded = json.loads((tmp_path / "s3" / "report.json").read_text())
-    assert seeded["settings"]["seed"] == 3
-    dumped = Config.fromfile(str(tmp_path / "s3" / "work" / "text_coords" / "ablate_config.py"))
-    assert dumped.randomness.seed == 3
+    main(
+        [
+            "ablate",
+            "--codecs",
+            "text_coords,grid_offset",
+            "--seeds",
+            "3,4",
+            "--out",
+            str(tmp_path / "s"),
+        ]
+    )
+    report = json.loads((tmp_path / "s" / "report.json").read_text())
+    assert report["seeds"] == [3, 4] and len(set(report["pretrained"])) == 2
+    row = report["codecs"]["text_coords"]
+    assert len(row["per_seed"]["rec_acc@0.5"]) == 2 and "rec_acc@0.5" in row["spread"]
+    low, high = row["rec_acc@0.5_ci95"]
+    assert 0.0 <= low <= row["rec_acc@0.5"] <= high <= 1.0
+    pairs = report["pairwise"]["rec_acc@0.5"]
+    assert {(p["a"], p["b"]) for p in pairs} >= {("text_coords", "grid_offset")}
+    per_sample = json.loads((tmp_path / "s" / "per_sample.json").read_text())
+    assert len(per_sample["text_coords"]) == 2 and len(per_sample["text_coords"][0]["rec_iou"]) == 8
+    markdown = (tmp_path / "s" / "report.md").read_text()
+    assert "Paired comparisons on rec_acc@0.5" in markdown and "per seed" in markdown
+    for seed in (3, 4):
+        own = json.loads((tmp_path / "s" / f"seed_{seed}" / "report.json").read_text())
+        assert own["seeds"] == [seed] and own["settings"]["seed"] == seed
+        dumped = Config.fromfile(
+            str(tmp_path / "s" / f"seed_{seed}" / "work" / "text_coords" / "ablate_config.py")
+        )
+        assert dumped.randomness.seed == seed
     default = ablate.run_ablation(tmp_path / "s0", codecs=["text_coords"], log=lambda *_: None)
-    assert "seed" not in default["settings"]
-    assert default["pretrained"] != seeded["pretrained"]
+    assert "seed" not in default["settings"] and default["seeds"] == [None]
+    assert default["pretrained"] != report["pretrained"][0]
 
 
 def test_ablate_runs_a_codecs_own_stage_in_the_pool_and_reports_it(small_preset, tmp_path):

@@ -29,7 +29,9 @@ def run_codec(cfg: Config, work: Path) -> dict[str, dict]:
 
     def evaluate() -> dict:
         ceiling = roundtrip(model.codec, model.tokenizer, samples)
-        return report_row(runner.test(), ceiling, cfg, train_seconds)
+        row = report_row(runner.test(), ceiling, cfg, train_seconds)
+        row["per_sample"] = per_sample_scores(runner.test_loop.evaluator.metrics)
+        return row
 
     return over_eval_variants(model.codec, evaluate)
 
@@ -57,6 +59,17 @@ def over_eval_variants(codec, measure: Callable[[], dict]) -> dict[str, dict]:
             for k, v in saved.items():
                 setattr(codec, k, v)
     return rows
+
+
+def per_sample_scores(metrics: list) -> dict[str, dict[str, float]]:
+    """Each evaluation sample's score by sample id, from the test metrics just
+    run: REC IoU (``rec_iou``), RES gIoU term (``res_giou``) — what paired
+    comparisons of codecs and their intervals are computed from."""
+    return {
+        f"{m.prefix}_{m.per_sample_score}": dict(m.per_sample)
+        for m in metrics
+        if getattr(m, "per_sample", None) is not None
+    }
 
 
 def report_row(metrics: dict, ceiling: dict, cfg: Config, train_seconds: float) -> dict:

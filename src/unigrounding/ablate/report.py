@@ -20,8 +20,35 @@ COLUMNS = [
 CHARTS = ("rec_acc@0.5", "rec_miou", "tokens_per_object", "train_samples_per_s")
 
 
+def statistics_columns(report: dict, metric: str) -> list[tuple[str, str, str]]:
+    """Columns of ``metric``'s 95% interval and, with several seeds, its
+    per-seed values and spread (keys into a row; ``a.b`` is ``row[a][b]``)."""
+    columns = [(f"{metric}_ci95", "95% CI", "[{:.3f}, {:.3f}]")]
+    if len(report.get("seeds", [])) > 1:
+        columns += [
+            (f"per_seed.{metric}", "per seed", "{:.3f}"),
+            (f"spread.{metric}", "spread", "{:.3f}"),
+        ]
+    return columns
+
+
+def _value(row: dict, key: str):
+    head, _, rest = key.partition(".")
+    if rest and head not in row:
+        return None
+    return row.get(head, {}).get(rest) if rest else row.get(key)
+
+
 def _cell(value, fmt: str) -> str:
-    return "n/a" if value is None else fmt.format(value)
+    """A table cell: ``n/a`` for nothing; a list fills a format of as many
+    fields (an interval), else each item is formatted (per-seed values)."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, list):
+        if fmt.count("{") == len(value) > 1:
+            return fmt.format(*value)
+        return " / ".join(_cell(v, fmt) for v in value)
+    return fmt.format(value)
 
 
 def _listing(metrics: dict) -> str:
@@ -40,9 +67,53 @@ def table(report: dict, columns: list[tuple[str, str, str]] = COLUMNS) -> list[s
     rows = {**{f"*{k} (baseline)*": v for k, v in report["baselines"].items()}, **report["codecs"]}
     for name, row in rows.items():
         lines.append(
-            f"| {name} | " + " | ".join(_cell(row.get(k), f) for k, _, f in columns) + " |"
+            f"| {name} | " + " | ".join(_cell(_value(row, k), f) for k, _, f in columns) + " |"
         )
     return lines
+
+
+def comparisons(report: dict) -> list[str]:
+    """The paired comparisons as markdown: every pair, and which are not
+    distinguishable."""
+    lines = []
+    for metric, pairs in report.get("pairwise", {}).items():
+        if not pairs:
+            continue
+        same = [f"{c['a']} vs {c['b']}" for c in pairs if not c["distinguishable"]]
+        lines += [
+            "",
+            f"Paired comparisons on {metric} (same seeds and evaluation samples; "
+            f"{pairs[0]['samples']} samples, {len(report.get('seeds', [None]))} seed(s)). "
+            + (
+                f"**Not distinguishable** (the 95% interval of the difference holds 0): "
+                f"{'; '.join(same)}."
+                if same
+                else "Every difference is distinguishable."
+            ),
+            "",
+            "| a | b | a - b | 95% CI | p | distinguishable |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c['a']} | {c['b']} | {c['difference']:+.3f} | "
+            f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] | {c['p_value']:.3f} | "
+            f"{'yes' if c['distinguishable'] else '**no**'} |"
+            for c in pairs
+        ]
+    return lines
+
+
+def with_statistics(
+    report: dict, columns: list[tuple[str, str, str]]
+) -> list[tuple[str, str, str]]:
+    """``columns`` with the compared metric's interval (and per-seed values,
+    spread) after it."""
+    out = []
+    for column in columns:
+        out.append(column)
+        if column[0] in report.get("pairwise", {}):
+            out += statistics_columns(report, column[0])
+    return out
 
 
 def markdown(report: dict) -> str:
@@ -50,8 +121,14 @@ def markdown(report: dict) -> str:
         f"# unigrounding ablation — preset `{report['preset']}`, task "
         f"{report.get('task', 'rec').upper()}, on {report['dataset']}",
         "",
-        *table(report),
+        *table(report, with_statistics(report, COLUMNS)),
+        *comparisons(report),
     ]
+    if report.get("statistics"):
+        lines += [
+            "",
+            "Statistics: " + " ".join(f"{k}: {v}." for k, v in report["statistics"].items()),
+        ]
     for name, row in report["codecs"].items():
         if row.get("codec_metrics"):
             lines += ["", f"`{name}` metrics: {_listing(row['codec_metrics'])}."]
@@ -104,6 +181,7 @@ def write_report(report: dict, out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "report.md").write_text(markdown(report))
@@ -113,7 +191,16 @@ def write_report(report: dict, out: Path) -> None:
         if not names:
             continue
         fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(names), 3.2))
-        ax.bar(names, [rows[n][key] for n in names], color="#4a7bd0")
+        means = np.array([rows[n][key] for n in names], dtype=float)
+        intervals = [rows[n].get(f"{key}_ci95") for n in names]
+        # error bars: the 95% interval where a row has one (none: a zero-length bar)
+        errors = np.array(
+            [
+                [m - ci[0], ci[1] - m] if ci else [0.0, 0.0]
+                for m, ci in zip(means, intervals, strict=True)
+            ]
+        ).T
+        ax.bar(names, means, color="#4a7bd0", yerr=errors if any(intervals) else None, capsize=3)
         ax.set_title(key)
         ax.tick_params(axis="x", rotation=30)
         fig.tight_layout()

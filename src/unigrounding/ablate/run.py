@@ -4,8 +4,9 @@ every codec's job, the report."""
 from __future__ import annotations
 
 import copy
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..codecs.catalog import registered_codecs
@@ -15,6 +16,7 @@ from .lanes import default_jobs, run_codecs
 from .presets import PRESETS, config_dir, shapesref_root
 from .report import manifest, write_report
 from .stages import PRETRAIN_STAGE, run_stage
+from .summary import combine
 
 
 def run_ablation(
@@ -26,7 +28,7 @@ def run_ablation(
     task: str = "rec",
     jobs: int | None = None,
     variants: bool = False,
-    seed: int | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> dict:
     """Pretrain once (cached), fine-tune + evaluate each codec, write the report.
 
@@ -36,27 +38,65 @@ def run_ablation(
     (default :func:`~.lanes.default_jobs`); results do not depend on it. With
     ``variants``, a codec's training variants (``ablate_variants`` of its
     ablate config: name → dotted config overrides, e.g. a paper's design
-    ablation) are trained too, each a row ``"<codec> [<variant>]"``. ``seed``
-    replaces the training seed of every stage and codec (the ShapesRef data
-    stay the same): the spread over seeds is what tells a codec's lead from
-    the noise of one quick run."""
+    ablation) are trained too, each a row ``"<codec> [<variant>]"``.
+
+    ``seeds`` trains everything once per seed, each replacing the training
+    seed of every stage and codec (the ShapesRef data and the evaluation
+    samples stay the same; without seeds the configs keep their own): each
+    metric is then the mean over seeds, with its ``per_seed`` values, their
+    ``spread`` and a 95% interval (``<metric>_ci95``), and ``pairwise``
+    compares the codecs on the same samples (:mod:`.summary`). Each seed's
+    own report and work dirs are under ``out/seed_<s>``; every row's
+    per-sample scores in ``out/per_sample.json``."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
-    start = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cdir = config_dir(config_dir_path)
-    settings = dict(PRESETS[preset]) if seed is None else dict(PRESETS[preset], seed=seed)
     available = registered_codecs()
     unit = TASKS[task][1]
     names = codecs or [n for n, cls in available.items() if unit in cls.units]
     unknown = [n for n in names if n not in available]
     if unknown:
         raise ValueError(f"unknown codec(s) {unknown}; registered: {sorted(available)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = list(seeds) if seeds else [None]
+    reports = []
+    for seed in runs:
+        where = out / f"seed_{seed}" if len(runs) > 1 else out
+        if len(runs) > 1:
+            log(f"[ablate] seed {seed} ({len(reports) + 1} of {len(runs)})")
+        settings = dict(PRESETS[preset]) if seed is None else dict(PRESETS[preset], seed=seed)
+        reports.append(
+            _run_seed(
+                where, settings, names, config_dir(config_dir_path), log, task, jobs, variants
+            )
+        )
+        reports[-1]["preset"] = preset
+        if len(runs) > 1:  # this seed's own report, as a one-seed run writes it
+            write_report(combine(reports[-1:], [seed])[0], where)
+    report, per_sample = combine(reports, runs)
+    (out / "per_sample.json").write_text(json.dumps(per_sample))
+    write_report(report, out)
+    log((out / "report.md").read_text())
+    return report
+
+
+def _run_seed(
+    out: Path,
+    settings: dict,
+    names: list[str],
+    cdir: Path,
+    log: Callable[[str], None],
+    task: str,
+    jobs: int | None,
+    variants: bool,
+) -> dict:
+    """One seed's ablation (``settings`` carry the seed, if any): its report,
+    with every row's per-sample scores."""
+    start = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
     data_root = shapesref_root(settings)
     pretrained, _ = run_stage(cdir, PRETRAIN_STAGE, settings, data_root, log=log)
     report = {
-        "preset": preset,
         "task": task,
         "dataset": "shapesref",
         "seconds": 0.0,
@@ -91,6 +131,4 @@ def run_ablation(
         for variant, row in rows.items():
             report["codecs"][f"{name} ({variant})" if variant else name] = row
     report["seconds"] = time.perf_counter() - start
-    write_report(report, out)
-    log((out / "report.md").read_text())
     return report

@@ -164,7 +164,7 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
         task=args.task,
         jobs=args.jobs,
         variants=args.variants,
-        seed=args.seed,
+        seeds=args.seeds,
     )
 
 
@@ -322,9 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also train each codec's design variants (ablate_variants of its ablate config)",
     )
     p.add_argument(
-        "--seed",
-        type=int,
-        help="training seed of every stage and codec (default: the configs'; the data stay the same)",
+        "--seeds",
+        type=lambda text: [int(v) for v in text.split(",")],
+        metavar="S[,S...]",
+        help="train everything once per training seed (e.g. 0,1,2): means, per-seed values, "
+        "95%% intervals and paired comparisons (default: the configs' seeds; the data stay "
+        "the same)",
     )
     p.add_argument("--out", default="work_dirs/ablate")
     p.add_argument("--config-dir", help="configs/ folder (default: the repository's)")

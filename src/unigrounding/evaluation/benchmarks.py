@@ -266,7 +266,7 @@ class InteractiveSegMetric(RESMetric):
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
         out = super().compute_metrics(results)
         for prompt in sorted({r["prompt"] for r in results}):
-            part = super().compute_metrics([r for r in results if r["prompt"] == prompt])
+            part = self.summary([r for r in results if r["prompt"] == prompt])
             out[f"{prompt}/ciou"], out[f"{prompt}/giou"] = part["ciou"], part["giou"]
             out[f"{prompt}/n"] = part["n"]
         return out

@@ -53,10 +53,13 @@ def union_mask(refs: Mapping, hw: tuple[int, int], boxes_as_masks: bool) -> np.n
 @METRICS.register_module()
 class RECMetric(BaseMetric):
     """Acc@τ for each threshold, mean IoU, missing predictions, parse failures
-    and repairs."""
+    and repairs. After scoring, ``per_sample`` holds each sample's IoU (a
+    missing prediction 0) by sample id, for paired comparisons of models."""
 
     default_prefix = "rec"
     protocol = "rec-acc@iou>=t, float64"
+    per_sample_score = "iou"
+    per_sample: dict[str, float] | None = None
 
     def __init__(self, thresholds: Sequence[float] = (0.5, 0.75, 0.8, 0.9), **kwargs) -> None:
         super().__init__(**kwargs)
@@ -68,6 +71,7 @@ class RECMetric(BaseMetric):
             iou = rec_iou(pred, s["gt_refs"], s.get("sample_id", "?"))
             self.results.append(
                 {
+                    "sample_id": str(s.get("sample_id", "?")),
                     "iou": iou,
                     "failures": pred.get("parse_failures", 0),
                     "repairs": pred.get("parse_repairs", 0),
@@ -78,6 +82,7 @@ class RECMetric(BaseMetric):
 
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
         ious = np.array([r["iou"] if r["iou"] is not None else 0.0 for r in results])
+        self.per_sample = {r["sample_id"]: float(v) for r, v in zip(results, ious, strict=True)}
         out = {
             f"acc@{t:g}": float((ious >= t).mean()) if len(ious) else 0.0 for t in self.thresholds
         }
@@ -102,10 +107,13 @@ class RESMetric(BaseMetric):
     A codec that outputs only boxes has no mask prediction: such samples are
     counted in ``no_mask_output`` and scored as empty masks, unless
     ``boxes_as_masks=True`` rasterises its boxes (a declared, weaker protocol).
+    After scoring, ``per_sample`` holds each sample's gIoU term by sample id.
     """
 
     default_prefix = "res"
     protocol = "res lisa"
+    per_sample_score = "giou"
+    per_sample: dict[str, float] | None = None
 
     def __init__(self, boxes_as_masks: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -121,13 +129,25 @@ class RESMetric(BaseMetric):
                 pred = np.zeros(hw, dtype=bool)
             inter = int(np.logical_and(pred, gt).sum())
             union = int(np.logical_or(pred, gt).sum())
-            self.results.append({"inter": inter, "union": union, "no_mask": no_mask})
+            self.results.append(
+                {
+                    "sample_id": str(s.get("sample_id", "?")),
+                    "inter": inter,
+                    "union": union,
+                    "no_mask": no_mask,
+                }
+            )
 
     def sample_iou(self, result: dict) -> float:
         """gIoU's per-sample term: an empty target predicted empty scores 1."""
         return result["inter"] / result["union"] if result["union"] else 1.0
 
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
+        self.per_sample = {r["sample_id"]: self.sample_iou(r) for r in results}
+        return self.summary(results)
+
+    def summary(self, results: list[dict]) -> dict[str, float]:
+        """The metrics of ``results`` (any subset of the split's)."""
         inter = sum(r["inter"] for r in results)
         union = sum(r["union"] for r in results)
         per_sample = [self.sample_iou(r) for r in results]
