@@ -98,6 +98,25 @@ def test_prompts_are_mask_pooled_through_the_projector(gnd_model, shapes_root):
     torch.testing.assert_close(embeds[1][is_prompt[1]], expected)
 
 
+def test_objects_whose_gnd_tokens_were_not_generated_are_failures(gnd_model, rec_batch):
+    """A ``[GND]`` of the text that is not among the generated tokens (typed
+    out, say) has no hidden state: its object is lost, and counted."""
+    sample = rec_batch["data_samples"][0]
+    gnd_model.eval()
+    view = answered_view(gnd_model, rec_batch["inputs"][:1], [sample], [f"a {GND * 3}, {GND * 3}"])
+    ids = view.generated_ids
+    gnd = (ids[0] == gnd_model.codec.gnd_id).nonzero().flatten()
+    other = int(ids[0, 0])  # the id of "a"
+    ids[0, gnd[3:]] = other  # the second object's tokens: text only
+    with torch.no_grad():
+        refs = gnd_model.codec.decode(view)[0]
+    assert len(refs) <= 1 and len(refs) + refs.metainfo["parse_failures"] == 2
+    ids[0, gnd] = other  # none generated
+    with torch.no_grad():
+        refs = gnd_model.codec.decode(view)[0]
+    assert len(refs) == 0 and refs.metainfo["parse_failures"] == 2
+
+
 def test_k_must_be_positive():
     with pytest.raises(ValueError, match="k .* must be >= 1"):
         MODELS.build(tiny_model_cfg(type="gnd_query", k=0))

@@ -167,6 +167,77 @@ def test_malformed_and_off_lattice_tokens_are_parse_failures(shapes_root):
     assert len(proc.parse("<grid_><grid_1_1 <off_9_9> ;;", sample)) == 0
 
 
+def test_offset_tokens_in_the_grid_answer_are_repairs(shapes_root):
+    """The grid pass drops offset tokens and <delete>: an instance that held
+    any is repaired (once), a part holding only them is one repair of the
+    answer, and a part that fails anyway is a failure only."""
+    proc = GridOffsetCodec(n=32).processor
+    sample = _rec_sample(shapes_root)
+    box = "<grid_10_10><grid_20_20>"
+
+    def counts(text):
+        refs = proc.parse(text, sample)
+        return len(refs), refs.metainfo["parse_failures"], refs.metainfo["parse_repairs"]
+
+    assert counts(box) == (1, 0, 0)
+    assert counts("<grid_10_10><off_1_0><grid_20_20>") == (1, 0, 1)
+    assert counts("<grid_10_10><off_1_0><delete><grid_20_20><off_9_9>") == (1, 0, 1)
+    assert counts(f"{box};<off_0_0>") == (1, 0, 1)
+    assert counts("<grid_2_2><grid_8_8><delete>;<off_0_0><delete>;" + box) == (2, 0, 2)
+    assert counts("<off_0_0>") == (0, 0, 1)
+    assert counts("<grid_40_1><grid_2_3><off_0_0>") == (0, 2, 0)  # off-lattice: box incomplete
+    assert (
+        proc.parse(box, sample).boxes.tolist()
+        == proc.parse("<grid_10_10><off_1_0><grid_20_20>", sample).boxes.tolist()
+    )
+
+
+def _two_pass(codec, sample, first: str, second: str) -> ModelView:
+    def generate(asks, new_conversation=False, rows=None, allowed_tokens=None):
+        return ModelView([sample], [], None, None, None, texts=[second])
+
+    return ModelView([sample], [], None, None, None, texts=[first], generate=generate)
+
+
+@pytest.mark.parametrize(
+    ("second", "repairs"),
+    [
+        ("<off_1_-1><off_-1_1>", 0),
+        ("<delete><delete>", 0),  # Algorithm 1's answer for an unfixable box
+        ("<delete><off_1_1>", 1),  # one corner deleted: the proposal stands
+        ("<off_1_1>", 1),  # a missing move: stay
+        ("<off_1_1><off_9_9>", 1),  # an unreadable offset: stay
+        ("<off_1_1><off_1_1><off_0_0>", 1),  # a move for no grid token
+        ("<off_1_1><off_9_9><off_0_0>", 2),
+    ],
+)
+def test_refinement_answers_read_after_a_repair_are_counted(shapes_root, second, repairs):
+    codec = GridOffsetCodec(n=32, m=64)
+    sample = _rec_sample(shapes_root)
+    refs = codec.decode(_two_pass(codec, sample, "<grid_10_10><grid_20_20>", second))[0]
+    assert len(refs) == 1 and refs.metainfo["parse_failures"] == 0
+    assert refs.metainfo["parse_repairs"] == repairs
+
+
+def test_refinement_repairs_are_counted_per_instance(shapes_root):
+    codec = GridOffsetCodec(n=32, m=64)
+    sample = _rec_sample(shapes_root)
+    first = "<grid_10_10><grid_20_20>;<grid_2_2><grid_8_8>"
+    step = sample.frame.boxes_to_original(np.array([0.0, 0.0, 1.0, 1.0]))[0][2]  # 1 input px
+    proposal = codec.processor.parse(first, sample).boxes
+    # the second box gets one move for its two corners: missing, and half deleted
+    refs = codec.decode(_two_pass(codec, sample, first, "<off_1_1><off_1_1><delete>"))[0]
+    assert refs.metainfo["parse_repairs"] == 1 and refs.metainfo["parse_failures"] == 0
+    assert torch.allclose(refs.boxes[0], proposal[0] + step, atol=1e-4)
+    assert torch.allclose(refs.boxes[1], proposal[1])
+    # a grid answer already repaired stays one repair of its instance
+    stray = "<grid_10_10><off_0_0><grid_20_20>;<grid_2_2><grid_8_8>"
+    refs = codec.decode(_two_pass(codec, sample, stray, "<off_0_0>"))[0]
+    assert refs.metainfo["parse_repairs"] == 2  # first: stray token and missing move; second
+    clean = codec.decode(_two_pass(codec, sample, first, "<off_0_0>" * 4))[0]
+    assert clean.metainfo["parse_repairs"] == 0
+
+
 def test_two_pass_decode_applies_offsets_and_keeps_a_deleted_box(shapes_root):
     codec = GridOffsetCodec(n=32, m=64)
     sample = _rec_sample(shapes_root)

@@ -98,11 +98,26 @@ def test_parse_reads_proxies_per_roi_block_and_counts_failures(shapes_root):
     assert refs.boxes.tolist() == [regions[2], regions[0], regions[1]]
     assert refs.phrases == ["two dogs", "two dogs", "a cat"]
     assert refs.group_ids.tolist() == [0, 0, 1]
-    assert refs.metainfo["parse_failures"] == 0
+    assert refs.metainfo["parse_failures"] == 0 and refs.metainfo["parse_repairs"] == 0
     bad = proc.parse("<p> x </p> <roi> <r7><r1> </roi> <r0> <roi> <r2>", sample)
     # <r7> beyond the 3 regions; <r0> outside any block; the truncated block still reads <r2>
     assert bad.boxes.tolist() == [regions[1], regions[2]]
-    assert bad.metainfo["parse_failures"] == 2
+    assert bad.metainfo["parse_failures"] == 2 and bad.metainfo["parse_repairs"] == 1
+
+
+def test_roi_blocks_never_closed_are_repairs(shapes_root):
+    regions = [[1.0, 2.0, 10.0, 12.0], [5.0, 5.0, 20.0, 30.0], [0.0, 0.0, 3.0, 3.0]]
+    sample = _sample_with_regions(shapes_root, regions)
+    proc = RegionProxyProcessor(num_proxies=8)
+
+    def counts(text):
+        refs = proc.parse(text, sample)
+        return len(refs), refs.metainfo["parse_failures"], refs.metainfo["parse_repairs"]
+
+    assert counts("<roi> <r0> </roi> <roi> <r1> </roi>") == (2, 0, 0)
+    assert counts("<roi> <r0> <roi> <r1> </roi>") == (2, 0, 1)  # runs into the next block
+    assert counts("<roi> <r0> </roi> <roi> <r1><r2>") == (3, 0, 1)  # answer cut short
+    assert counts("<roi> <r0> </roi> <roi> <r7>") == (1, 1, 0)  # nothing read: a failure only
     unprepared = proc.parse("<roi> <r0> </roi>", make_dataset(shapes_root)[0]["data_samples"])
     assert len(unprepared) == 0 and unprepared.metainfo["parse_failures"] == 1  # no regions yet
 

@@ -183,6 +183,25 @@ def test_collective_metric_averages_samples_and_skips_no_target():
         metric.process(None, [{"sample_id": 7, "pred_refs": {}}])
 
 
+def test_blocks_never_closed_are_repairs(shapes_root):
+    from unigrounding.codecs.token_collective import TokenCollectiveProcessor
+
+    proc = TokenCollectiveProcessor(codebook_size=64)
+    sample = make_dataset(shapes_root)[0]["data_samples"]
+    sample.codec_state = ImageCodes(tuple(range(16)), LATTICE, ())  # one code per patch
+
+    def counts(text):
+        refs = proc.parse(f"{REF} the square {text}", sample)
+        return len(refs), refs.metainfo["parse_failures"], refs.metainfo["parse_repairs"]
+
+    v = code_token
+    assert counts(f"{BOI}{v(5)}{v(6)}{EOI} {BOI}{v(10)}{EOI}") == (2, 0, 0)
+    assert counts(f"{BOI}{v(5)}{v(6)}{BOI}{v(10)}{EOI}") == (2, 0, 1)  # ended by the next block
+    assert counts(f"{BOI}{v(5)}{v(6)} {REF} a circle {BOI}{v(10)}{EOI}") == (2, 0, 1)
+    assert counts(f"{BOI}{v(5)}{v(6)}{EOI} {BOI}{v(10)}") == (2, 0, 1)  # answer cut short
+    assert counts(f"{BOI}{v(5)}{EOI} {BOI}{v(40)}") == (1, 1, 0)  # not in the image: a failure
+
+
 # ---------------------------------------------------------------- the codec
 @pytest.fixture(scope="module")
 def models():
@@ -338,7 +357,7 @@ def test_masks_from_a_point_decoder_prompted_with_the_cluster_centre(shapes_root
     view.texts = [text]
     refs = model.codec.decode(view)[0]
     assert len(refs) == 1 and refs.masks.shape[0] == 1
-    found, _ = model.codec.processor.read(text, sample)
+    found, *_ = model.codec.processor.read(text, sample)
     centre = found[0][2].centre
     expected = model.decoders["point_to_mask"](view.images[0], centre[None])
     assert torch.equal(refs.masks[0], sample.frame.mask_to_original(expected))

@@ -158,6 +158,51 @@ def test_res_batch_trains_and_decodes_masks(trp_model, shapes_root, monkeypatch)
     ]
 
 
+@pytest.mark.parametrize(
+    ("counts", "read", "failures", "repairs"),
+    [
+        ((2, 3), 5, 0, 0),
+        ((11,), 8, 0, 1),  # 3 <REF> beyond the box decoder's 8 queries
+        ((6, 3), 8, 0, 1),  # the second triplet keeps 2 of its 3
+        ((8, 1), 8, 1, 0),  # nothing left for the second: a failure
+    ],
+)
+def test_refs_beyond_the_query_budget_make_their_triplet_a_repair(
+    trp_model, rec_batch, monkeypatch, counts, read, failures, repairs
+):
+    assert trp_model.codec.queries_per_decoder == 8
+    sample = rec_batch["data_samples"][0]
+    text = " and ".join(serialize_triplet(f"thing {i}", ["box"], n) for i, n in enumerate(counts))
+    trp_model.eval()
+    view = answered_view(trp_model, rec_batch["inputs"][:1], [sample], [text])
+
+    def centred(queries, pyramid, images=None):  # every query: a box inside the image
+        return torch.tensor([0.5, 0.5, 0.2, 0.2]).expand(*queries.shape[:2], 4)
+
+    monkeypatch.setattr(trp_model.decoders["box"], "forward", centred)
+    with torch.no_grad():
+        refs = trp_model.codec.decode(view)[0]
+    meta = refs.metainfo
+    assert (len(refs), meta["parse_failures"], meta["parse_repairs"]) == (read, failures, repairs)
+
+
+def test_a_unit_left_undecoded_makes_its_triplet_a_repair():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from unigrounding.codecs.trp import Triplet
+    from unigrounding.codecs.trp.codec import _assemble
+
+    sample = SimpleNamespace(ori_shape=(32, 32))
+    trips = [Triplet("a", ["box", "mask"], [0]), Triplet("b", ["box"], [1])]
+    boxes = {"boxes": np.array([[2.0, 2.0, 10.0, 10.0]])}
+    refs = _assemble(trips, {0: {"box": boxes}, 1: {"box": boxes}}, 0, sample)
+    assert len(refs) == 2 and refs.metainfo["parse_repairs"] == 1  # "a" got no mask query
+    refs = _assemble(trips[1:], {0: {"box": boxes}}, 0, sample)
+    assert refs.metainfo["parse_repairs"] == 0
+
+
 def test_keypoint_decoder_starts_from_the_box_decoder():
     box, kp = BoxDecoder(dim=32), KeypointDecoder(num_keypoints=3, dim=32)
     kp.init_from_box_decoder(box)

@@ -67,7 +67,8 @@ class Processor:
 
     def parse(self, text: str, sample: GroundingDataSample) -> RefTargets:
         """Regions in ``text``, in original-image pixels. Never raises: unreadable
-        parts are skipped and counted in ``metainfo["parse_failures"]``."""
+        parts are skipped and counted in ``metainfo["parse_failures"]``, parts
+        read only after a repair in ``metainfo["parse_repairs"]``."""
         raise NotImplementedError
 
     def format(self, sample: GroundingDataSample) -> Rendered:

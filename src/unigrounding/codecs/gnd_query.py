@@ -198,6 +198,11 @@ class GndQueryCodec(Codec):
             positions.append([i for i in range(end) if ids[i] == self.gnd_id])
         objects = [[ords for *_, ords in objs] for objs, _ in parsed]
         embeddings, counts = self._embeddings(view.generated_hidden_states, positions, objects)
+        # an object whose [GND] tokens the model did not generate (typed out
+        # as text, say) has no hidden states: it is lost, a failure
+        parsed = [
+            (objs, f + len(objs) - int(n)) for (objs, f), n in zip(parsed, counts, strict=True)
+        ]
         if int(counts.sum()) == 0:
             return [RefTargets.empty(parse_failures=f) for _, f in parsed]
         out = self.decoder(embeddings, view.feature_pyramid)

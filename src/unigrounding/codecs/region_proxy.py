@@ -142,14 +142,17 @@ class RegionProxyProcessor(Processor):
     def parse(self, text: str, sample: GroundingDataSample) -> RefTargets:
         """One group per ``<roi>`` block (its phrase the preceding ``<p>``
         block); a proxy beyond the sample's regions (all of them, before
-        ``prepare``) is a failure."""
+        ``prepare``) is a failure. A block that is read but was never closed
+        — it runs to the end of the answer, or into the next ``<roi>`` — is a
+        repair (one per block)."""
         regions = _regions(sample)
-        boxes, phrases, groups, failures = [], [], [], 0
+        boxes, phrases, groups, failures, repairs = [], [], [], 0, 0
         last_end = 0
         for g, block in enumerate(_ROI.finditer(text)):
             named = _PHRASE.findall(text[last_end : block.start()])
             phrase = " ".join(named[-1].split()) if named else ""
             last_end = block.end()
+            read_before = len(boxes)
             for k in (int(m) for m in _PROXY.findall(block.group(1))):
                 if k >= len(regions):
                     failures += 1
@@ -157,11 +160,13 @@ class RegionProxyProcessor(Processor):
                 boxes.append(regions[k])
                 phrases.append(phrase)
                 groups.append(g)
+            unclosed = not block.group(0).endswith(ROI_CLOSE) or ROI_OPEN in block.group(1)
+            repairs += unclosed and len(boxes) > read_before
         failures += len(_PROXY.findall(_ROI.sub("", text)))  # proxies outside any <roi>
         if not boxes:
             return RefTargets.empty(parse_failures=failures)
         refs = RefTargets.build(boxes, phrases=phrases, group_ids=groups, where="region_proxy")
-        refs.set_metainfo({"parse_failures": failures})
+        refs.set_metainfo({"parse_failures": failures, "parse_repairs": repairs})
         return refs
 
 

@@ -78,9 +78,9 @@ class RefTargets(InstanceData):
         return refs
 
     @classmethod
-    def empty(cls, parse_failures: int = 0) -> RefTargets:
+    def empty(cls, parse_failures: int = 0, parse_repairs: int = 0) -> RefTargets:
         refs = cls.build(torch.zeros(0, 4))
-        refs.set_metainfo({"parse_failures": parse_failures})
+        refs.set_metainfo({"parse_failures": parse_failures, "parse_repairs": parse_repairs})
         return refs
 
     @classmethod

@@ -15,6 +15,17 @@ lattice; deleted points are dropped (a deleted box corner — or every point of
 an instance — keeps the proposal). Masks come from the points through a
 point-to-mask decoder (``decoders["point_to_mask"]``), so the decoder can be
 swapped without retraining.
+
+``parse_repairs`` counts the parts of an answer read only after a repair: an
+instance once, however many of its tokens were repaired — offset tokens or
+``<delete>`` in the grid answer dropped; in the refinement answer a missing
+move or an unreadable offset token read as "stay", or one box corner deleted
+while the other moves (the proposal stands) — plus one for each ``;``-part of
+the grid answer holding only offset tokens, and one for offset tokens beyond
+the last grid token. Every point of an instance deleted is no repair: it is
+what Algorithm 1 teaches for a box no corner moves can fix
+(:func:`.offsets.box_corner_refinement`), and the proposal stands by design.
+A repaired instance that is then unreadable counts as a failure only.
 """
 
 from __future__ import annotations
@@ -43,12 +54,13 @@ _TOKEN = re.compile(r"<[^<>\s]*>")
 @dataclass
 class Instance:
     """One instance of an answer: its grid cells, their points (input frame),
-    the text before it and its unit."""
+    the text before it, its unit and whether reading it took a repair."""
 
     cells: np.ndarray
     xy: np.ndarray
     phrase: str
     unit: str
+    repaired: bool = False
 
 
 @CODECS.register_module()
@@ -91,23 +103,29 @@ class GridOffsetProcessor(Processor):
         )
 
     # ------------------------------------------------------------------- parse
-    def read(self, text: str, sample: GroundingDataSample) -> tuple[list[Instance], int]:
-        """The instances of an answer (``;``-separated) and the count of
-        unreadable parts: malformed or off-lattice grid tokens, and boxes that
-        are not exactly two tokens. The unit is the one the sample's task asks
+    def read(self, text: str, sample: GroundingDataSample) -> tuple[list[Instance], int, int]:
+        """The instances of an answer (``;``-separated), the count of
+        unreadable parts (malformed or off-lattice grid tokens, boxes that are
+        not exactly two tokens) and the count of parts holding only offset
+        tokens. Offset tokens and ``<delete>`` are dropped: an instance that
+        held any is ``repaired``. The unit is the one the sample's task asks
         for; without a task: one token is a point, two a box, more a mask."""
         hw = sample.frame.input_hw
         unit = TASK_UNITS.get(sample.metainfo.get("task"))
-        instances, failures = [], 0
+        instances, failures, repairs = [], 0, 0
         for chunk in text.split(";"):
-            cells = []
+            cells, grids, stray = [], 0, False
             for tok in _TOKEN.findall(chunk):
                 if tok.startswith("<grid"):
+                    grids += 1
                     cell = self.lattice.read_grid(tok)
                     failures += cell is None
                     if cell is not None:
                         cells.append(cell)
+                elif tok == DELETE or tok.startswith("<off"):
+                    stray = True  # the refinement's vocabulary: nothing to refine yet
             if not cells:
+                repairs += stray and not grids  # with grid tokens, the part failed instead
                 continue
             kind = unit or {1: "point", 2: "box"}.get(len(cells), "mask")
             if kind == "box" and len(cells) != 2:
@@ -115,19 +133,25 @@ class GridOffsetProcessor(Processor):
                 continue
             cells = np.array(cells, dtype=int)
             phrase = chunk[: chunk.find("<grid")].strip(" ,.;:")
-            instances.append(Instance(cells, self.lattice.centre(cells, hw), phrase, kind))
-        return instances, failures
+            xy = self.lattice.centre(cells, hw)
+            instances.append(Instance(cells, xy, phrase, kind, repaired=stray))
+        return instances, failures, repairs
 
     def parse(self, text: str, sample: GroundingDataSample) -> RefTargets:
-        instances, failures = self.read(text, sample)
-        return self.geometry(instances, sample, failures)
+        instances, failures, repairs = self.read(text, sample)
+        return self.geometry(instances, sample, failures, repairs)
 
     def geometry(
-        self, instances: list[Instance], sample: GroundingDataSample, failures: int = 0
+        self,
+        instances: list[Instance],
+        sample: GroundingDataSample,
+        failures: int = 0,
+        repairs: int = 0,
     ) -> RefTargets:
         """RefTargets (original pixels) from instances' input-frame points. A box
         is its two corners (sorted); other units keep their points and get their
-        bounding box padded by half a grid cell."""
+        bounding box padded by half a grid cell. ``parse_repairs`` is
+        ``repairs`` plus the ``repaired`` instances that are read."""
         frame, hw = sample.frame, sample.frame.input_hw
         half = self.lattice.cell_size(hw) / 2
         boxes, phrases, units, points = [], [], [], []
@@ -144,14 +168,15 @@ class GridOffsetProcessor(Processor):
             if box[2] <= box[0] or box[3] <= box[1]:  # entirely in the padding
                 failures += 1
                 continue
+            repairs += inst.repaired
             boxes.append(box)
             phrases.append(phrase)
             units.append(unit)
             points.append(frame.points_to_original(xy))
         if not boxes:
-            return RefTargets.empty(parse_failures=failures)
+            return RefTargets.empty(parse_failures=failures, parse_repairs=repairs)
         refs = RefTargets.build(boxes, phrases=phrases, units=units, points=points)
-        refs.set_metainfo({"parse_failures": failures})
+        refs.set_metainfo({"parse_failures": failures, "parse_repairs": repairs})
         return refs
 
 
@@ -218,7 +243,7 @@ class GridOffsetCodec(Codec):
         proc = self.processor
         proposals = [proc.read(t, s) for t, s in zip(view.texts, view.samples, strict=True)]
         second: dict[int, str] = {}
-        todo = [k for k, (inst, _) in enumerate(proposals) if inst]
+        todo = [k for k, (inst, *_) in enumerate(proposals) if inst]
         if self.refine and view.generate is not None and todo:
             asks = [
                 REFINE_TEMPLATE.format(
@@ -238,17 +263,19 @@ class GridOffsetCodec(Codec):
             )
             second = dict(zip(todo, answers.texts, strict=True))
         out = []
-        for k, (instances, failures) in enumerate(proposals):
+        for k, (instances, failures, repairs) in enumerate(proposals):
             sample = view.samples[k]
             if k in second:
                 moves, used = self._moves(second[k]), 0
                 refined = []
                 for inst in instances:
-                    xy = self._refined_points(inst, moves[used : used + len(inst.cells)], sample)
+                    mine = moves[used : used + len(inst.cells)]
                     used += len(inst.cells)
-                    refined.append(replace(inst, xy=xy))
+                    xy, repaired = self._refined_points(inst, mine, sample)
+                    refined.append(replace(inst, xy=xy, repaired=inst.repaired or repaired))
                 instances = refined
-            out.append(self._masks(proc.geometry(instances, sample, failures), view, k))
+                repairs += len(moves) > used  # moves for no grid token: ignored
+            out.append(self._masks(proc.geometry(instances, sample, failures, repairs), view, k))
         return out
 
     def oracle_follow_up(self, sample: GroundingDataSample, answer: str, ask: str) -> str | None:
@@ -279,26 +306,34 @@ class GridOffsetCodec(Codec):
                     )
         return "".join(tokens)
 
-    def _moves(self, text: str) -> list[tuple[int, int] | None]:
-        """Offset tokens in order; ``None`` for ``<delete>`` (unreadable: no move)."""
+    def _moves(self, text: str) -> list[tuple[int, int] | None | str]:
+        """Offset tokens in order: a move, ``None`` for ``<delete>``, the token
+        itself when it is no move (:meth:`_refined_points` reads it as "stay")."""
         moves = []
         for tok in _TOKEN.findall(text):
             if tok == DELETE:
                 moves.append(None)
             elif tok.startswith("<off"):
-                moves.append(self.processor.lattice.read_offset(tok) or (0, 0))
+                moves.append(self.processor.lattice.read_offset(tok) or tok)
         return moves
 
     def _refined_points(
         self, inst: Instance, moves: list, sample: GroundingDataSample
-    ) -> np.ndarray:
-        """The instance's points after its moves (missing moves: stay)."""
-        moves = list(moves) + [(0, 0)] * (len(inst.xy) - len(moves))
+    ) -> tuple[np.ndarray, bool]:
+        """The instance's points after its moves, and whether that took a
+        repair: a missing or unreadable move (read as "stay"), or a deleted
+        box corner while the other moves (the proposal stands)."""
+        repaired = len(moves) < len(inst.xy) or any(isinstance(m, str) for m in moves)
+        moves = [(0, 0) if isinstance(m, str) else m for m in moves]
+        moves += [(0, 0)] * (len(inst.xy) - len(moves))
         keep = [m is not None for m in moves]
-        if not any(keep) or (inst.unit == "box" and not all(keep)):
-            return inst.xy  # nothing left, or a deleted box corner: the proposal stands
+        if not any(keep):
+            return inst.xy, repaired  # all deleted (a trained answer): the proposal stands
+        if inst.unit == "box" and not all(keep):
+            return inst.xy, True  # a box needs both corners: the proposal stands
         steps = np.array([m for m in moves if m is not None])
-        return self.processor.lattice.move(inst.xy[keep], steps, sample.frame.input_hw)
+        moved = self.processor.lattice.move(inst.xy[keep], steps, sample.frame.input_hw)
+        return moved, repaired
 
     def _masks(self, refs: RefTargets, view: ModelView, row: int) -> RefTargets:
         if self.mask_decoder is None or view.images is None or "mask" not in refs.units:

@@ -143,10 +143,12 @@ class TokenCollectiveProcessor(Processor):
         text: str,
         sample: GroundingDataSample,
         alternatives: Sequence[Sequence[int]] | None = None,
-    ) -> tuple[list[tuple[str, int, SampledRegion]], int]:
-        """``(phrase, group, region)`` per ``<boi>...<eoi>`` block and the
-        number of failures: codes outside any block, blocks whose codes the
-        image cannot place, and every block when the sample has no codes.
+    ) -> tuple[list[tuple[str, int, SampledRegion]], int, int]:
+        """``(phrase, group, region)`` per ``<boi>...<eoi>`` block, the
+        number of failures — codes outside any block, blocks whose codes the
+        image cannot place, and every block when the sample has no codes —
+        and of repairs: placed blocks never closed by ``<eoi>`` (ended by the
+        next ``<boi>`` or ``<ref>``, or by the end of the answer).
         ``alternatives``: the top-k codes of each ``<vis_k>`` of ``text`` in
         order (the generation's logits), for the fuzzy search."""
         blocks, stray, phrase, group = [], 0, "", -1
@@ -158,13 +160,21 @@ class TokenCollectiveProcessor(Processor):
             token = m.group(0)
             if open_block is None:
                 pending += between
+            if token in (REF, BOI) and open_block is not None:
+                open_block["unclosed"] = True
             if token == REF:
                 group, pending, open_block = group + 1, "", None
             elif token == BOI:
                 if open_block is None:
                     phrase = " ".join(pending.split()) or phrase
                     pending = ""
-                open_block = {"phrase": phrase, "group": max(group, 0), "codes": [], "alts": []}
+                open_block = {
+                    "phrase": phrase,
+                    "group": max(group, 0),
+                    "codes": [],
+                    "alts": [],
+                    "unclosed": False,
+                }
                 blocks.append(open_block)
             elif token == EOI:
                 open_block = None
@@ -177,12 +187,14 @@ class TokenCollectiveProcessor(Processor):
                 else:  # a code beyond the vocabulary (-1) is in no image
                     open_block["codes"].append(code if code < self.codebook_size else -1)
                     open_block["alts"].append(alt or [])
+        if open_block is not None:
+            open_block["unclosed"] = True  # the answer ends inside it (cut short)
         blocks = [b for b in blocks if b["codes"]]  # <boi><eoi>: explicitly nothing
         if not blocks:
-            return [], stray
+            return [], stray, 0
         state = ImageCodes.get(sample)
         if state is None:  # an unprepared sample has no image to place codes in
-            return [], stray + len(blocks)
+            return [], stray + len(blocks), 0
         regions = self.sampler.sample(
             [b["codes"] for b in blocks],
             np.asarray(state.codes),
@@ -192,16 +204,19 @@ class TokenCollectiveProcessor(Processor):
         )
         found = [(b["phrase"], b["group"], r) for b, r in zip(blocks, regions, strict=True)]
         failures = stray + sum(r.box is None for _, _, r in found)
-        return [f for f in found if f[2].box is not None], failures
+        repairs = sum(
+            b["unclosed"] and r.box is not None for b, r in zip(blocks, regions, strict=True)
+        )
+        return [f for f in found if f[2].box is not None], failures, repairs
 
     def geometry(
-        self, found: list[tuple[str, int, SampledRegion]], failures: int, sample
+        self, found: list[tuple[str, int, SampledRegion]], failures: int, sample, repairs: int = 0
     ) -> RefTargets:
         """Original-image referents of :meth:`read`'s output: boxes, the
         points behind them and convex-hull masks. Metainfo keeps the exact
         retrieval (``collective_cells``, ``collective_unplaced``) for eq. (1)."""
         if not found:
-            return RefTargets.empty(parse_failures=failures)
+            return RefTargets.empty(parse_failures=failures, parse_repairs=repairs)
         frame, lattice = sample.frame, ImageCodes.of(sample).lattice
         boxes = frame.boxes_to_original(np.stack([r.box for _, _, r in found]))
         masks = [
@@ -221,6 +236,7 @@ class TokenCollectiveProcessor(Processor):
         refs.set_metainfo(
             {
                 "parse_failures": failures,
+                "parse_repairs": repairs,
                 "collective_cells": [r.cells for _, _, r in found],
                 "collective_unplaced": [r.unplaced for _, _, r in found],
             }
@@ -228,8 +244,8 @@ class TokenCollectiveProcessor(Processor):
         return refs
 
     def parse(self, text: str, sample: GroundingDataSample) -> RefTargets:
-        found, failures = self.read(text, sample)
-        return self.geometry(found, failures, sample)
+        found, failures, repairs = self.read(text, sample)
+        return self.geometry(found, failures, sample, repairs)
 
 
 def _mounted_ids(
@@ -408,8 +424,9 @@ class TokenCollectiveCodec(Codec):
     def decode(self, view: ModelView) -> list[RefTargets]:
         out = []
         for b, (text, sample) in enumerate(zip(view.texts, view.samples, strict=True)):
-            found, failures = self.processor.read(text, sample, self._alternatives(view, b, text))
-            refs = self.processor.geometry(found, failures, sample)
+            alternatives = self._alternatives(view, b, text)
+            found, failures, repairs = self.processor.read(text, sample, alternatives)
+            refs = self.processor.geometry(found, failures, sample, repairs)
             out.append(self._decoder_masks(refs, found, view, b))
         return out
 

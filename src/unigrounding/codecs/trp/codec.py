@@ -103,7 +103,7 @@ class TrpCodec(Codec):
         unit_decoders: unit → name of a decoder in the model's ``decoders``.
         queries_per_decoder: fixed query length per image for each decoder
             (REF-VLM pads to "a fixed length" without giving it); ``<REF>``s
-            beyond it are not decoded.
+            beyond it are not decoded (their triplet counts as repaired).
         loss_weights: unit → weight of its decoder loss next to the LM loss
             (REF-VLM: 0.5 for boxes and masks).
         vpt_blocks: a visual prompt becomes ``vpt_blocks**2`` ``[VPT]``
@@ -290,15 +290,23 @@ class TrpCodec(Codec):
 def _assemble(
     triplets: list[Triplet], outputs: dict[int, dict[str, dict]], failures: int, sample
 ) -> RefTargets:
-    """One ``RefTargets`` from the decoders' outputs per triplet."""
+    """One ``RefTargets`` from the decoders' outputs per triplet.
+
+    ``parse_repairs`` counts the triplets read only in part (once each, if any
+    of their instances is read): fewer ``<REF>`` decoded than the triplet
+    wrote, or a unit it names left undecoded (:meth:`TrpCodec._route` keeps
+    at most ``queries_per_decoder`` queries per decoder and sample, and only
+    ``<REF>`` tokens the model generated)."""
     boxes, masks, points, phrases, units, groups = [], [], [], [], [], []
     hw = tuple(int(v) for v in sample.ori_shape)
+    repairs = 0
     for t, trip in enumerate(triplets):
         geo = outputs.get(t)
         if not geo:
             failures += 1  # no decoder for its unit(s), or every <REF> beyond the budget
             continue
         count = min(len(next(iter(v.values()))) for v in geo.values() if v)
+        read_before = len(boxes)
         for i in range(count):
             mask = geo["mask"]["masks"][i] if "mask" in geo else None
             if "box" in geo:
@@ -322,8 +330,10 @@ def _assemble(
             phrases.append(trip.phrase)
             units.append(next(u for u in TRP_UNITS if u in geo))
             groups.append(t)
+        cut = count < len(trip.ref_positions) or len(geo) < len(set(trip.units))
+        repairs += cut and len(boxes) > read_before
     if not boxes:
-        return RefTargets.empty(parse_failures=failures)
+        return RefTargets.empty(parse_failures=failures, parse_repairs=repairs)
     has_mask = any("mask" in g for g in outputs.values())
     refs = RefTargets.build(
         boxes,
@@ -333,5 +343,5 @@ def _assemble(
         masks=torch.stack(masks) if has_mask else None,
         points=points if len(points) == len(boxes) else None,
     )
-    refs.set_metainfo({"parse_failures": failures})
+    refs.set_metainfo({"parse_failures": failures, "parse_repairs": repairs})
     return refs
