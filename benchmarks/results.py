@@ -52,7 +52,9 @@ def main() -> None:
     readme = args.readme.read_text()
     if START not in readme or END not in readme:
         raise SystemExit(f"{args.readme}: no results markers ({START} ... {END})")
-    block = "\n".join([START, *table(report, with_statistics(report, README_COLUMNS)), "", where, END])
+    block = "\n".join(
+        [START, *table(report, with_statistics(report, README_COLUMNS)), "", where, END]
+    )
     args.readme.write_text(
         re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, readme, flags=re.S)
     )

@@ -138,9 +138,7 @@ def answer_refs(
     failures += int((~area).sum())
     keep = [i for i, ok in zip(keep, area, strict=True) if ok]
     if not keep:
-        refs = RefTargets.empty(parse_failures=failures)
-        refs.set_metainfo({"parse_repairs": repairs})
-        return refs
+        return RefTargets.empty(parse_failures=failures, parse_repairs=repairs)
     refs = RefTargets.build(
         frame.boxes_to_original(ordered[area]),
         phrases=[phrases[i] for i in keep] if phrases else None,
