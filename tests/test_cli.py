@@ -96,8 +96,18 @@ def test_roundtrip_region_proxy_runs_its_proposer_stage_first(small_preset, tmp_
     assert list((tmp_path / "cache").glob("proposer_shapesref-*/export/model.safetensors"))
 
 
-def test_ablate_writes_report_with_schema_and_reuses_pretraining(small_preset, tmp_path):
-    report = ablate.run_ablation(tmp_path / "ab", codecs=["text_coords"], log=lambda *_: None)
+def test_ablate_writes_report_with_schema_and_reuses_pretraining(small_preset, tmp_path, capfd):
+    report = ablate.run_ablation(
+        tmp_path / "ab", codecs=["text_coords"], log=lambda *_: None, live=True
+    )
+    # the terminal shows the live view; each job's own output is in its work dir
+    terminal = capfd.readouterr()
+    assert "text_coords" in terminal.out and "jobs done" in terminal.out
+    assert "rec/acc@0.5" not in terminal.out + terminal.err
+    console = (tmp_path / "ab" / "work" / "text_coords" / "console.log").read_text()
+    assert "rec/acc@0.5" in console and "Failed to search registry" not in console
+    progress = json.loads((tmp_path / "ab" / "work" / "text_coords" / "progress.json").read_text())
+    assert progress["phase"] == "done" and progress["iter"] == progress["total"]
     on_disk = json.loads((tmp_path / "ab" / "report.json").read_text())
     assert on_disk["preset"] == "quick" and on_disk["dataset"] == "shapesref"
     assert "rec_acc@0.5" in on_disk["baselines"]["center_box"]
@@ -368,3 +378,43 @@ def test_data_check_lists_every_bad_record_of_every_dataset(shapes_root, tmp_pat
     shutil.copy(shapes_root / "images" / missing["file_name"], root / "images")
     main(["data", "check", str(config)])  # mended: no exit
     assert "dataset 1: RefCOCODataset" in capsys.readouterr().out
+
+
+def test_live_view_shows_each_jobs_progress(tmp_path):
+    from rich.console import Console
+
+    from unigrounding.ablate.live import LiveView
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "progress.json").write_text(
+        json.dumps(
+            {"phase": "train", "iter": 5, "total": 10, "loss": 0.25, "elapsed_s": 65, "eta_s": 65}
+        )  # fmt: skip
+    )
+    view = LiveView(
+        {"text_coords": [tmp_path / "a" / "progress.json"], "trp": [tmp_path / "b.json"]}, "t"
+    )
+    view.update({"text_coords": "running"})
+    console = Console(record=True, width=120)
+    console.print(view.render())
+    text = console.export_text()
+    assert "0/2 jobs done" in text
+    (row,) = [line for line in text.splitlines() if line.startswith("text_coords")]
+    for part in ("running", "train", "5/10", "0.2500", "1:05"):
+        assert part in row
+    assert "waiting" in next(line for line in text.splitlines() if line.startswith("trp"))
+
+
+def test_train_progress_bar_keeps_mmengine_lines_in_the_log_file(shapes_root, tmp_path, capsys):
+    from test_training import tiny_train_cfg
+
+    from unigrounding.engine.runner import train
+
+    train(tiny_train_cfg(shapes_root, tmp_path / "run", 3, 3, 3), progress_bar=True)
+    terminal = capsys.readouterr()
+    assert "Iter(train)" not in terminal.out and "train: 100%" in terminal.err
+    assert "3/3" in terminal.err
+    (log,) = (tmp_path / "run").glob("*/*.log")
+    assert "Iter(train)" in log.read_text()
+    progress = json.loads((tmp_path / "run" / "progress.json").read_text())
+    assert progress["phase"] == "done"

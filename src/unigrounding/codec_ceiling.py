@@ -41,5 +41,7 @@ def codec_roundtrip(name: str, n: int = 200, config_dir_path: str | Path | None 
         dataset = DATASETS.build(copy.deepcopy(cfg.test_dataloader.dataset))
     items = [dataset[i] for i in range(min(n, len(dataset)))]
     samples = prepared_samples(model, items)
-    rows = over_eval_variants(model.codec, lambda: roundtrip(model.codec, model.tokenizer, samples))
+    rows = over_eval_variants(
+        model.codec, lambda: roundtrip(model.codec, model.tokenizer, samples, progress=True)
+    )
     return {"codec": name, **rows.pop(""), **rows}

@@ -27,15 +27,20 @@ def prepared_samples(model, items: list[dict], batch_size: int = 50) -> list[Gro
     return samples
 
 
-def roundtrip(codec: Codec, tokenizer, samples: list[GroundingDataSample]) -> dict:
-    """Encode each sample's first target group, parse it back, compare.
+def roundtrip(
+    codec: Codec, tokenizer, samples: list[GroundingDataSample], progress: bool = False
+) -> dict:
+    """Encode each sample's first target group, parse it back, compare
+    (``progress``: with a progress bar).
 
     Returns the DESIGN.md section 7 ``roundtrip`` fields; ``mask_iou_mean`` is
     ``None`` when the codec's output carries no masks.
     """
     ious, first_pass, mask_ious, tokens, objects, most = [], [], [], 0, 0, 0.0
     encode_s = decode_s = 0.0
-    for s in samples:
+    from tqdm import tqdm
+
+    for s in tqdm(samples, desc="roundtrip", unit="sample", disable=not progress):
         target = s.gt_refs.group(0)
         if len(target) == 0:
             continue

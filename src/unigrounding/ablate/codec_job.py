@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
 from mmengine.config import Config
 
 
@@ -34,15 +33,6 @@ def run_codec(cfg: Config, work: Path) -> dict[str, dict]:
         return row
 
     return over_eval_variants(model.codec, evaluate)
-
-
-def run_codec_in_process(cfg_path: str, work: str, threads: int) -> dict[str, dict]:
-    """:func:`run_codec` as a lane's worker: a fresh interpreter with
-    ``threads`` threads trains the codec of a dumped config."""
-    torch.set_num_threads(threads)
-    import unigrounding  # noqa: F401  (registration)
-
-    return run_codec(Config.fromfile(cfg_path), Path(work))
 
 
 def over_eval_variants(codec, measure: Callable[[], dict]) -> dict[str, dict]:

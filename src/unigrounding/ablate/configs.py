@@ -81,6 +81,8 @@ def apply_preset(cfg: Config, settings: dict, data_root: Path, iters: int) -> No
         if "total_steps" in sched:
             sched.total_steps = iters
     cfg.default_hooks.checkpoint.interval = iters
+    # progress.json in the work dir, which the live view reads
+    cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="ProgressHook")]
 
 
 def estimated_cost(cfg: Config, cost: float | None = None) -> float:

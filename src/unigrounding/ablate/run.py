@@ -15,7 +15,6 @@ from .configs import TASKS, apply_preset, apply_task, codec_config
 from .lanes import default_jobs, run_codecs
 from .presets import PRESETS, config_dir, shapesref_root
 from .report import manifest, write_report
-from .stages import PRETRAIN_STAGE, run_stage
 from .summary import combine
 
 
@@ -29,6 +28,8 @@ def run_ablation(
     jobs: int | None = None,
     variants: bool = False,
     seeds: Sequence[int] | None = None,
+    live: bool = False,
+    verbose: bool = False,
 ) -> dict:
     """Pretrain once (cached), fine-tune + evaluate each codec, write the report.
 
@@ -47,7 +48,11 @@ def run_ablation(
     ``spread`` and a 95% interval (``<metric>_ci95``), and ``pairwise``
     compares the codecs on the same samples (:mod:`.summary`). Each seed's
     own report and work dirs are under ``out/seed_<s>``; every row's
-    per-sample scores in ``out/per_sample.json``."""
+    per-sample scores in ``out/per_sample.json``.
+
+    Every job trains in a worker process; its terminal output goes to
+    ``console.log`` in its work dir (``verbose``: to the terminal), and
+    ``live`` draws one live table of the jobs (:mod:`.live`)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
     available = registered_codecs()
@@ -67,7 +72,16 @@ def run_ablation(
         settings = dict(PRESETS[preset]) if seed is None else dict(PRESETS[preset], seed=seed)
         reports.append(
             _run_seed(
-                where, settings, names, config_dir(config_dir_path), log, task, jobs, variants
+                where,
+                settings,
+                names,
+                config_dir(config_dir_path),
+                log,
+                task,
+                jobs,
+                variants,
+                live,
+                verbose,
             )
         )
         reports[-1]["preset"] = preset
@@ -89,19 +103,19 @@ def _run_seed(
     task: str,
     jobs: int | None,
     variants: bool,
+    live: bool,
+    verbose: bool,
 ) -> dict:
     """One seed's ablation (``settings`` carry the seed, if any): its report,
     with every row's per-sample scores."""
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     data_root = shapesref_root(settings)
-    pretrained, _ = run_stage(cdir, PRETRAIN_STAGE, settings, data_root, log=log)
     report = {
         "task": task,
         "dataset": "shapesref",
         "seconds": 0.0,
         "settings": settings,
-        "pretrained": str(pretrained),
         "manifest": manifest(),
         "baselines": {"center_box": center_box_baseline(cdir, settings, data_root, task)},
         "stages": {},
@@ -114,7 +128,6 @@ def _run_seed(
         stages = cfg.get("ablate_stages", [])
         apply_preset(cfg, settings, data_root, settings["finetune_iters"])
         apply_task(cfg, task)
-        cfg.model.init_checkpoint = str(pretrained)  # or its own stages' export
         cfg.ablate_stages = stages
         configs[name] = cfg
         for variant, overrides in (cfg.pop("ablate_variants", {}) if variants else {}).items():
@@ -124,9 +137,10 @@ def _run_seed(
         f"[ablate] fine-tuning {', '.join(names)} ({settings['finetune_iters']} iters each, "
         f"{jobs} at a time)"
     )
-    rows_by_codec, report["stages"] = run_codecs(
-        configs, out / "work", jobs, log, (cdir, settings, data_root, pretrained)
+    pretrained, rows_by_codec, report["stages"] = run_codecs(
+        configs, out / "work", jobs, log, (cdir, settings, data_root), live, verbose
     )
+    report["pretrained"] = str(pretrained)
     for name, rows in rows_by_codec.items():
         for variant, row in rows.items():
             report["codecs"][f"{name} ({variant})" if variant else name] = row

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
 from mmengine.config import Config
 
 from ..engine.export import carry_over
@@ -103,14 +102,10 @@ def source_digest() -> str:
 
 
 def run_stages(
-    cdir: Path, stages: tuple[str, ...], settings: dict, data_root: Path, init: Path, threads: int
+    cdir: Path, stages: tuple[str, ...], settings: dict, data_root: Path, init: Path | None
 ) -> tuple[list[Path], dict[str, dict]]:
-    """A codec's own stages in order, each starting from the previous export
-    (the first from ``init``): every stage's export, in order, and metrics.
-    Also the worker of a lane (a fresh interpreter: ``threads`` threads)."""
-    torch.set_num_threads(threads)
-    import unigrounding  # noqa: F401  (registration)
-
+    """Stages in order, each starting from the previous export (the first
+    from ``init``): every stage's export, in order, and metrics."""
     exports, metrics = [], {}
     for stage in stages:
         init, metrics[stage] = run_stage(cdir, stage, settings, data_root, init, log=lambda _: None)
@@ -125,17 +120,31 @@ def longest_chains(chains: set[tuple[str, ...]]) -> set[tuple[str, ...]]:
     return {c for c in chains if c and not any(o != c and o[: len(c)] == c for o in chains)}
 
 
+def chain_work_dirs(
+    chain: tuple[str, ...], cdir: Path, settings: dict, data_root: Path, init: Path | None
+) -> list[Path]:
+    """The cache folders of a chain's stages, the first starting from ``init``."""
+    dirs = []
+    for stage in chain:
+        _, work = stage_config(cdir, stage, settings, data_root, init)
+        dirs.append(work)
+        init = work / "export"
+    return dirs
+
+
 def chain_cost(
-    chain: tuple[str, ...], cdir: Path, settings: dict, data_root: Path, pretrained: Path
+    chain: tuple[str, ...], cdir: Path, settings: dict, data_root: Path, init: Path | None
 ) -> float:
     """A stage chain's estimated length: its stages' costs
     (``configs/ablate/stage_costs.py``), nothing for a cached one."""
     table = cdir / STAGE_COSTS
     costs = Config.fromfile(str(table)).get("ablate_stage_costs", {}) if table.exists() else {}
-    total, init = 0.0, pretrained
-    for stage in chain:
-        cfg, work = stage_config(cdir, stage, settings, data_root, init)
+    total = 0.0
+    for stage, work in zip(
+        chain, chain_work_dirs(chain, cdir, settings, data_root, init), strict=True
+    ):
         if not is_cached(work):
+            cfg, _ = stage_config(cdir, stage, settings, data_root, init)
             total += estimated_cost(cfg, costs.get(stage, 1.0))
         init = work / "export"
     return total

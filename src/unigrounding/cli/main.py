@@ -87,6 +87,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         resume=args.resume,
         launcher=args.launcher,
         strategy=args.strategy,
+        progress_bar=not args.verbose,
     )
     if dist.is_initialized():
         # mmengine leaves the process group open: a rank that exits while
@@ -165,6 +166,8 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
         jobs=args.jobs,
         variants=args.variants,
         seeds=args.seeds,
+        live=not args.verbose,
+        verbose=args.verbose,
     )
 
 
@@ -252,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
         "DeepSpeed ZeRO (stage 2 unless the config's deepspeed.zero_stage says). Default: "
         "the config's `strategy`, else ddp",
     )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="mmengine's log lines on the terminal instead of a progress bar "
+        "(the work dir's log file holds them either way)",
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("plan", help="parameters and memory per GPU of a config (no weights read)")
@@ -328,6 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="train everything once per training seed (e.g. 0,1,2): means, per-seed values, "
         "95%% intervals and paired comparisons (default: the configs' seeds; the data stay "
         "the same)",
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="every job's mmengine log on the terminal instead of the live view "
+        "(each job's work dir holds its log either way)",
     )
     p.add_argument("--out", default="work_dirs/ablate")
     p.add_argument("--config-dir", help="configs/ folder (default: the repository's)")

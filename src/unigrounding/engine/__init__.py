@@ -2,6 +2,7 @@
 
 from .export import export_model, load_weights
 from .hooks import AtomicCheckpointHook, ExportHook
+from .progress import ProgressHook
 from .safe_load import (
     CheckpointError,
     SafeCheckpointHook,
@@ -16,6 +17,7 @@ __all__ = [
     "CheckpointError",
     "SafeCheckpointHook",
     "ExportHook",
+    "ProgressHook",
     "allow_mmengine_checkpoint_globals",
     "export_model",
     "load_weights",

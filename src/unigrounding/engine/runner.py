@@ -41,6 +41,7 @@ def train(
     resume: bool | str | Path = False,
     launcher: str = "none",
     strategy: str | None = None,
+    progress_bar: bool = False,
 ) -> Runner:
     """Train; with ``resume`` continue from a checkpoint (model, optimizer,
     scheduler, iteration and RNG state). ``True``: the work dir's latest (or,
@@ -62,8 +63,16 @@ def train(
     too); the error names the sample and the checkpoint. Not in a run of
     several processes (a save needs them all, and only the one that met the
     sample stops) nor of an epoch-based loop (mmengine resumes at an epoch's
-    start): there the error says that no checkpoint was written."""
+    start): there the error says that no checkpoint was written.
+
+    ``progress_bar``: a bar on the terminal in place of mmengine's log lines,
+    which stay in the work dir's log file (:class:`~.progress.ProgressHook`)."""
     cfg = load_config(config, work_dir, cfg_options)
+    if progress_bar:
+        cfg.custom_hooks = [
+            *cfg.get("custom_hooks", []),
+            dict(type="ProgressHook", bar=True, quiet_console=True),
+        ]
     cfg.resume = bool(resume)
     if not isinstance(resume, bool):
         cfg.load_from = str(resume)
