@@ -12,7 +12,7 @@ from pathlib import Path
 from ..codecs.catalog import registered_codecs
 from .baseline import center_box_baseline
 from .configs import TASKS, apply_preset, apply_task, codec_config
-from .lanes import default_jobs, run_codecs
+from .lanes import default_jobs, folder, run_codecs
 from .presets import PRESETS, config_dir, shapesref_root
 from .report import manifest, write_report
 from .summary import combine
@@ -141,6 +141,10 @@ def _run_seed(
         configs, out / "work", jobs, log, (cdir, settings, data_root), live, verbose
     )
     report["pretrained"] = str(pretrained)
+    # the resolved config each row was trained with
+    report["manifest"]["configs"] = {
+        name: str(out / "work" / folder(name) / "ablate_config.py") for name in configs
+    }
     for name, rows in rows_by_codec.items():
         for variant, row in rows.items():
             report["codecs"][f"{name} ({variant})" if variant else name] = row

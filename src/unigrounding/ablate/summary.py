@@ -90,6 +90,16 @@ def combine(
     first = reports[0]
     combined = {k: v for k, v in first.items() if k not in ("codecs", "seconds", "pretrained")}
     combined["seeds"] = list(seeds)
+    if len(reports) > 1:  # each seed's own settings and configs; the rest is shared
+        combined["settings"] = {k: v for k, v in first["settings"].items() if k != "seed"}
+    combined["manifest"] = dict(
+        first.get("manifest", {}),
+        seeds=list(seeds),
+        configs={
+            name: [r.get("manifest", {}).get("configs", {}).get(name) for r in reports]
+            for name in first.get("manifest", {}).get("configs", {})
+        },
+    )
     combined["seconds"] = sum(r["seconds"] for r in reports)
     combined["pretrained"] = [r["pretrained"] for r in reports]
     combined["stages"] = {
