@@ -75,9 +75,13 @@ class Grounder:
 
     def ground(self, image, query: str) -> RefTargets:
         """Regions for a referring expression (the REC prompt the model was trained on)."""
+        return self.chat(image, self.rec_question(query))[1]
+
+    def rec_question(self, query: str) -> str:
+        """The question :meth:`ground` asks :meth:`chat` for ``query``: the REC
+        template with ``query`` as plain text (no control tokens, no slots)."""
         query = plain_text(query, self._specials, slots=True)
-        question = TASK_TEMPLATES["rec"][0].replace("{expression}", query)
-        return self.chat(image, question)[1]
+        return TASK_TEMPLATES["rec"][0].replace("{expression}", query)
 
 
 def _prompt_geometry(p: Prompt) -> tuple[list[float], str, np.ndarray]:

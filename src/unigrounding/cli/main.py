@@ -189,6 +189,20 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     print(f"{len(refs)} region(s) for {args.query!r}: {refs.boxes.tolist()} -> {args.out}")
 
 
+def _cmd_serve(args: argparse.Namespace) -> None:
+    import importlib.util
+
+    # before any export loads: gradio is the optional ``serve`` extra
+    if importlib.util.find_spec("gradio") is None:
+        raise SystemExit("unigrounding serve needs gradio: pip install 'unigrounding[serve]'")
+    import torch
+
+    from ..serve import serve
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    serve(args.checkpoint, host=args.host, port=args.port, device=device)
+
+
 def _cmd_export_convert(args: argparse.Namespace) -> None:
     from ..engine.convert import convert_legacy_export
 
@@ -361,6 +375,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser(
+        "serve",
+        help="a web demo (Gradio): upload an image, type an expression or click a box / point "
+        "prompt; each export answers in its own column",
+    )
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        required=True,
+        metavar="EXPORT",
+        help="an export folder; repeat to compare several side by side",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("convert", help="convert a dataset file")
     p.add_argument("format", choices=["refcoco"])
