@@ -167,6 +167,7 @@ def test_ablate_seeds_retrain_everything_per_seed_and_report_intervals(small_pre
     assert len(per_sample["text_coords"]) == 2 and len(per_sample["text_coords"][0]["rec_iou"]) == 8
     markdown = (tmp_path / "s" / "report.md").read_text()
     assert "Paired comparisons on rec_acc@0.5" in markdown and "per seed" in markdown
+    assert f"[{low:.3f}, {high:.3f}]" in markdown  # the interval column
     for seed in (3, 4):
         own = json.loads((tmp_path / "s" / f"seed_{seed}" / "report.json").read_text())
         assert own["seeds"] == [seed] and own["settings"]["seed"] == seed

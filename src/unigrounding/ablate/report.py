@@ -22,18 +22,18 @@ CHARTS = ("rec_acc@0.5", "rec_miou", "tokens_per_object", "train_samples_per_s")
 
 def statistics_columns(report: dict, metric: str) -> list[tuple[str, str, str]]:
     """Columns of ``metric``'s 95% interval and, with several seeds, its
-    per-seed values and spread (keys into a row; ``a.b`` is ``row[a][b]``)."""
+    per-seed values and spread (keys into a row; ``a/b`` is ``row[a][b]``)."""
     columns = [(f"{metric}_ci95", "95% CI", "[{:.3f}, {:.3f}]")]
     if len(report.get("seeds", [])) > 1:
         columns += [
-            (f"per_seed.{metric}", "per seed", "{:.3f}"),
-            (f"spread.{metric}", "spread", "{:.3f}"),
+            (f"per_seed/{metric}", "per seed", "{:.3f}"),
+            (f"spread/{metric}", "spread", "{:.3f}"),
         ]
     return columns
 
 
 def _value(row: dict, key: str):
-    head, _, rest = key.partition(".")
+    head, _, rest = key.partition("/")
     if rest and head not in row:
         return None
     return row.get(head, {}).get(rest) if rest else row.get(key)

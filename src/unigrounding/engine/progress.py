@@ -87,7 +87,7 @@ class ProgressHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else None
-        self._step(runner, float(loss) if loss is not None else None)
+        self._step(runner, float(loss.detach()) if hasattr(loss, "detach") else loss)
 
     def after_train(self, runner) -> None:
         self._end(runner)

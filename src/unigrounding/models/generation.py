@@ -4,6 +4,8 @@ constrained-decoding logits processor, and the stop handling codecs rely on."""
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from transformers import GenerationConfig, LogitsProcessor
 
@@ -46,3 +48,14 @@ def ended_at_stops(sequences: torch.Tensor, stop_ids: list[int], eos: int) -> to
     stops = torch.isin(sequences, torch.tensor(stop_ids, device=sequences.device))
     ended = stops.cumsum(dim=1) > 0
     return torch.where(ended, torch.full_like(sequences, eos), sequences)
+
+
+def cache_step_kwargs(llm, generated) -> dict:
+    """The KV cache of a ``generate`` output as the keyword ``llm``'s forward
+    takes it: transformers 5.x renamed ``past_key_values`` to ``cache`` (the
+    old name warns, and goes in 5.40); earlier 5.x releases know only the old."""
+    base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm  # a peft wrapper
+    cache = getattr(generated, "cache", None)
+    if "cache" in inspect.signature(base.forward).parameters and cache is not None:
+        return {"cache": cache}
+    return {"past_key_values": generated.past_key_values}

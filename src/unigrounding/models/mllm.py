@@ -33,7 +33,7 @@ from .chat import (
     text_ids,
     truncate,
 )
-from .generation import AllowedTokens, ended_at_stops, greedy_generation
+from .generation import AllowedTokens, cache_step_kwargs, ended_at_stops, greedy_generation
 from .llm import add_special_tokens, apply_lora, build_llm, build_tokenizer, fit_vocabulary
 from .preprocessor import GroundingDataPreprocessor
 from .referent_flags import ReferentFlags
@@ -219,7 +219,9 @@ class GroundingMLLM(BaseModel):
         self.gradient_checkpointing = gradient_checkpointing
         if gradient_checkpointing:
             # non-reentrant: correct with frozen inputs (LoRA, a frozen tower)
-            self.llm.gradient_checkpointing_enable({"use_reentrant": False})
+            # transformers 5.x's name, else the one it deprecates
+            enable = getattr(self.llm, "activation_checkpointing_enable", None)
+            (enable or self.llm.gradient_checkpointing_enable)({"use_reentrant": False})
             self.vision.set_grad_checkpointing(True)
         self.codec.attach_vision(self.vision.token_channels)
         self.projector = Projector(self.vision.token_channels, hidden, **(projector or {}))
@@ -534,8 +536,8 @@ class GroundingMLLM(BaseModel):
                 input_ids=out.sequences[:, -1:],
                 attention_mask=mask,
                 position_ids=(mask.sum(-1, keepdim=True) - 1),
-                past_key_values=out.past_key_values,
                 output_hidden_states=True,
+                **cache_step_kwargs(self.llm, out),
             )
             read_back.append(last.hidden_states[-1][:, -1])
             view.generated_hidden_states = torch.stack(read_back, dim=1).float()
