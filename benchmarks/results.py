@@ -23,8 +23,8 @@ README_COLUMNS = [
     ("rec_acc@0.5", "REC Acc@0.5", "{:.3f}"),
     ("rec_acc@0.75", "Acc@0.75", "{:.3f}"),
     ("rec_miou", "mIoU", "{:.3f}"),
-    ("parse_failures", "parse failures", "{}"),
-    ("parse_repairs", "parse repairs", "{}"),
+    ("parse_failures", "parse failures", "{:.4g}"),
+    ("parse_repairs", "parse repairs", "{:.4g}"),
     ("tokens_per_object", "tokens / object", "{:.1f}"),
 ]
 

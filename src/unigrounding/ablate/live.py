@@ -67,7 +67,7 @@ class LiveView:
     def render(self) -> Group:
         table = Table(expand=False, box=None, pad_edge=False, header_style="bold")
         for column in ("job", "state", "stage", "phase", "iteration", "loss", "elapsed", "ETA"):
-            table.add_column(column, justify="right" if column != "job" else "left")
+            table.add_column(column, justify="right" if column != "job" else "left", no_wrap=True)
         for label in self.jobs:
             state = self.states[label]
             stage, progress = self._progress(label) if state != "waiting" else ("", None)
