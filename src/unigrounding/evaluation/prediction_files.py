@@ -205,16 +205,14 @@ def read_prediction_file(
         where = f"{path} record {i}"
         if not isinstance(rec, dict):
             raise ValueError(f"{where}: not a JSON object")
-        record = read(rec, where, fmt)
         frame_name = frame or rec.get("frame") or FORMATS[fmt]
         if frame_name not in FRAMES:
             raise ValueError(f"{where}: unknown frame {frame_name!r}")
-        record.frame = frame_name
-        out.append(record)
+        out.append(read(rec, where, fmt, frame_name))
     return out
 
 
-def _read_keyed(rec: dict, where: str, fmt: str) -> PredictionRecord:
+def _read_keyed(rec: dict, where: str, fmt: str, frame: str) -> PredictionRecord:
     keys = {k: rec[k] for k in ("sample_id", "sent_id") if k in rec}
     image = rec.get("image", rec.get("images"))
     if isinstance(image, list):  # ms-swift: a list of paths or {"path": ...}
@@ -231,7 +229,7 @@ def _read_keyed(rec: dict, where: str, fmt: str) -> PredictionRecord:
         return PredictionRecord(
             where,
             keys,
-            "",
+            frame,
             boxes=rec["boxes"],
             text=rec.get("text", ""),
             masks=rec.get("masks"),
@@ -241,10 +239,10 @@ def _read_keyed(rec: dict, where: str, fmt: str) -> PredictionRecord:
     answer = next((rec[k] for k in ("response", "text", "answer") if k in rec), None)
     if not isinstance(answer, str):
         raise ValueError(f"{where}: needs the answer text in 'response', 'text' or 'answer'")
-    return PredictionRecord(where, keys, "", text=answer)
+    return PredictionRecord(where, keys, frame, text=answer)
 
 
-def _read_lmms_eval(rec: dict, where: str, fmt: str) -> PredictionRecord:
+def _read_lmms_eval(rec: dict, where: str, fmt: str, frame: str) -> PredictionRecord:
     doc = rec.get("doc")
     if (
         not isinstance(doc, dict)
@@ -262,7 +260,7 @@ def _read_lmms_eval(rec: dict, where: str, fmt: str) -> PredictionRecord:
     else:
         raise ValueError(f"{where}: no answer ('filtered_resps' or 'resps')")
     keys = {"image_expression": (doc["file_name"], doc["answer"])}
-    return PredictionRecord(where, keys, "", text=str(answer), gt_box=doc.get("bbox"))
+    return PredictionRecord(where, keys, frame, text=str(answer), gt_box=doc.get("bbox"))
 
 
 def _expression_key(text: str) -> str:
