@@ -28,6 +28,7 @@ def run_ablation(
     jobs: int | None = None,
     variants: bool = False,
     seeds: Sequence[int] | None = None,
+    reseed_pretraining: bool = False,
     live: bool = False,
     verbose: bool = False,
 ) -> dict:
@@ -42,8 +43,12 @@ def run_ablation(
     ablation) are trained too, each a row ``"<codec> [<variant>]"``.
 
     ``seeds`` trains everything once per seed, each replacing the training
-    seed of every stage and codec (the ShapesRef data and the evaluation
-    samples stay the same; without seeds the configs keep their own): each
+    seed of every codec and its own stages (the ShapesRef data and the
+    evaluation samples stay the same; without seeds the configs keep their
+    own). Stage 0 keeps its config's seed and is trained once: it stands in
+    for the released vision checkpoint every run of a real study starts from,
+    so the seeds vary what such a study varies (``reseed_pretraining``
+    retrains it per seed too, docs/measurements.md compares both). Each
     metric is then the mean over seeds, with its ``per_seed`` values, their
     ``spread`` and a 95% interval (``<metric>_ci95``), and ``pairwise``
     compares the codecs on the same samples (:mod:`.summary`). Each seed's
@@ -70,6 +75,8 @@ def run_ablation(
         if len(runs) > 1:
             log(f"[ablate] seed {seed} ({len(reports) + 1} of {len(runs)})")
         settings = dict(PRESETS[preset]) if seed is None else dict(PRESETS[preset], seed=seed)
+        if reseed_pretraining:
+            settings["reseed_pretraining"] = True
         reports.append(
             _run_seed(
                 where,

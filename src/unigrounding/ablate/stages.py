@@ -64,7 +64,11 @@ def run_stage(
 def stage_config(
     cdir: Path, stage: str, settings: dict, data_root: Path, init: Path | None
 ) -> tuple[Config, Path]:
-    """A stage's config as the preset trains it, and its cache folder."""
+    """A stage's config as the preset trains it, and its cache folder. Stage 0
+    keeps its config's seed unless ``settings["reseed_pretraining"]``
+    (:func:`~.run.run_ablation`)."""
+    if stage == PRETRAIN_STAGE and not settings.get("reseed_pretraining"):
+        settings = {k: v for k, v in settings.items() if k != "seed"}
     cfg = Config.fromfile(str(cdir / stage))
     iters = (
         settings["pretrain_iters"]

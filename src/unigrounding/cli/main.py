@@ -166,6 +166,7 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
         jobs=args.jobs,
         variants=args.variants,
         seeds=args.seeds,
+        reseed_pretraining=args.reseed_pretraining,
         live=not args.verbose,
         verbose=args.verbose,
     )
@@ -351,6 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="train everything once per training seed (e.g. 0,1,2): means, per-seed values, "
         "95%% intervals and paired comparisons (default: the configs' seeds; the data stay "
         "the same)",
+    )
+    p.add_argument(
+        "--reseed-pretraining",
+        action="store_true",
+        help="with --seeds, retrain stage 0 (the shared pretraining) under each seed too "
+        "(default: stage 0 is trained once with its config's seed, like the released "
+        "checkpoint a real study starts every run from)",
     )
     p.add_argument(
         "--verbose",
