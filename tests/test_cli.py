@@ -137,9 +137,9 @@ def test_ablate_writes_report_with_schema_and_reuses_pretraining(small_preset, t
 
 
 def test_ablate_seeds_retrain_everything_per_seed_and_report_intervals(small_preset, tmp_path):
-    """``--seeds`` reaches each seed's codec config and pretraining stage
-    (cached apart from the configs' own seed); the report has per-seed values,
-    intervals, paired comparisons and each seed's own report."""
+    """``--seeds`` reaches each seed's codec config; stage 0 is trained once,
+    with its config's seed, for every seed and a seedless run; the report has
+    per-seed values, intervals, paired comparisons and each seed's own report."""
     from mmengine.config import Config
 
     main(
@@ -154,7 +154,7 @@ def test_ablate_seeds_retrain_everything_per_seed_and_report_intervals(small_pre
         ]
     )
     report = json.loads((tmp_path / "s" / "report.json").read_text())
-    assert report["seeds"] == [3, 4] and len(set(report["pretrained"])) == 2
+    assert report["seeds"] == [3, 4] and len(set(report["pretrained"])) == 1
     assert "seed" not in report["settings"] and report["manifest"]["seeds"] == [3, 4]
     assert all(Path(p).exists() for p in report["manifest"]["configs"]["text_coords"])
     row = report["codecs"]["text_coords"]
@@ -177,7 +177,29 @@ def test_ablate_seeds_retrain_everything_per_seed_and_report_intervals(small_pre
         assert dumped.randomness.seed == seed
     default = ablate.run_ablation(tmp_path / "s0", codecs=["text_coords"], log=lambda *_: None)
     assert "seed" not in default["settings"] and default["seeds"] == [None]
-    assert default["pretrained"] != report["pretrained"][0]
+    assert default["pretrained"] == report["pretrained"][0]
+
+
+def test_reseeded_pretraining_is_cached_per_seed(small_preset):
+    """``--reseed-pretraining`` gives stage 0 each seed (its own cache folder
+    and randomness); without it every seed shares the configs' stage 0,
+    while a codec's own stages always take the seed."""
+    from unigrounding.ablate.presets import config_dir
+    from unigrounding.ablate.stages import PRETRAIN_STAGE, stage_config
+
+    cdir, root = config_dir(), Path("unused")
+    base = dict(ablate.PRESETS["quick"])
+
+    def stage(name, **settings):
+        return stage_config(cdir, name, {**base, **settings}, root, None)
+
+    shared = {stage(PRETRAIN_STAGE, seed=s)[1] for s in (3, 4)}
+    assert shared == {stage(PRETRAIN_STAGE)[1]}
+    reseeded = [stage(PRETRAIN_STAGE, seed=s, reseed_pretraining=True) for s in (3, 4)]
+    assert len({work for _, work in reseeded} | shared) == 3
+    assert [cfg.randomness.seed for cfg, _ in reseeded] == [3, 4]
+    proposer = "region_proxy/proposer_shapesref.py"
+    assert stage(proposer, seed=3)[1] != stage(proposer, seed=4)[1]
 
 
 def test_ablate_runs_a_codecs_own_stage_in_the_pool_and_reports_it(small_preset, tmp_path):

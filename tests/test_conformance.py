@@ -19,6 +19,13 @@ class TestEveryCodec(CodecConformance):
         return request.param
 
 
+class TestTextCoordsInQwenStyle(CodecConformance):
+    """text_coords writing Qwen2.5-VL's own box text (a style, not a codec)."""
+
+    codec = "text_coords"
+    codec_args = {"style": "qwen2_5_vl"}
+
+
 def test_the_suite_runs_on_the_out_of_tree_example():
     assert "int_coords" in CODECS
 

@@ -247,6 +247,33 @@ def test_cached_images_give_the_same_inputs_and_are_decoded_once(shapes_root, tm
         plain(records[0])
 
 
+def test_qwen_frame_resizes_without_padding_and_collate_pads_mixed_sizes(shapes_root):
+    """``frame="qwen2_5_vl"``: ShapesRef's 72x60 images become 84x56 inputs
+    (multiples of 28, no padding), a box maps to the input and back exactly;
+    collating it with a differently sized input pads both to the largest."""
+    from unigrounding.data import PackGroundingSample
+    from unigrounding.data.pipeline import collate
+
+    record = _load(shapes_root).get_data_info(0)
+    packed = PackGroundingSample(frame="qwen2_5_vl")(record)
+    sample = packed["data_samples"]
+    assert packed["inputs"].shape == (3, 56, 84) and sample.frame.input_hw == (56, 84)
+    box = sample.gt_refs.boxes.numpy()
+    scale = np.array([84 / 72, 56 / 60] * 2)
+    assert np.allclose(sample.frame.boxes_to_input(box), box * scale)
+    assert np.allclose(sample.frame.boxes_to_original(box * scale), box)
+    square = PackGroundingSample(40)(record)
+    batch = collate([packed, square])
+    assert batch["inputs"].shape == (2, 3, 56, 84)
+    assert torch.equal(batch["inputs"][1, :, :40, :40], square["inputs"])
+    assert (
+        batch["inputs"][1, :, 40:].abs().sum() == 0
+        and batch["inputs"][1, :, :, 40:].abs().sum() == 0
+    )
+    with pytest.raises(ValueError, match="frame must be one of"):
+        PackGroundingSample(64, frame="square")
+
+
 def test_pickle_refused_without_opt_in_then_converted(shapes_root, tmp_path):
     refs = json.loads((shapes_root / REFS_FILE).read_text())
     pickled = tmp_path / "refs(unc).p"

@@ -13,9 +13,11 @@ from unigrounding.structures import (
     GeometryError,
     GroundingDataSample,
     RefTargets,
+    Resize,
     mask_to_box,
     rle_decode,
     rle_encode,
+    smart_resize_frame,
     square_resize_frame,
     validate_box,
 )
@@ -50,6 +52,30 @@ def test_frame_masks_round_trip_through_pad_crop_and_resize():
     back = frame.mask_to_original(frame.mask_to_input(mask))
     assert back.shape == mask.shape
     assert torch.equal(back, torch.from_numpy(mask))
+
+
+@pytest.mark.parametrize(
+    "hw, pixels, input_hw",
+    [
+        # 480/28 = 17.1 -> 17 * 28, 640/28 = 22.9 -> 23 * 28; 476 * 644 in bounds
+        ((480, 640), (3136, 12845056), (476, 644)),
+        # ShapesRef: 60 -> 2 * 28, 72 -> 3 * 28 (4704 >= 3136)
+        ((60, 72), (3136, 12845056), (56, 84)),
+        # rounds to 28 x 28 = 784 < 3136: scaled up by sqrt(3136 / 600) = 2.286,
+        # then each side up to a multiple: ceil(45.7 / 28), ceil(68.6 / 28)
+        ((20, 30), (3136, 12845056), (56, 84)),
+        # 476 * 644 > 128 * 28^2: scaled down by sqrt(480*640 / 100352) = 1.748,
+        # then each side down: floor(274.6 / 28) = 9, floor(366.2 / 28) = 13
+        ((480, 640), (3136, 128 * 28 * 28), (252, 364)),
+    ],
+)
+def test_smart_resize_frame_is_qwen_input_and_maps_back(hw, pixels, input_hw):
+    frame = smart_resize_frame(hw, pixels=pixels)
+    assert frame.input_hw == input_hw and all(isinstance(s, Resize) for s in frame.steps)
+    box = np.array([[0.25 * hw[1], 0.5 * hw[0], 0.75 * hw[1], hw[0]]])
+    expected = box * np.tile([input_hw[1] / hw[1], input_hw[0] / hw[0]], 2)
+    assert np.allclose(frame.boxes_to_input(box), expected, atol=1e-9)
+    assert np.allclose(frame.boxes_to_original(frame.boxes_to_input(box)), box, atol=1e-9)
 
 
 def test_frame_rejects_mismatched_step():

@@ -1,5 +1,6 @@
-"""Turn a dataset record into model input: load the image, record the square
-resize as a :class:`Frame`, decode geometry into :class:`RefTargets` and pack a
+"""Turn a dataset record into model input: load the image, record its way to
+the model input (a padded square, or Qwen2.5-VL's multiples of 28) as a
+:class:`Frame`, decode geometry into :class:`RefTargets` and pack a
 :class:`GroundingDataSample`. Nothing here depends on the codec."""
 
 from __future__ import annotations
@@ -10,11 +11,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmengine.registry import FUNCTIONS
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..registry import TRANSFORMS
-from ..structures import GroundingDataSample, RefTargets, rle_decode, square_resize_frame
+from ..structures import (
+    QWEN2_5_VL_PIXELS,
+    Frame,
+    GroundingDataSample,
+    RefTargets,
+    rle_decode,
+    smart_resize_frame,
+    square_resize_frame,
+)
+
+#: The model-input frames :class:`PackGroundingSample` builds.
+INPUT_FRAMES = ("padded_square", "qwen2_5_vl")
 
 MASK_UNITS = ("mask", "scribble", "point")  # point / scribble prompts are placed inside the mask
 
@@ -128,9 +141,15 @@ def _prompt_points(record: dict, mask: np.ndarray | None) -> np.ndarray:
 
 @TRANSFORMS.register_module()
 class PackGroundingSample:
-    """Load the image, pad it to a square, resize it to ``image_size`` and pack.
+    """Load the image, bring it to the model's input frame and pack.
 
-    Output: ``{"inputs": (3, S, S) uint8, "data_samples": GroundingDataSample}``.
+    ``frame``: ``"padded_square"`` (pad to a centred square, resize to
+    ``image_size``: the assembled backbone's input, LLaVA's ``expand2square``)
+    or ``"qwen2_5_vl"`` (resize to multiples of 28 within ``pixels``, no
+    padding: :func:`~unigrounding.structures.smart_resize_frame`). Either way
+    the sample's ``frame`` records the steps, so geometry maps back exactly.
+
+    Output: ``{"inputs": (3, H, W) uint8, "data_samples": GroundingDataSample}``.
 
     ``cache_images`` keeps every image's model input in memory once decoded
     (``3 * S * S`` bytes each: 12 KB at 64 px): worth it for small images seen
@@ -139,21 +158,36 @@ class PackGroundingSample:
     """
 
     def __init__(
-        self, image_size: int, fill: tuple[int, int, int] = (0, 0, 0), cache_images: bool = False
+        self,
+        image_size: int | None = None,
+        fill: tuple[int, int, int] = (0, 0, 0),
+        cache_images: bool = False,
+        frame: str = "padded_square",
+        pixels: tuple[int, int] = QWEN2_5_VL_PIXELS,
     ) -> None:
-        self.image_size, self.fill = image_size, tuple(fill)
+        if frame not in INPUT_FRAMES:
+            raise ValueError(f"frame must be one of {INPUT_FRAMES}, got {frame!r}")
+        if frame == "padded_square" and image_size is None:
+            raise ValueError("frame='padded_square' needs image_size")
+        self.image_size, self.fill, self.frame = image_size, tuple(fill), frame
+        self.pixels = tuple(pixels)
         self._inputs: dict[str, tuple[tuple[int, int], torch.Tensor]] | None = (
             {} if cache_images else None
         )
 
+    def input_frame(self, hw: tuple[int, int]) -> Frame:
+        """The steps from an ``(H, W)`` image to the model input."""
+        if self.frame == "qwen2_5_vl":
+            return smart_resize_frame(hw, pixels=self.pixels)
+        return square_resize_frame(hw, self.image_size, self.fill)
+
     def _input(self, path: str, where: str) -> tuple[tuple[int, int], torch.Tensor]:
-        """The image's original ``(H, W)`` and its ``(3, S, S)`` model input."""
+        """The image's original ``(H, W)`` and its ``(3, H', W')`` model input."""
         if self._inputs is not None and path in self._inputs:
             return self._inputs[path]
         img = load_rgb(path, where)
         hw = (img.height, img.width)
-        frame = square_resize_frame(hw, self.image_size, self.fill)
-        entry = hw, image_tensor(frame.image_to_input(img))
+        entry = hw, image_tensor(self.input_frame(hw).image_to_input(img))
         if self._inputs is not None:
             self._inputs[path] = entry
         return entry
@@ -165,7 +199,7 @@ class PackGroundingSample:
             raise ValueError(
                 f"{where}: image is {hw}, annotation says {tuple(record['ori_shape'])}"
             )
-        frame = square_resize_frame(hw, self.image_size, self.fill)
+        frame = self.input_frame(hw)
         sample = GroundingDataSample(
             metainfo={
                 "sample_id": record["sample_id"],
@@ -187,9 +221,17 @@ class PackGroundingSample:
 
 @FUNCTIONS.register_module(name="grounding_collate")
 def collate(batch: list[dict]) -> dict:
-    """Stack images; keep samples as a list (mmengine ``collate_fn``)."""
+    """Stack images; keep samples as a list (mmengine ``collate_fn``). Inputs
+    of different sizes (frames without padding, e.g. ``qwen2_5_vl``) are
+    zero-padded at the bottom and right to the largest; each sample's own
+    size stays in its ``frame.input_hw``."""
+    images = [b["inputs"] for b in batch]
+    height = max(i.shape[1] for i in images)
+    width = max(i.shape[2] for i in images)
     return {
-        "inputs": torch.stack([b["inputs"] for b in batch]),
+        "inputs": torch.stack(
+            [F.pad(i, (0, width - i.shape[2], 0, height - i.shape[1])) for i in images]
+        ),
         "data_samples": [b["data_samples"] for b in batch],
     }
 

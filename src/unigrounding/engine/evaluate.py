@@ -22,13 +22,18 @@ from mmengine.registry import DefaultScope
 
 from ..evaluation.prediction_files import (
     FRAMES,
-    QWEN2_5_VL_PIXELS,
     PredictionRecord,
     SampleIndex,
     read_prediction_file,
 )
 from ..registry import DATASETS, MODELS, SCOPE
-from ..structures import GroundingDataSample, RefTargets, metric_box_iou, rle_encode
+from ..structures import (
+    QWEN2_5_VL_PIXELS,
+    GroundingDataSample,
+    RefTargets,
+    metric_box_iou,
+    rle_encode,
+)
 from .export import build_exported, load_weights
 from .runner import load_config
 

@@ -40,11 +40,13 @@ import numpy as np
 import torch
 
 from ..structures import (
+    QWEN2_5_VL_PIXELS,
     Frame,
     GroundingDataSample,
     RefTargets,
     Resize,
     rle_decode,
+    smart_resize_frame,
     square_resize_frame,
 )
 
@@ -67,11 +69,6 @@ FORMATS = {
     "qwen2.5-vl": "qwen2_5_vl",
     "qwen2-vl": "norm1000",
 }
-
-#: Qwen2.5-VL's released preprocessor bounds (``preprocessor_config.json`` of
-#: the Qwen2.5-VL Instruct checkpoints; transformers' own default maximum is
-#: lower, 1003520): the input size an absolute answer refers to depends on them.
-QWEN2_5_VL_PIXELS = (3136, 12845056)
 
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
 # lmms-eval's RefCOCO REC reading (``parse_float_sequence_within``): four
@@ -104,11 +101,8 @@ def answer_frame(name: str, hw: tuple[int, int], pixels: tuple[int, int] = QWEN2
         return frame.then(Resize(hw, (1000, 1000)))
     if name == "padded_square":
         return square_resize_frame(hw, 1)
-    if name == "qwen2_5_vl":
-        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
-
-        size = smart_resize(*hw, factor=28, min_pixels=pixels[0], max_pixels=pixels[1])
-        return frame.then(Resize(hw, tuple(size)))
+    if name == "qwen2_5_vl":  # the input size an absolute answer refers to
+        return smart_resize_frame(hw, pixels=pixels)
     return frame
 
 

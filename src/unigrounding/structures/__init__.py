@@ -1,6 +1,14 @@
 """Canonical geometry, recorded transforms and typed samples."""
 
-from .frame import Crop, Frame, Pad, Resize, square_resize_frame
+from .frame import (
+    QWEN2_5_VL_PIXELS,
+    Crop,
+    Frame,
+    Pad,
+    Resize,
+    smart_resize_frame,
+    square_resize_frame,
+)
 from .geometry import (
     Box,
     GeometryError,
@@ -23,6 +31,7 @@ from .sample import IMAGE, SLOT_PATTERN, UNITS, GroundingDataSample, RefTargets
 
 __all__ = [
     "IMAGE",
+    "QWEN2_5_VL_PIXELS",
     "SLOT_PATTERN",
     "UNITS",
     "Box",
@@ -45,6 +54,7 @@ __all__ = [
     "rle_decode",
     "rle_encode",
     "scoring_boxes",
+    "smart_resize_frame",
     "square_resize_frame",
     "validate_box",
     "xywh_to_xyxy",

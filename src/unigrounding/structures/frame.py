@@ -165,3 +165,24 @@ def square_resize_frame(
     if side != size:
         frame = frame.then(Resize((side, side), (size, size)))
     return frame
+
+
+#: Qwen2.5-VL's released preprocessor bounds on the input's area
+#: (``preprocessor_config.json`` of the Qwen2.5-VL Instruct checkpoints;
+#: transformers' own default maximum is lower, 1003520).
+QWEN2_5_VL_PIXELS = (3136, 12845056)
+
+
+def smart_resize_frame(
+    ori_hw: tuple[int, int], factor: int = 28, pixels: tuple[int, int] = QWEN2_5_VL_PIXELS
+) -> Frame:
+    """Resize, without padding, to the nearest multiples of ``factor`` whose
+    area lies within ``pixels`` (min, max): Qwen2-VL / Qwen2.5-VL's model
+    input (transformers' ``smart_resize``; 28 = patch 14 x merge 2). The
+    aspect ratio changes by the rounding only, and the recorded
+    :class:`Resize` maps every coordinate back exactly."""
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    size = tuple(smart_resize(*ori_hw, factor=factor, min_pixels=pixels[0], max_pixels=pixels[1]))
+    frame = Frame(ori_hw)
+    return frame if size == tuple(ori_hw) else frame.then(Resize(tuple(ori_hw), size))
