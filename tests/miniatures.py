@@ -16,8 +16,12 @@ import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
+    CLIPImageProcessor,
+    CLIPVisionConfig,
     LlamaConfig,
     LlamaForCausalLM,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
     MistralConfig,
     MistralForCausalLM,
     PreTrainedTokenizerFast,
@@ -170,6 +174,47 @@ def mistral_folder(out: Path) -> Path:
         **_llm_dims(),
     )
     return _save_llm(MistralForCausalLM(config), out, torch.bfloat16)
+
+
+def llava_folder(out: Path, image_size: int = 64) -> Path:
+    """LLaVA-1.5-hf (``LlavaForConditionalGeneration``): a CLIP ViT encoder
+    read at its second-to-last layer without the class token, a 2-layer MLP
+    projector, a Llama LM with ``<s>`` added by the tokenizer and ``<image>``
+    in its vocabulary, CLIP's image processor, fp16 weights. Patch 8 at
+    ``image_size`` 64: the tiny model's 8x8 image tokens."""
+    tok = train_tokenizer(
+        out,
+        ["<unk>", "<s>", "</s>", "<pad>", "<image>"],
+        eos="</s>",
+        pad="<pad>",
+        bos="<s>",
+        unk="<unk>",
+        add_bos=True,
+    )
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=2,
+            image_size=image_size,
+            patch_size=8,
+            projection_dim=32,
+        ),
+        text_config=LlamaConfig(
+            vocab_size=(len(tok) + 63) // 64 * 64,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            **_llm_dims(),
+        ),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+    )
+    CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    ).save_pretrained(str(out))
+    return _save_llm(LlavaForConditionalGeneration(config), out, torch.float16)
 
 
 #: The towers the seed papers use, at miniature width and depth.

@@ -122,15 +122,22 @@ def _separate_storage(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return out
 
 
-def _export_model_config(model_cfg: Mapping, has_llm: bool, lora: str) -> dict:
+def _export_model_config(
+    model_cfg: Mapping, has_llm: bool, lora: str, vlm_spec: dict | None = None
+) -> dict:
     """The model config as the export folder reads it: its own LLM and
-    tokenizer, and no weight source outside the folder."""
+    tokenizer, and no weight source outside the folder (a VLM backbone:
+    rebuilt from its config, ``vlm_spec``)."""
     cfg = copy.deepcopy(dict(model_cfg))
     cfg.pop("init_checkpoint", None)
+    if vlm_spec is not None:
+        keep = {k: v for k, v in dict(cfg["vlm"]).items() if k not in ("pretrained", "config")}
+        cfg["vlm"] = {**keep, **vlm_spec}
     if isinstance(cfg.get("vision"), Mapping):
         cfg["vision"] = {k: v for k, v in cfg["vision"].items() if k != "checkpoint"}
     if has_llm:
-        keep = {k: v for k, v in dict(cfg["llm"]).items() if k not in ("pretrained", "config")}
+        llm = dict(cfg.get("llm") or {})
+        keep = {k: v for k, v in llm.items() if k not in ("pretrained", "config")}
         cfg["llm"] = {**keep, "pretrained": LLM_DIR}
         cfg["tokenizer"] = {"path": LLM_DIR}
         if cfg.get("lora") is not None:
@@ -184,7 +191,7 @@ def export_model(
         if _is_peft(llm) and lora == "adapter":
             llm.save_pretrained(str(out / LORA_DIR))
     save_file(_separate_storage(state), str(out / WEIGHTS))
-    model_cfg = _export_model_config(cfg["model"], has_llm, lora)
+    model_cfg = _export_model_config(cfg["model"], has_llm, lora, getattr(model, "vlm_spec", None))
     document = {"format": FORMAT, "version": VERSION, "model": _to_json(model_cfg, "model")}
     (out / CONFIG).write_text(json.dumps(document, indent=1))
     (out / LEGACY_CONFIG).unlink(missing_ok=True)

@@ -45,7 +45,8 @@ def build_tokenizer(
 def add_special_tokens(tokenizer, tokens: tuple[str, ...]) -> list[str]:
     """Add ``tokens`` the vocabulary lacks (as special tokens, so text never
     splits them); returns the ones added."""
-    new = [t for t in dict.fromkeys(tokens) if t not in tokenizer.get_vocab()]
+    vocab = tokenizer.get_vocab()  # built anew on each call: once, not per token
+    new = [t for t in dict.fromkeys(tokens) if t not in vocab]
     if new:
         tokenizer.add_tokens(new, special_tokens=True)
     return new
@@ -55,7 +56,8 @@ def add_special_tokens(tokenizer, tokens: tuple[str, ...]) -> list[str]:
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def _dtype(name: str | torch.dtype) -> str | torch.dtype:
+def resolve_dtype(name: str | torch.dtype) -> str | torch.dtype:
+    """A config's ``dtype`` name as a torch dtype (``"auto"`` stays)."""
     if isinstance(name, torch.dtype) or name == "auto":
         return name
     if name not in DTYPES:
@@ -83,7 +85,7 @@ def build_llm(spec: dict, vocab_size: int, attn_implementation: str = "auto") ->
     spec = dict(spec)
     pretrained = spec.pop("pretrained", None)
     arch = dict(spec.pop("config", None) or {})
-    dtype = _dtype(spec.pop("dtype", spec.pop("torch_dtype", "float32")))
+    dtype = resolve_dtype(spec.pop("dtype", spec.pop("torch_dtype", "float32")))
     attn = select_attn_implementation(spec.pop("attn_implementation", attn_implementation))
     if pretrained is not None:
         if not Path(pretrained).is_dir():

@@ -38,6 +38,7 @@ from .llm import add_special_tokens, apply_lora, build_llm, build_tokenizer, fit
 from .preprocessor import GroundingDataPreprocessor
 from .referent_flags import ReferentFlags
 from .vision import Projector, VisionTower
+from .vlm import VLMParts, load_vlm
 
 
 def freeze_parameters(
@@ -96,12 +97,21 @@ class _OnDemand(Mapping):
 class GroundingMLLM(BaseModel):
     """The shared grounding MLLM (mmengine ``BaseModel``; modes loss/predict/tensor).
 
+    The backbone is either assembled (``vision`` + ``projector`` + ``llm``)
+    or a pretrained VLM (``vlm``), taken apart into the same three parts
+    (:mod:`~.vlm`); nothing else in the model or the codecs depends on which.
+
     Args:
         codec: config of a registered codec (``dict(type="text_coords", ...)``).
-        vision: :class:`VisionTower` arguments.
+        vision: :class:`VisionTower` arguments (assembled backbone).
         llm: :func:`~.llm.build_llm` spec: ``pretrained`` (a local folder) or
             ``config`` (built from scratch), plus ``from_pretrained`` options
-            (``dtype``, ``attn_implementation``, ...).
+            (``dtype``, ``attn_implementation``, ...). With ``vlm``: only an
+            export's own LM folder (the VLM brings its LM otherwise).
+        vlm: :func:`~.vlm.load_vlm` spec of a pretrained VLM backbone
+            (``dict(pretrained=DIR)``, a LLaVA-style folder), instead of
+            ``vision`` and ``projector``; its tokenizer and chat template are
+            used unless ``tokenizer`` / ``chat_template`` say otherwise.
         tokenizer: ``None`` (the LLM's own; ShapesRef's for an LLM built from
             a config), ``"shapesref"`` or ``dict(path=local_dir)``. The codec's
             tokens are added to it and the embeddings grown to fit.
@@ -159,8 +169,9 @@ class GroundingMLLM(BaseModel):
     def __init__(
         self,
         codec: dict,
-        vision: dict,
-        llm: dict,
+        vision: dict | None = None,
+        llm: dict | None = None,
+        vlm: dict | None = None,
         image_size: int | None = None,
         tokenizer: dict | str | None = None,
         chat_template: str = "auto",
@@ -197,7 +208,9 @@ class GroundingMLLM(BaseModel):
         self.max_new_tokens = max_new_tokens
         #: set by the sharding wrappers (FSDP, DeepSpeed ZeRO-3)
         self.lockstep_generation = False
-        pretrained = llm.get("pretrained")
+        parts = self._vlm_parts(vlm, vision, projector, llm, attn_implementation)
+        llm = dict(llm or {})
+        pretrained = llm.get("pretrained") or (parts.folder if parts else None)
         self.tokenizer = build_tokenizer(tokenizer, pretrained, self.codec.processor.words)
         base_vocab = len(self.tokenizer)
         added = add_special_tokens(
@@ -206,7 +219,10 @@ class GroundingMLLM(BaseModel):
         )
         self.chat = build_chat_format(self.tokenizer, chat_template)
         self.max_length = max_length
-        self.llm = build_llm(llm, len(self.tokenizer), attn_implementation)
+        if parts is not None and parts.llm is not None:
+            self.llm = parts.llm
+        else:
+            self.llm = build_llm(llm, len(self.tokenizer), attn_implementation)
         fit_vocabulary(self.llm, self.tokenizer, base_vocab, pretrained or "built from its config")
         if lora is not None:
             self.llm = apply_lora(self.llm, **lora)
@@ -214,7 +230,9 @@ class GroundingMLLM(BaseModel):
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         self.precision = precision
         hidden = self.llm.config.hidden_size
-        self.vision = VisionTower(**vision)
+        self.vision = parts.vision if parts is not None else VisionTower(**vision)
+        #: what an export writes to rebuild a VLM backbone's tower and projector
+        self.vlm_spec = parts.spec if parts is not None else None
         self.image_size = image_size or self.vision.input_size
         self.gradient_checkpointing = gradient_checkpointing
         if gradient_checkpointing:
@@ -224,7 +242,10 @@ class GroundingMLLM(BaseModel):
             (enable or self.llm.gradient_checkpointing_enable)({"use_reentrant": False})
             self.vision.set_grad_checkpointing(True)
         self.codec.attach_vision(self.vision.token_channels)
-        self.projector = Projector(self.vision.token_channels, hidden, **(projector or {}))
+        if parts is not None:
+            self.projector = parts.projector
+        else:
+            self.projector = Projector(self.vision.token_channels, hidden, **(projector or {}))
         self.pyramid = None
         if "feature_pyramid" in self.codec.needs:
             pyramid = dict(pyramid or {})
@@ -258,6 +279,32 @@ class GroundingMLLM(BaseModel):
 
             init_from_pretrained(self, init_checkpoint)
         freeze_parameters(self, frozen, trainable)
+
+    @staticmethod
+    def _vlm_parts(
+        vlm: dict | None,
+        vision: dict | None,
+        projector: dict | None,
+        llm: dict | None,
+        attn_implementation: str,
+    ) -> VLMParts | None:
+        """The VLM backbone's parts, after checking the backbone arguments agree."""
+        if vlm is None:
+            if vision is None or llm is None:
+                raise ValueError("give `vision` and `llm` (an assembled backbone) or `vlm`")
+            return None
+        if vision is not None or projector is not None:
+            raise ValueError(
+                "a `vlm` backbone brings its own vision tower and projector: "
+                "drop `vision` and `projector` from the model config"
+            )
+        parts = load_vlm(vlm, attn_implementation)
+        if (parts.llm is None) != bool(llm and llm.get("pretrained")):
+            raise ValueError(
+                "with `vlm`, `llm` names a folder only when the VLM is rebuilt from "
+                "its config (an export): pretrained=DIR there, nothing otherwise"
+            )
+        return parts
 
     def init_weights(self) -> None:
         """No-op: every part is initialised at construction (timm, transformers,

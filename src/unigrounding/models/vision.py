@@ -1,4 +1,4 @@
-"""Vision tower (any timm model) and the projector."""
+"""Vision towers (any timm model; a pretrained VLM's own, :mod:`.vlm`) and the projector."""
 
 from __future__ import annotations
 
@@ -13,7 +13,47 @@ from torch import nn
 from ..layers.position import sincos_2d
 
 
-class VisionTower(nn.Module):
+class FeatureTower(nn.Module):
+    """What the model reads of a vision tower, whatever builds it.
+
+    A subclass sets ``channels`` and ``strides`` (one per feature level its
+    ``forward`` returns, ``(B, C_l, S/s_l, S/s_l)`` maps of a ``(B, 3, S, S)``
+    uint8 image), ``token_levels`` (the levels whose cells become the LLM's
+    image tokens), ``input_size`` (the side it was built for) and the
+    ``mean`` / ``std`` buffers it normalises with."""
+
+    channels: list[int]
+    strides: list[int]
+    token_levels: tuple[int, ...]
+    input_size: int
+
+    def register_normalization(self, mean, std) -> None:
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def normalized(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(B, 3, S, S)`` images as the tower's float input."""
+        return (images.float() / 255.0 - self.mean) / self.std
+
+    @property
+    def token_channels(self) -> int:
+        return sum(self.channels[i] for i in self.token_levels)
+
+    @property
+    def token_stride(self) -> int:
+        return self.strides[self.token_levels[0]]
+
+    def token_map(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """``(B, C_tokens, H, W)``: the token levels resampled to the first one's grid."""
+        first = feats[self.token_levels[0]]
+        maps = [first] + [
+            F.interpolate(feats[i], size=first.shape[-2:], mode="nearest")
+            for i in self.token_levels[1:]
+        ]
+        return torch.cat(maps, dim=1)
+
+
+class VisionTower(FeatureTower):
     """A timm backbone returning its multi-level feature maps.
 
     Args:
@@ -67,12 +107,7 @@ class VisionTower(nn.Module):
         #: the input side the tower was built for (``img_size`` if given)
         size = kwargs.get("img_size") or cfg.get("input_size", (3, 224, 224))[-1]
         self.input_size = int(size if isinstance(size, int) else size[-1])
-        self.register_buffer(
-            "mean", torch.tensor(cfg.get("mean", (0.5,) * 3)).view(1, 3, 1, 1), persistent=False
-        )
-        self.register_buffer(
-            "std", torch.tensor(cfg.get("std", (0.5,) * 3)).view(1, 3, 1, 1), persistent=False
-        )
+        self.register_normalization(cfg.get("mean", (0.5,) * 3), cfg.get("std", (0.5,) * 3))
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute the backbone's blocks in backward. timm's feature wrappers
@@ -83,27 +118,9 @@ class VisionTower(nn.Module):
             backbone = backbone.model
         backbone.set_grad_checkpointing(enable)
 
-    @property
-    def token_channels(self) -> int:
-        return sum(self.channels[i] for i in self.token_levels)
-
-    @property
-    def token_stride(self) -> int:
-        return self.strides[self.token_levels[0]]
-
-    def token_map(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        """``(B, C_tokens, H, W)``: the token levels resampled to the first one's grid."""
-        first = feats[self.token_levels[0]]
-        maps = [first] + [
-            F.interpolate(feats[i], size=first.shape[-2:], mode="nearest")
-            for i in self.token_levels[1:]
-        ]
-        return torch.cat(maps, dim=1)
-
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """``images``: ``(B, 3, S, S)`` uint8 → feature maps ``(B, C_l, S/s_l, S/s_l)``."""
-        x = (images.float() / 255.0 - self.mean) / self.std
-        return list(self.backbone(x))
+        return list(self.backbone(self.normalized(images)))
 
 
 def _read_state_dict(file: Path) -> dict[str, torch.Tensor]:
