@@ -135,3 +135,39 @@ def test_memory_estimate_is_within_15_percent_of_a_measured_training_step(
     print(f"{precision} checkpointing={checkpointing}: estimate "
           f"{estimate['memory_per_gpu_gib']:.4f} GiB, measured {measured_gib:.4f} GiB")  # fmt: skip
     assert estimate["memory_per_gpu_gib"] == pytest.approx(measured_gib, rel=0.15)
+
+
+def test_plan_counts_llava_1_5_7b_as_published():
+    """llava-hf/llava-1.5-7b-hf: 7,063,427,072 parameters = Vicuna-7B with
+    32064 embedding rows (6,738,415,616 + 64 x 4096 x 2 = 6,738,939,904),
+    the CLIP ViT-L/14-336 vision model (303,507,456) and the projector
+    (1024 x 4096 + 4096 + 4096 x 4096 + 4096 = 20,979,712)."""
+    from unigrounding.ablate.presets import config_dir
+
+    out = plan(config_dir() / "text_coords" / "llava_1_5_7b_rec.py", gpus=8)
+    assert out["params"] == {
+        "codec": 0,
+        "llm": 6_738_939_904,
+        "vision": 303_507_456,
+        "projector": 20_979_712,
+    }
+    assert out["params_total"] == 7_063_427_072
+    assert out["trainable_total"] == 6_738_939_904 + 20_979_712  # the tower is frozen
+    assert out["assumptions"]["image_tokens"] == 576  # 24 x 24 patches of 14 px at 336
+
+
+def test_plan_reads_a_local_vlm_folder_and_counts_the_built_model(tmp_path):
+    from miniatures import llava_folder
+
+    from unigrounding.registry import MODELS
+
+    folder = llava_folder(tmp_path / "llava")
+    model_cfg = dict(
+        type="GroundingMLLM", codec=dict(type="text_coords"), vlm=dict(pretrained=str(folder))
+    )
+    path = tmp_path / "llava_tiny.py"
+    path.write_text(f"model = {model_cfg!r}\n")
+    built = MODELS.build(model_cfg)
+    out = plan(path, gpus=1)
+    for name in ("llm", "vision", "projector"):
+        assert out["params"][name] == sum(p.numel() for p in getattr(built, name).parameters())

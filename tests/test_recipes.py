@@ -25,6 +25,8 @@ PUBLISHED = {
     # Qwen2.5-7B (Qwen2.5-VL-7B's LLM); ViT-L/14 at 840 px: 0.30 B plus 3600 positions
     "getok": (7.62, 0.31),
     "uglmm": (6.74, 0.30),  # Vicuna-7B; CLIP ViT-L/14-336
+    # LLaVA-1.5-7B as a pretrained VLM backbone: Vicuna-7B v1.5; CLIP ViT-L/14-336
+    "llava": (6.74, 0.30),
 }
 
 

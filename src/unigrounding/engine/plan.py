@@ -1,9 +1,9 @@
 """``unigrounding plan``: a recipe's size and memory before any GPU is booked.
 
 The model is built on the meta device — shapes only, no weights read — from
-the config: a local LLM folder's ``config.json`` and tokenizer when the
-folder is there, else the architecture in ``llm.config`` (which a recipe
-writes for exactly this). Parameters are counted per top-level module, and
+the config: a local LLM (or VLM) folder's ``config.json`` and tokenizer when
+the folder is there, else the architecture in ``llm.config`` (``vlm.config``),
+which a recipe writes for exactly this. Parameters are counted per top-level module, and
 trainable ones with the config's ``frozen`` / ``trainable`` / LoRA settings.
 
 Peak memory per GPU is estimated as model state plus activations (bytes).
@@ -76,6 +76,9 @@ def _planning_model_cfg(model_cfg: dict) -> dict:
         cfg["vision"] = {k: v for k, v in cfg["vision"].items() if k != "checkpoint"}
     for name, decoder in dict(cfg.get("decoders") or {}).items():  # e.g. SAM's weights
         cfg["decoders"][name] = {k: v for k, v in decoder.items() if k != "checkpoint"}
+    if isinstance(cfg.get("vlm"), dict):
+        cfg["vlm"] = _planning_vlm(dict(cfg["vlm"]), cfg)
+        return cfg
     llm = dict(cfg["llm"])
     folder = llm.pop("pretrained", None)
     if folder is not None and (Path(folder) / "config.json").is_file():
@@ -98,6 +101,29 @@ def _planning_model_cfg(model_cfg: dict) -> dict:
     if isinstance(cfg.get("lora"), dict):
         cfg["lora"] = {k: v for k, v in cfg["lora"].items() if k != "adapter"}
     return cfg
+
+
+def _planning_vlm(vlm: dict, cfg: dict) -> dict:
+    """A VLM backbone built from its architecture: the folder's config.json
+    when the folder is there, else ``vlm.config`` (a recipe writes the
+    published one); the image statistics do not change shapes."""
+    folder = vlm.pop("pretrained", None)
+    if folder is not None and (Path(folder) / "config.json").is_file():
+        from transformers import AutoConfig
+
+        vlm["config"] = AutoConfig.from_pretrained(folder, local_files_only=True).to_dict()
+        if cfg.get("tokenizer") is None:
+            cfg["tokenizer"] = {"path": folder}
+    elif not vlm.get("config"):
+        raise ValueError(
+            f"plan needs the VLM's architecture: {folder!r} has no config.json and the "
+            "config has no vlm.config (a recipe writes the published one there)"
+        )
+    elif cfg.get("tokenizer") is None:
+        cfg["tokenizer"] = "shapesref"  # the vocabulary's size comes from the config
+    vlm.setdefault("image_mean", (0.5, 0.5, 0.5))
+    vlm.setdefault("image_std", (0.5, 0.5, 0.5))
+    return vlm
 
 
 def _count(module: torch.nn.Module, trainable: bool = False) -> int:
@@ -152,7 +178,7 @@ def plan(
         "trainable": trainable,
         "trainable_total": learn,
         "codec_tokens_added": added,
-        "llm_params_as_published": _published_llm_params(model, model_cfg["llm"]["config"]),
+        "llm_params_as_published": _published_llm_params(model, _published_vocab(model_cfg)),
         "memory_per_gpu_gib": round((sum(state.values()) + sum(activations.values())) / gib, 3),
         "memory_breakdown_gib": {
             "weights_gradients_optimizer": round(sum(state.values()) / gib, 3),
@@ -171,12 +197,21 @@ def plan(
     }
 
 
-def _published_llm_params(model: torch.nn.Module, arch: dict) -> int:
+def _published_vocab(model_cfg: dict) -> int:
+    """The embedding rows of the LLM's published architecture (0: unknown)."""
+    if isinstance(model_cfg.get("vlm"), dict):
+        arch = dict(model_cfg["vlm"]["config"].get("text_config") or {})
+    else:
+        arch = model_cfg["llm"]["config"]
+    return int(arch.get("vocab_size", 0) or 0)
+
+
+def _published_llm_params(model: torch.nn.Module, vocab_size: int) -> int:
     """The LLM's parameters as its model card counts them: without LoRA
     adapters and without the embedding rows added for the codec's tokens."""
     llm = model.llm
     base = sum(p.numel() for n, p in llm.named_parameters() if "lora_" not in n)
-    rows = llm.get_input_embeddings().num_embeddings - int(arch.get("vocab_size", 0) or 0)
+    rows = llm.get_input_embeddings().num_embeddings - vocab_size
     tied = bool(getattr(llm.config, "tie_word_embeddings", False))
     return base - max(rows, 0) * llm.config.hidden_size * (1 if tied else 2)
 

@@ -106,8 +106,9 @@ class GroundingMLLM(BaseModel):
         vision: :class:`VisionTower` arguments (assembled backbone).
         llm: :func:`~.llm.build_llm` spec: ``pretrained`` (a local folder) or
             ``config`` (built from scratch), plus ``from_pretrained`` options
-            (``dtype``, ``attn_implementation``, ...). With ``vlm``: only an
-            export's own LM folder (the VLM brings its LM otherwise).
+            (``dtype``, ``attn_implementation``, ...). With ``vlm``: only the
+            LM folder of an export (whose VLM is rebuilt from its config);
+            otherwise the VLM brings its LM.
         vlm: :func:`~.vlm.load_vlm` spec of a pretrained VLM backbone
             (``dict(pretrained=DIR)``, a LLaVA-style folder), instead of
             ``vision`` and ``projector``; its tokenizer and chat template are
@@ -298,12 +299,13 @@ class GroundingMLLM(BaseModel):
                 "a `vlm` backbone brings its own vision tower and projector: "
                 "drop `vision` and `projector` from the model config"
             )
-        parts = load_vlm(vlm, attn_implementation)
-        if (parts.llm is None) != bool(llm and llm.get("pretrained")):
+        own_llm = bool(llm and llm.get("pretrained"))
+        if own_llm and vlm.get("pretrained"):
             raise ValueError(
-                "with `vlm`, `llm` names a folder only when the VLM is rebuilt from "
-                "its config (an export): pretrained=DIR there, nothing otherwise"
+                "with `vlm=dict(pretrained=...)` the LM is the VLM's: `llm` names a folder "
+                "only for a VLM rebuilt from its config (an export)"
             )
+        parts = load_vlm(vlm, attn_implementation, with_llm=not own_llm)
         return parts
 
     def init_weights(self) -> None:

@@ -133,8 +133,8 @@ class TransformersProjector(nn.Module):
 
 @dataclass
 class VLMParts:
-    """A VLM taken apart. ``llm`` is ``None`` when rebuilt from a config (an
-    export's LM comes from its own folder); ``spec`` is what an export writes
+    """A VLM taken apart. ``llm`` is ``None`` when rebuilt from a config
+    without it (an export's LM comes from its own folder); ``spec`` is what an export writes
     to rebuild the tower and projector; ``folder`` holds the tokenizer."""
 
     vision: TransformersVisionTower
@@ -144,13 +144,15 @@ class VLMParts:
     folder: str | None
 
 
-def load_vlm(spec: dict, attn_implementation: str = "auto") -> VLMParts:
+def load_vlm(spec: dict, attn_implementation: str = "auto", with_llm: bool = True) -> VLMParts:
     """The parts of the VLM ``spec`` names.
 
     ``spec`` keys: ``pretrained`` (a local folder: weights, config and image
-    processor) or ``config`` (a VLM config as a dict, e.g. an export's, with
-    ``image_mean`` / ``image_std``: encoder and projector built with fresh
-    weights, for an export's to be loaded into); ``dtype`` (``"float32"`` by
+    processor) or, unused when ``pretrained`` is set, ``config`` (a VLM
+    config as a dict, e.g. an export's or a recipe's published architecture,
+    with ``image_mean`` / ``image_std``): the parts built with fresh weights,
+    for an export's to be loaded into or for ``plan`` to count — the LM only
+    ``with_llm`` (an export brings its own); ``dtype`` (``"float32"`` by
     default, as :func:`~.llm.build_llm`); ``attn_implementation``; other keys
     go to ``from_pretrained``."""
     spec = dict(spec)
@@ -158,8 +160,8 @@ def load_vlm(spec: dict, attn_implementation: str = "auto") -> VLMParts:
     mean, std = spec.pop("image_mean", None), spec.pop("image_std", None)
     dtype = resolve_dtype(spec.pop("dtype", spec.pop("torch_dtype", "float32")))
     attn = select_attn_implementation(spec.pop("attn_implementation", attn_implementation))
-    if (pretrained is None) == (config is None):
-        raise ValueError("vlm needs exactly one of `pretrained` (a local folder) or `config`")
+    if pretrained is None and config is None:
+        raise ValueError("vlm needs `pretrained` (a local folder) or `config`")
     if pretrained is not None:
         if not Path(pretrained).is_dir():
             raise FileNotFoundError(f"VLM directory not found: {pretrained}")
@@ -184,6 +186,10 @@ def load_vlm(spec: dict, attn_implementation: str = "auto") -> VLMParts:
         built = torch.float32 if dtype == "auto" else dtype
         encoder, projector = encoder.to(built), projector.to(built)
         llm = None
+        if with_llm:
+            llm = AutoModelForCausalLM.from_config(
+                vlm_config.text_config, attn_implementation=attn, dtype=built
+            )
     vision = TransformersVisionTower(
         encoder,
         vlm_config.vision_feature_layer,
