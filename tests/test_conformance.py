@@ -23,8 +23,10 @@ class TestEveryCodec(CodecConformance):
 class TestEveryCodecOnLlava(CodecConformance):
     """Every codec on a pretrained LLaVA backbone (a random miniature of
     LLaVA-1.5-hf, loaded from its folder as a user loads the real one). The
-    overfit check runs for the text baseline only: over every codec it would
-    cost the suite ~7 minutes (trp's does not converge here yet, noted)."""
+    overfit check runs for the text baseline only: over every codec it costs
+    the suite ~6 minutes (measured; every codec passes it with the generation
+    budget below). The byte-level tokenizer spells trp's VD-CoT answers in
+    ~100 tokens, past the tiny model's 64."""
 
     overfit_codecs = ("text_coords",)
 
@@ -36,7 +38,8 @@ class TestEveryCodecOnLlava(CodecConformance):
     @pytest.fixture(scope="class")
     @classmethod
     def backbone(cls, tmp_path_factory):
-        return {"vlm": {"pretrained": str(llava_folder(tmp_path_factory.mktemp("llava")))}}
+        folder = llava_folder(tmp_path_factory.mktemp("llava"))
+        return {"vlm": {"pretrained": str(folder)}, "max_new_tokens": 160}
 
 
 class TestTextCoordsInQwenStyle(CodecConformance):
@@ -44,6 +47,7 @@ class TestTextCoordsInQwenStyle(CodecConformance):
 
     codec = "text_coords"
     codec_args = {"style": "qwen2_5_vl"}
+    overfit_codecs = ()  # learning a text format is the baseline's own check
 
 
 def test_the_suite_runs_on_the_out_of_tree_example():
