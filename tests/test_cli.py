@@ -177,7 +177,7 @@ def test_ablate_seeds_retrain_everything_per_seed_and_report_intervals(small_pre
         assert dumped.randomness.seed == seed
     default = ablate.run_ablation(tmp_path / "s0", codecs=["text_coords"], log=lambda *_: None)
     assert "seed" not in default["settings"] and default["seeds"] == [None]
-    assert default["pretrained"] == report["pretrained"][0]
+    assert set(default["pretrained"]) == set(report["pretrained"])  # one stage 0 for all
 
 
 def test_reseeded_pretraining_is_cached_per_seed(small_preset):
