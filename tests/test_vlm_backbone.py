@@ -21,14 +21,12 @@ from unigrounding.testing.tiny import (
     tiny_shapesref,
     tiny_shapesref_dataset,
     train_proposers,
+    with_backbone,
 )
 
 
 def _llava_cfg(codec: str, folder) -> dict:
-    cfg = tiny_model_cfg(type=codec)
-    for key in ("vision", "projector", "llm"):
-        cfg.pop(key)
-    return {**cfg, "vlm": {"pretrained": str(folder)}}
+    return with_backbone(tiny_model_cfg(type=codec), {"vlm": {"pretrained": str(folder)}})
 
 
 @pytest.fixture(scope="module")

@@ -68,62 +68,48 @@ DEFAULT_TEXT_TOKENS = 256
 
 
 def _planning_model_cfg(model_cfg: dict) -> dict:
-    """The model config with every weight source removed and the LLM built
-    from its architecture (the folder's config.json, or ``llm.config``)."""
+    """The model config with every weight source removed and the LLM (or VLM)
+    built from its architecture (the folder's config.json, or ``llm.config``
+    / ``vlm.config``)."""
     cfg = copy.deepcopy(dict(model_cfg))
     cfg.pop("init_checkpoint", None)
     if isinstance(cfg.get("vision"), dict):
         cfg["vision"] = {k: v for k, v in cfg["vision"].items() if k != "checkpoint"}
     for name, decoder in dict(cfg.get("decoders") or {}).items():  # e.g. SAM's weights
         cfg["decoders"][name] = {k: v for k, v in decoder.items() if k != "checkpoint"}
-    if isinstance(cfg.get("vlm"), dict):
-        cfg["vlm"] = _planning_vlm(dict(cfg["vlm"]), cfg)
-        return cfg
-    llm = dict(cfg["llm"])
-    folder = llm.pop("pretrained", None)
-    if folder is not None and (Path(folder) / "config.json").is_file():
-        from transformers import AutoConfig
-
-        arch = AutoConfig.from_pretrained(folder, local_files_only=True).to_dict()
-        if cfg.get("tokenizer") is None:
-            cfg["tokenizer"] = {"path": folder}
-    elif llm.get("config"):
-        arch = dict(llm["config"])
-        if cfg.get("tokenizer") is None:
-            cfg["tokenizer"] = "shapesref"  # the vocabulary's size comes from the config
-    else:
-        raise ValueError(
-            f"plan needs the LLM's architecture: {folder!r} has no config.json and the "
-            "config has no llm.config (a recipe writes the published one there)"
-        )
-    llm["config"] = arch
-    cfg["llm"] = llm
+    # a VLM backbone or the LLM, built from its architecture
+    key = "vlm" if isinstance(cfg.get("vlm"), dict) else "llm"
+    cfg[key] = _from_architecture(dict(cfg[key]), cfg, key)
+    if key == "vlm":  # the image statistics do not change shapes
+        cfg["vlm"].setdefault("image_mean", (0.5, 0.5, 0.5))
+        cfg["vlm"].setdefault("image_std", (0.5, 0.5, 0.5))
     if isinstance(cfg.get("lora"), dict):
         cfg["lora"] = {k: v for k, v in cfg["lora"].items() if k != "adapter"}
     return cfg
 
 
-def _planning_vlm(vlm: dict, cfg: dict) -> dict:
-    """A VLM backbone built from its architecture: the folder's config.json
-    when the folder is there, else ``vlm.config`` (a recipe writes the
-    published one); the image statistics do not change shapes."""
-    folder = vlm.pop("pretrained", None)
+def _from_architecture(spec: dict, cfg: dict, key: str) -> dict:
+    """``spec`` (``cfg[key]``) without its folder, its ``config`` the
+    folder's config.json when the folder is there, else the one it states (a
+    recipe writes the published one); the tokenizer the folder's, else
+    ShapesRef's (the vocabulary's size comes from the config)."""
+    folder = spec.pop("pretrained", None)
     if folder is not None and (Path(folder) / "config.json").is_file():
         from transformers import AutoConfig
 
-        vlm["config"] = AutoConfig.from_pretrained(folder, local_files_only=True).to_dict()
-        if cfg.get("tokenizer") is None:
-            cfg["tokenizer"] = {"path": folder}
-    elif not vlm.get("config"):
+        spec["config"] = AutoConfig.from_pretrained(folder, local_files_only=True).to_dict()
+        tokenizer = {"path": folder}
+    elif spec.get("config"):
+        spec["config"] = dict(spec["config"])
+        tokenizer = "shapesref"
+    else:
         raise ValueError(
-            f"plan needs the VLM's architecture: {folder!r} has no config.json and the "
-            "config has no vlm.config (a recipe writes the published one there)"
+            f"plan needs the {key.upper()}'s architecture: {folder!r} has no config.json and "
+            f"the config has no {key}.config (a recipe writes the published one there)"
         )
-    elif cfg.get("tokenizer") is None:
-        cfg["tokenizer"] = "shapesref"  # the vocabulary's size comes from the config
-    vlm.setdefault("image_mean", (0.5, 0.5, 0.5))
-    vlm.setdefault("image_std", (0.5, 0.5, 0.5))
-    return vlm
+    if cfg.get("tokenizer") is None:
+        cfg["tokenizer"] = tokenizer
+    return spec
 
 
 def _count(module: torch.nn.Module, trainable: bool = False) -> int:

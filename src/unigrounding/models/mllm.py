@@ -305,8 +305,7 @@ class GroundingMLLM(BaseModel):
                 "with `vlm=dict(pretrained=...)` the LM is the VLM's: `llm` names a folder "
                 "only for a VLM rebuilt from its config (an export)"
             )
-        parts = load_vlm(vlm, attn_implementation, with_llm=not own_llm)
-        return parts
+        return load_vlm(vlm, attn_implementation, with_llm=not own_llm)
 
     def init_weights(self) -> None:
         """No-op: every part is initialised at construction (timm, transformers,

@@ -31,7 +31,13 @@ from ..plugins.loading import load_plugins
 from ..registry import MODELS
 from ..roundtrip import prepared_samples, roundtrip
 from ..structures import RefTargets, paired_box_iou
-from .tiny import tiny_model_cfg, tiny_shapesref, tiny_shapesref_dataset, train_proposers
+from .tiny import (
+    tiny_model_cfg,
+    tiny_shapesref,
+    tiny_shapesref_dataset,
+    train_proposers,
+    with_backbone,
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -67,11 +73,7 @@ class CodecConformance:
         load_plugins(cls.plugins)
         torch.manual_seed(0)
         cfg = tiny_model_cfg(type=codec_name, **cls.codec_args)
-        if backbone is not None:
-            for key in ("vision", "projector", "llm"):
-                cfg.pop(key)
-            cfg.update(backbone)
-        return MODELS.build(cfg)
+        return MODELS.build(cfg if backbone is None else with_backbone(cfg, backbone))
 
     @pytest.fixture(scope="class")
     @classmethod
