@@ -92,7 +92,7 @@ def test_prompts_are_mask_pooled_through_the_projector(gnd_model, shapes_root):
     embeds = gnd_model._embed(view)
     sample = batch["data_samples"][1]
     group, row = view.rendered[1].side["prompt_rows"][0]
-    mask = region_mask(sample.prompt_refs.group(group), row, sample, (8, 8))
+    mask = region_mask(sample.prompt_refs.group(group), row, sample, (8, 8), (64, 64))
     pooled = mask_guided_aggregation(view.vision_tokens[1], mask, 1, None)
     expected = view.project(pooled, torch.ones(1, dtype=torch.long))
     torch.testing.assert_close(embeds[1][is_prompt[1]], expected)

@@ -52,12 +52,16 @@ def test_cell_coverage_hand_computed():
     from unigrounding.models.referent_flags import cell_coverage
 
     # grid 2: the box covers the whole width of cell (0, 0) and half its height
-    assert cell_coverage(np.array([[0.0, 0.0, 0.5, 0.25]]), 2).tolist() == [0.5, 0.0, 0.0, 0.0]
-    assert cell_coverage(np.array([[0.0, 0.0, 1.0, 1.0]]), 2).tolist() == [1.0] * 4
+    assert cell_coverage(np.array([[0.0, 0.0, 0.5, 0.25]]), (2, 2)).tolist() == [0.5, 0.0, 0.0, 0.0]
+    assert cell_coverage(np.array([[0.0, 0.0, 1.0, 1.0]]), (2, 2)).tolist() == [1.0] * 4
     # two overlapping boxes count once (clipped to 1); no box covers nothing
     twice = np.array([[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 0.5, 0.5]])
-    assert cell_coverage(twice, 2).tolist() == [1.0, 0.0, 0.0, 0.0]
-    assert cell_coverage(np.zeros((0, 4)), 3).sum() == 0
+    assert cell_coverage(twice, (2, 2)).tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert cell_coverage(np.zeros((0, 4)), (3, 3)).sum() == 0
+    # a 1 x 3 lattice: the left half covers cell 0, half of cell 1
+    assert cell_coverage(np.array([[0.0, 0.0, 0.5, 1.0]]), (1, 3)).tolist() == pytest.approx(
+        [1, 0.5, 0]
+    )
 
 
 def test_referent_flags_train_the_shared_model(rec_batch):
@@ -85,7 +89,7 @@ def test_referent_flags_train_the_shared_model(rec_batch):
     sample.conversation = [dict(t) for t in sample.conversation]
     sample.conversation[-1]["text"] = "a caption"
     states = (torch.zeros(1, 70, 64),) * 3
-    flags = model.referent_flags(states, torch.arange(70)[None] < 64, [sample])
+    flags = model.referent_flags(states, torch.arange(70)[None] < 64, [sample], [(8, 8)])
     assert flags.item() == 0
 
 
@@ -143,7 +147,6 @@ def test_proposer_stage_trains_the_proposer_only_and_loads_into_the_grounding_mo
         type="ProposerPretrainer",
         vision=TINY_MODEL["vision"],
         proposer=TINY_PROPOSER,
-        image_size=64,
     )
     stage = MODELS.build(stage_cfg)
     batch = collate([detection_dataset(shapes_root, split="train")[i] for i in range(4)])

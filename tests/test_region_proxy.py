@@ -38,7 +38,7 @@ def test_roi_align_gets_x1y1x2y2_pixels_hand_computed_crop():
     cell units minus half a cell. Box (8, 24, 40, 56) -> centre (24, 40) px ->
     (1.5 - 0.5, 2.5 - 0.5) = (1.0, 2.0). Read as cx, cy, w, h the same numbers
     would be the box (-12, -4, 28, 52) (clipped), centre (8, 24): (0.0, 1.0)."""
-    feats = region_features([_ramps(4)], [torch.tensor([[8.0, 24.0, 40.0, 56.0]])], 64)
+    feats = region_features([_ramps(4)], [torch.tensor([[8.0, 24.0, 40.0, 56.0]])], (64, 64))
     assert torch.allclose(feats, torch.tensor([[1.0, 2.0]]), atol=1e-5)
 
 
@@ -49,15 +49,15 @@ def test_roi_align_crop_of_an_indicator_map():
     fmap = torch.zeros(1, 1, 8, 8)
     fmap[0, 0, 1, 1:3] = 1.0
     # cell centres (in pixels) of cells x in {1, 2}, y = 1: x 12..20, y 12
-    on = region_features([fmap], [torch.tensor([[12.0, 11.0, 20.0, 13.0]])], 64, pool=2)
-    off = region_features([fmap], [torch.tensor([[12.0, 27.0, 20.0, 29.0]])], 64, pool=2)
+    on = region_features([fmap], [torch.tensor([[12.0, 11.0, 20.0, 13.0]])], (64, 64), pool=2)
+    off = region_features([fmap], [torch.tensor([[12.0, 27.0, 20.0, 29.0]])], (64, 64), pool=2)
     assert on.item() == pytest.approx(1.0, abs=0.15) and off.item() == pytest.approx(0.0)
 
 
 def test_region_features_concatenate_levels_and_batch_boxes_per_image():
     levels = [torch.cat([x, x + 100]) for x in (_ramps(8), _ramps(4))]  # two images
     boxes = [torch.tensor([[0.0, 0.0, 64.0, 64.0]]), torch.tensor([[8.0, 8.0, 40.0, 40.0]] * 2)]
-    feats = region_features(levels, boxes, 64)
+    feats = region_features(levels, boxes, (64, 64))
     assert feats.shape == (3, 4)  # 3 boxes; 2 channels from each of 2 levels
     # whole image, stride 8: centre 32 px = 4 cells - 0.5; stride 16: 2 - 0.5
     assert torch.allclose(feats[0], torch.tensor([3.5, 3.5, 1.5, 1.5]), atol=1e-5)
@@ -133,7 +133,7 @@ def _fixed_proposals(model, boxes_per_image):
     """Make the model's proposer return exactly these (model-input) boxes."""
     proposer = model.proposers["proposer"]
 
-    def propose(feats, image_size):
+    def propose(feats, canvas_hw):
         return [
             InstanceData(bboxes=torch.tensor(b, dtype=torch.float32), scores=torch.ones(len(b)))
             for b in boxes_per_image
@@ -210,9 +210,9 @@ def test_proposals_are_cached_per_image_while_the_tower_is_frozen(proxy_model, s
     _fixed_proposals(proxy_model, [[[0.0, 0.0, 10.0, 10.0]]] * 3)
     fixed = proxy_model.proposers["proposer"].propose
 
-    def counting(feats, image_size):
+    def counting(feats, canvas_hw):
         calls.append(len(feats[0]))
-        return fixed(feats, image_size)[: len(feats[0])]
+        return fixed(feats, canvas_hw)[: len(feats[0])]
 
     proxy_model.proposers["proposer"].propose = counting
     proxy_model.prepare_samples(batch["inputs"], [s.clone() for s in batch["data_samples"]])
@@ -254,7 +254,7 @@ def test_proposer_outputs_every_stage_and_caps_queries_at_positions():
     torch.manual_seed(0)
     proposer = _proposer(num_queries=300)
     feats = [torch.randn(2, c, 64 // s, 64 // s) for c, s in ((8, 8), (16, 16), (32, 32))]
-    outs = proposer(feats, 64)
+    outs = proposer(feats, (64, 64))
     assert len(outs) == 1 + 1  # anchors + one decoder layer
     assert outs[0]["boxes"].shape == (2, 64 + 16 + 4 + 1, 4)
     assert outs[1]["boxes"].shape == (2, 85, 4) and outs[1]["logits"].shape == (2, 85)
@@ -268,7 +268,7 @@ def test_look_forward_twice_trains_the_previous_layers_box_head():
     for head in proposer.box_heads:  # non-zero last layers so gradients can pass
         torch.nn.init.normal_(head[-1].weight, std=0.1)
     feats = [torch.randn(1, c, 64 // s, 64 // s) for c, s in ((8, 8), (16, 16), (32, 32))]
-    last = proposer(feats, 64)[-1]
+    last = proposer(feats, (64, 64))[-1]
     last["boxes"].sum().backward()
     assert proposer.box_heads[0][-1].weight.grad.abs().sum() > 0
     assert proposer.box_heads[1][-1].weight.grad.abs().sum() > 0
@@ -289,9 +289,12 @@ def test_filter_thresholds_then_nms_then_top_k():
         [[0.5, 0.5, 0.2, 0.2], [0.51, 0.5, 0.2, 0.2], [0.2, 0.2, 0.1, 0.1], [0.8, 0.8, 0.1, 0.1]]
     )
     logits = torch.logit(torch.tensor([0.9, 0.8, 0.5, 0.1]))
-    out = proposer.filter(boxes, logits, 100)
+    out = proposer.filter(boxes, logits, (100, 100))
     assert out.scores.tolist() == pytest.approx([0.9, 0.5])
     assert out.bboxes[0].tolist() == pytest.approx([40.0, 40.0, 60.0, 60.0])
+    # on a 100 x 200 (h x w) canvas, x is in fractions of 200
+    wide = proposer.filter(boxes, logits, (100, 200))
+    assert wide.bboxes[0].tolist() == pytest.approx([80.0, 40.0, 120.0, 60.0])
 
 
 def test_proposal_recall_hand_computed():

@@ -218,11 +218,11 @@ def test_keypoint_decoder_starts_from_the_box_decoder():
 def test_region_mask_covers_the_prompt_and_falls_back_to_its_centre(rec_batch):
     sample = rec_batch["data_samples"][0]
     h, w = sample.ori_shape
-    quarter = region_mask(RefTargets.build([[0, 0, w / 2, h / 2]]), 0, sample, (8, 8))
+    quarter = region_mask(RefTargets.build([[0, 0, w / 2, h / 2]]), 0, sample, (8, 8), (64, 64))
     # area fractions of the top-left quarter in the input frame (padding may shift it)
     assert quarter.max().item() == 1.0 and quarter[4:, 4:].sum().item() == 0.0
     tiny = RefTargets.build([[w / 2, h / 2, w / 2 + 0.1, h / 2 + 0.1]])
-    assert region_mask(tiny, 0, sample, (8, 8)).sum().item() > 0
+    assert region_mask(tiny, 0, sample, (8, 8), (64, 64)).sum().item() > 0
 
 
 def test_mask_guided_aggregation_pools_each_block_and_adds_the_index_code():
@@ -250,7 +250,7 @@ def test_vpt_prompts_are_replaced_by_the_projected_aggregation(trp_model, shapes
     embeds = trp_model._embed(view)
     sample = batch["data_samples"][0]
     group, row = view.rendered[0].side["prompt_rows"][0]
-    mask = region_mask(sample.prompt_refs.group(group), row, sample, (8, 8))
+    mask = region_mask(sample.prompt_refs.group(group), row, sample, (8, 8), (64, 64))
     pooled = mask_guided_aggregation(view.vision_tokens[0], mask, blocks=2)
     expected = view.project(pooled, torch.zeros(4, dtype=torch.long))
     torch.testing.assert_close(embeds[0][is_vpt[0]], expected)

@@ -133,6 +133,11 @@ class ModelView:
     """What the shared model exposes to a codec for one batch.
 
     Fields a codec did not declare in :attr:`Codec.needs` stay ``None``.
+    Inputs of different sizes share one canvas (:attr:`canvas_hw`): every
+    image-feature map covers the canvas, and ``token_grids[b]`` is the
+    ``(rows, cols)`` of sample ``b``'s own image tokens, the top left of the
+    ``image_grid`` of ``image_feats`` (``(B, rows * cols, D)``, row-major), in
+    raster order in its conversation.
     ``vision_tokens`` is the tower's token map before the projector,
     ``(B, C, H, W)``; ``vision_levels`` are the maps it is made of (the tower's
     ``token_levels``), each at its own resolution. With either comes
@@ -159,6 +164,8 @@ class ModelView:
     attention_mask: torch.Tensor
     labels: torch.Tensor | None = None
     image_feats: torch.Tensor | None = None
+    image_grid: tuple[int, int] | None = None
+    token_grids: list[tuple[int, int]] | None = None
     vision_tokens: torch.Tensor | None = None
     vision_levels: list[torch.Tensor] | None = None
     project: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
@@ -181,6 +188,19 @@ class ModelView:
     #: Scratch space of the codec between its hooks for this batch (e.g. what
     #: ``prepare`` computed for ``inject``).
     codec_state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def canvas_hw(self) -> tuple[int, int]:
+        """``(H, W)`` of the batch's model-input images. Each sample's input
+        (``frame.input_hw``) sits at the top left, zero-padded to the largest
+        (all equal for a padded-square frame); normalised decoder geometry is
+        in fractions of the canvas, so a pixel means the same in every sample."""
+        return tuple(self.images.shape[-2:])
+
+    def input_image(self, row: int) -> torch.Tensor:
+        """``(3, h, w)``: sample ``row``'s own model input, without the canvas padding."""
+        h, w = self.samples[row].frame.input_hw
+        return self.images[row, :, :h, :w]
 
 
 class Codec(nn.Module):

@@ -137,7 +137,8 @@ class GndQueryCodec(Codec):
                     f"{PROMPT} tokens for {len(slots)} prompt(s)"
                 )
             for group, row in slots:
-                mask = region_mask(sample.prompt_refs.group(group), row, sample, fmap.shape[-2:])
+                refs = sample.prompt_refs.group(group)
+                mask = region_mask(refs, row, sample, fmap.shape[-2:], view.canvas_hw)
                 feats.append(mask_guided_aggregation(fmap[b], mask.to(fmap), 1, None))
                 rows.append(b)
         projected = view.project(torch.cat(feats), torch.tensor(rows, device=fmap.device))
@@ -161,7 +162,7 @@ class GndQueryCodec(Codec):
     def loss(self, view: ModelView) -> dict[str, torch.Tensor]:
         positions, objects, boxes, masks = [], [], [], []
         use_masks = True
-        image_size = view.images.shape[-1]
+        canvas = view.canvas_hw
         for b, (sample, rendered) in enumerate(zip(view.samples, view.rendered, strict=True)):
             is_gnd = (view.input_ids[b] == self.gnd_id) & (view.labels[b] != -100)
             positions.append(torch.nonzero(is_gnd).flatten().tolist())
@@ -170,12 +171,12 @@ class GndQueryCodec(Codec):
             objects.append([list(range(j * self.k, (j + 1) * self.k)) for j in range(n)])
             rows = [g for g in groups if len(g)]
             refs = RefTargets.cat(rows) if rows else sample.gt_refs[:0]
-            boxes.append(box_targets(refs, sample.frame, image_size))
+            boxes.append(box_targets(refs, sample.frame, canvas))
             use_masks &= all(u == "mask" for u in refs.units) and ("masks" in refs or not len(refs))
-            masks.append(mask_targets(refs, sample.frame, image_size) if use_masks else None)
+            masks.append(mask_targets(refs, sample.frame, canvas) if use_masks else None)
         embeddings, counts = self._embeddings(view.hidden_states, positions, objects)
         use_masks &= int(counts.sum()) > 0
-        out = self.decoder(embeddings, view.feature_pyramid, with_masks=use_masks)
+        out = self.decoder(embeddings, view.feature_pyramid, view.images, with_masks=use_masks)
         if int(counts.sum()) == 0:  # nothing to ground: keep the decoder in the graph
             return {"loss_gnd": 0.0 * sum(v.sum() for v in out.values())}
         # targets stay float32 (as built): in a bf16 embedding's dtype they
@@ -205,8 +206,8 @@ class GndQueryCodec(Codec):
         ]
         if int(counts.sum()) == 0:
             return [RefTargets.empty(parse_failures=f) for _, f in parsed]
-        out = self.decoder(embeddings, view.feature_pyramid)
-        image_size = view.images.shape[-1]
+        out = self.decoder(embeddings, view.feature_pyramid, view.images)
+        canvas = view.canvas_hw
         results = []
         for b, (objs, failures) in enumerate(parsed):
             n = int(counts[b])
@@ -215,7 +216,7 @@ class GndQueryCodec(Codec):
                 continue
             best = out["logits"][b, :, :n].argmax(0)
             sample = view.samples[b]
-            box = box_geometry(out["boxes"][b, best], sample.frame, image_size)
+            box = box_geometry(out["boxes"][b, best], sample.frame, canvas)
             hw = np.array(sample.ori_shape[::-1], dtype=np.float64)
             box = np.clip(box, 0, np.tile(hw, 2))
             keep = (box[:, 2] > box[:, 0]) & (box[:, 3] > box[:, 1])
@@ -229,7 +230,7 @@ class GndQueryCodec(Codec):
                 units=["box"] * len(kept),
                 group_ids=[g for _, g, _ in kept],
                 masks=mask_geometry(
-                    out["masks"][b, best[torch.as_tensor(keep)]], sample.frame, image_size
+                    out["masks"][b, best[torch.as_tensor(keep)]], sample.frame, canvas
                 ),
                 scores=out["logits"][b, best, torch.arange(n)]
                 .sigmoid()[torch.as_tensor(keep)]

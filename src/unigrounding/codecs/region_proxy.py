@@ -171,19 +171,19 @@ class RegionProxyProcessor(Processor):
 
 
 def region_features(
-    levels: list[torch.Tensor], boxes: list[torch.Tensor], image_size: int, pool: int = 4
+    levels: list[torch.Tensor], boxes: list[torch.Tensor], canvas_hw: tuple[int, int], pool: int = 4
 ) -> torch.Tensor:
     """``(sum K_b, sum C_l)``: the mean RoIAlign feature of each box on each level,
     concatenated across levels. ``boxes[b]`` is ``(K_b, 4)`` x1, y1, x2, y2 in
     model-input pixels (the format ``roi_align`` expects); a level's stride is
-    ``image_size`` over its width."""
+    the ``(H, W)`` canvas's width over its own."""
     out = []
     for fmap in levels:
         pooled = roi_align(
             fmap,
             [b.to(fmap.dtype) for b in boxes],
             output_size=pool,
-            spatial_scale=fmap.shape[-1] / image_size,
+            spatial_scale=fmap.shape[-1] / canvas_hw[1],
             sampling_ratio=2,
             aligned=True,
         )
@@ -247,7 +247,6 @@ class RegionProxyCodec(Codec):
     def prepare(self, view: ModelView) -> None:
         """Regions per image (proposals, injected ground truth, user boxes), the
         deferred markers resolved, and the region tokens computed."""
-        image_size = view.images.shape[-1]
         training = view.labels is not None
         proposals = view.proposals[self.proposer_name]
         replacements, all_regions = [], []
@@ -281,7 +280,7 @@ class RegionProxyCodec(Codec):
             original = frame.boxes_to_original(regions.numpy())
             sample.codec_state = RegionHeader(tuple(map(tuple, original.tolist())))
         rewrite_tokens(view, replacements, self.tokenizer.pad_token_id)
-        view.codec_state["region_tokens"] = self._encode_regions(view, all_regions, image_size)
+        view.codec_state["region_tokens"] = self._encode_regions(view, all_regions)
 
     def _inject(
         self, regions: torch.Tensor, targets: torch.Tensor, sample: GroundingDataSample
@@ -310,15 +309,13 @@ class RegionProxyCodec(Codec):
             return [0] * len(targets)
         return box_iou(targets, regions).argmax(dim=1).tolist()
 
-    def _encode_regions(
-        self, view: ModelView, regions: list[torch.Tensor], image_size: int
-    ) -> torch.Tensor | None:
+    def _encode_regions(self, view: ModelView, regions: list[torch.Tensor]) -> torch.Tensor | None:
         """``(sum K_b, D)`` region tokens, in region order per image."""
         if not sum(len(r) for r in regions):
             return None
         device = view.vision_levels[0].device
         feats = region_features(
-            view.vision_levels, [r.to(device) for r in regions], image_size, self.pool
+            view.vision_levels, [r.to(device) for r in regions], view.canvas_hw, self.pool
         )
         rows = torch.cat(
             [torch.full((len(r),), b, dtype=torch.long) for b, r in enumerate(regions)]

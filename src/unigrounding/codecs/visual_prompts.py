@@ -14,13 +14,22 @@ from ..structures import GroundingDataSample, RefTargets
 
 
 def region_mask(
-    refs: RefTargets, row: int, sample: GroundingDataSample, hw: tuple[int, int]
+    refs: RefTargets,
+    row: int,
+    sample: GroundingDataSample,
+    grid_hw: tuple[int, int],
+    canvas_hw: tuple[int, int],
 ) -> torch.Tensor:
-    """``(h, w)`` fraction of each feature cell covered by prompt ``row``: its
-    mask (or box, or point) in the model-input frame, area-pooled to the
-    feature grid. A region smaller than every cell marks the cell under its
-    centre, so a prompt never aggregates nothing."""
+    """``grid_hw`` fraction of each cell of a feature map over the
+    ``canvas_hw`` canvas covered by prompt ``row``: its mask (or box, or
+    point) in the model-input frame, area-pooled to the cells of the
+    sample's own input (the top left of the canvas; 0 elsewhere). A region
+    smaller than every cell marks the cell under its centre, so a prompt
+    never aggregates nothing."""
     side = sample.frame.input_hw
+    hw = tuple(
+        max(1, min(g, round(s * g / c))) for s, g, c in zip(side, grid_hw, canvas_hw, strict=True)
+    )
     if "masks" in refs and refs.masks[row].any():
         region = sample.frame.mask_to_input(refs.masks[row]).float()
     else:
@@ -40,7 +49,7 @@ def region_mask(
         cy = int(ys.float().mean() * hw[0] / side[0]) if len(ys) else hw[0] // 2
         cx = int(xs.float().mean() * hw[1] / side[1]) if len(xs) else hw[1] // 2
         pooled[min(cy, hw[0] - 1), min(cx, hw[1] - 1)] = 1.0
-    return pooled
+    return F.pad(pooled, (0, grid_hw[1] - hw[1], 0, grid_hw[0] - hw[0]))
 
 
 def cosine_position_code(length: int, channels: int, temperature: float = 10000.0) -> torch.Tensor:

@@ -107,12 +107,13 @@ class GroundingQueryDecoder(QueryDecoder):
         self,
         embeddings: torch.Tensor,
         pyramid: list[torch.Tensor],
-        images=None,
+        images: torch.Tensor,
         with_masks: bool = True,
     ) -> dict[str, torch.Tensor]:
         """``(B, M, dim)`` grounding embeddings → ``logits`` ``(B, K, M)``
         (query-object similarity), ``boxes`` ``(B, K, 4)`` normalised
-        ``cxcywh`` and ``masks`` ``(B, K, h*w)`` logits on the stride-4 grid.
+        ``cxcywh`` (fractions of the canvas) and ``masks`` ``(B, K, h*w)``
+        logits on the images' :func:`~.query_decoders.mask_grid`.
 
         ``with_masks=False`` (box-only batches) computes the mask of the first
         query only: the mask branch stays in the graph (REF-VLM's fake-tensor
@@ -126,7 +127,8 @@ class GroundingQueryDecoder(QueryDecoder):
             "logits": logits,
             "boxes": (self.anchors + self.box_head(decoded)).sigmoid(),
             "masks": mask_logits(
-                self.mask_head(decoded if with_masks else decoded[:, :1]), self.pixel(pyramid)
+                self.mask_head(decoded if with_masks else decoded[:, :1]),
+                self.pixel(pyramid, tuple(images.shape[-2:])),
             ),
         }
 

@@ -11,11 +11,13 @@ knowing which decoder it talks to:
 * ``forward(queries, pyramid, images)`` → predictions ``(B, Q, ...)`` (the
   model-input images are there for decoders with their own image encoder,
   e.g. ``plugins/sam_ref_decoder.py``);
-* ``targets(refs, frame, image_size)`` → ground truth of the same form;
+* ``targets(refs, frame, canvas_hw)`` → ground truth of the same form
+  (``canvas_hw``: the batch's model-input ``(H, W)``, see
+  :attr:`~unigrounding.codecs.base.ModelView.canvas_hw`);
 * ``match_cost(pred, target)`` → ``(G, N, M)`` for :mod:`.matching` (callers
   run it under :func:`~.matching.float32_cost`);
 * ``loss(pred, target)`` → weighted losses over matched pairs;
-* ``geometry(pred, frame)`` → ``RefTargets`` fields in original-image pixels.
+* ``geometry(pred, frame, canvas_hw)`` → ``RefTargets`` fields in original-image pixels.
 """
 
 from __future__ import annotations
@@ -66,35 +68,47 @@ def box_losses(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, 
     return F.l1_loss(pred, target, reduction="sum"), giou
 
 
-def box_targets(refs, frame, image_size: int) -> torch.Tensor:
-    """Boxes of ``refs`` as normalised ``(cx, cy, w, h)`` of the model input."""
-    boxes = frame.boxes_to_input(refs.boxes.numpy()) / image_size
+def box_targets(refs, frame, canvas_hw: tuple[int, int]) -> torch.Tensor:
+    """Boxes of ``refs`` as ``(cx, cy, w, h)`` fractions of the ``(H, W)``
+    model-input canvas (the sample's input sits at its top left)."""
+    boxes = frame.boxes_to_input(refs.boxes.numpy()) / _xyxy_scale(canvas_hw)
     boxes = torch.as_tensor(np.clip(boxes, 0.0, 1.0), dtype=torch.float32).reshape(-1, 4)
     return box_convert(boxes, "xyxy", "cxcywh")
 
 
-def box_geometry(pred: torch.Tensor, frame, image_size: int) -> np.ndarray:
-    """Normalised ``(cx, cy, w, h)`` predictions → xyxy original-image pixels."""
-    xyxy = box_convert(pred.float(), "cxcywh", "xyxy").clamp(0, 1) * image_size
-    return frame.boxes_to_original(xyxy.detach().cpu().numpy())
+def box_geometry(pred: torch.Tensor, frame, canvas_hw: tuple[int, int]) -> np.ndarray:
+    """``(cx, cy, w, h)`` canvas fractions → xyxy original-image pixels."""
+    xyxy = box_convert(pred.float(), "cxcywh", "xyxy").clamp(0, 1).detach().cpu().numpy()
+    return frame.boxes_to_original(xyxy * _xyxy_scale(canvas_hw))
 
 
-def mask_targets(refs, frame, image_size: int) -> torch.Tensor:
-    """Masks of ``refs`` in the input frame, area-pooled to the stride-4 grid,
-    rounded: ``(N, (image_size / 4) ** 2)``."""
-    grid = image_size // 4
+def _xyxy_scale(canvas_hw: tuple[int, int]) -> np.ndarray:
+    return np.array([canvas_hw[1], canvas_hw[0]] * 2, dtype=np.float64)
+
+
+def mask_grid(canvas_hw: tuple[int, int]) -> tuple[int, int]:
+    """The stride-4 grid masks are predicted on: ``ceil`` of the canvas / 4."""
+    return (-(-canvas_hw[0] // 4), -(-canvas_hw[1] // 4))
+
+
+def mask_targets(refs, frame, canvas_hw: tuple[int, int]) -> torch.Tensor:
+    """Masks of ``refs`` in the input frame on the canvas, area-pooled to
+    :func:`mask_grid`, rounded: ``(N, h * w)``."""
+    grid = mask_grid(canvas_hw)
     if not len(refs):
-        return torch.zeros(0, grid * grid)
-    masks = torch.stack([frame.mask_to_input(m) for m in refs.masks]).float()[:, None]
+        return torch.zeros(0, grid[0] * grid[1])
+    masks = torch.zeros(len(refs), 1, *canvas_hw)
+    h, w = frame.input_hw
+    masks[:, 0, :h, :w] = torch.stack([frame.mask_to_input(m) for m in refs.masks]).float()
     return F.adaptive_avg_pool2d(masks, grid).flatten(1).round()
 
 
-def mask_geometry(pred: torch.Tensor, frame, image_size: int) -> torch.Tensor | None:
-    """Stride-4 mask logits ``(N, g*g)`` → ``(N, H, W)`` bool masks of the original image."""
-    side = int(round(pred.shape[-1] ** 0.5))
-    logits = pred.detach().float().reshape(-1, 1, side, side)
-    up = F.interpolate(logits, size=(image_size, image_size), mode="bilinear", align_corners=False)
-    masks = [frame.mask_to_original(m[0].cpu() > 0) for m in up]
+def mask_geometry(pred: torch.Tensor, frame, canvas_hw: tuple[int, int]) -> torch.Tensor | None:
+    """:func:`mask_grid` logits ``(N, h * w)`` → ``(N, H, W)`` bool masks of the original image."""
+    logits = pred.detach().float().reshape(-1, 1, *mask_grid(canvas_hw))
+    up = F.interpolate(logits, size=tuple(canvas_hw), mode="bilinear", align_corners=False)
+    h, w = frame.input_hw
+    masks = [frame.mask_to_original(m[0, :h, :w].cpu() > 0) for m in up]
     return torch.stack(masks) if masks else None
 
 
@@ -154,8 +168,8 @@ class BoxDecoder(QueryDecoder):
     ) -> torch.Tensor:
         return self.head(self.decode(queries, pyramid)).sigmoid()
 
-    def targets(self, refs, frame, image_size: int) -> torch.Tensor:
-        return box_targets(refs, frame, image_size)
+    def targets(self, refs, frame, canvas_hw: tuple[int, int]) -> torch.Tensor:
+        return box_targets(refs, frame, canvas_hw)
 
     def match_cost(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return box_match_cost(pred, target, self.l1_weight, self.giou_weight)
@@ -165,13 +179,13 @@ class BoxDecoder(QueryDecoder):
         l1, giou = box_losses(pred, target)
         return {"box_l1": self.l1_weight * l1 / n, "box_giou": self.giou_weight * giou / n}
 
-    def geometry(self, pred: torch.Tensor, frame, image_size: int) -> dict:
-        return {"boxes": box_geometry(pred, frame, image_size)}
+    def geometry(self, pred: torch.Tensor, frame, canvas_hw: tuple[int, int]) -> dict:
+        return {"boxes": box_geometry(pred, frame, canvas_hw)}
 
 
 class MaskUnit:
     """What a mask prediction is, for any mask decoder: ``(B, Q, g*g)`` logits
-    on the stride-4 grid of the model input (``g = image_size / 4``), trained
+    on the stride-4 grid of the canvas (:func:`mask_grid`), trained
     with sigmoid focal + Dice (MaskFormer's 20 : 1), matched with
     :func:`~.matching.mask_match_cost`."""
 
@@ -182,8 +196,8 @@ class MaskUnit:
         super().__init__(**kwargs)
         self.focal_weight, self.dice_weight = focal_weight, dice_weight
 
-    def targets(self, refs, frame, image_size: int) -> torch.Tensor:
-        return mask_targets(refs, frame, image_size)
+    def targets(self, refs, frame, canvas_hw: tuple[int, int]) -> torch.Tensor:
+        return mask_targets(refs, frame, canvas_hw)
 
     def match_cost(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return mask_match_cost(pred, target)
@@ -196,14 +210,15 @@ class MaskUnit:
             "mask_dice": self.dice_weight * dice_loss(pred, target).sum() / n,
         }
 
-    def geometry(self, pred: torch.Tensor, frame, image_size: int) -> dict:
-        return {"masks": mask_geometry(pred, frame, image_size)}
+    def geometry(self, pred: torch.Tensor, frame, canvas_hw: tuple[int, int]) -> dict:
+        return {"masks": mask_geometry(pred, frame, canvas_hw)}
 
 
 class PixelDecoder(nn.Module):
     """Per-pixel embeddings for mask logits: the pyramid levels resampled to the
-    finest and summed, one 3x3 conv, 2x upsampling (a stride-8 pyramid gives
-    stride-4 embeddings) — a small top-down stand-in for MaskFormer's FPN."""
+    finest and summed, one 3x3 conv, upsampled to the :func:`mask_grid` (2x
+    for a stride-8 pyramid of a canvas that is a multiple of 8) — a small
+    top-down stand-in for MaskFormer's FPN."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -211,13 +226,14 @@ class PixelDecoder(nn.Module):
             nn.Conv2d(dim, dim, 3, padding=1), nn.GroupNorm(1, dim), nn.ReLU()
         )
 
-    def forward(self, pyramid: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, pyramid: list[torch.Tensor], canvas_hw: tuple[int, int]) -> torch.Tensor:
         finest = pyramid[0]
         fused = finest + sum(
             F.interpolate(p, size=finest.shape[-2:], mode="bilinear", align_corners=False)
             for p in pyramid[1:]
         )
-        return F.interpolate(self.conv(fused), scale_factor=2, mode="bilinear", align_corners=False)
+        grid = mask_grid(canvas_hw)
+        return F.interpolate(self.conv(fused), size=grid, mode="bilinear", align_corners=False)
 
 
 def mask_logits(embed: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
@@ -237,10 +253,11 @@ class MaskDecoder(MaskUnit, QueryDecoder):
         self.head = mlp(self.dim, self.dim)
 
     def forward(
-        self, queries: torch.Tensor, pyramid: list[torch.Tensor], images=None
+        self, queries: torch.Tensor, pyramid: list[torch.Tensor], images: torch.Tensor
     ) -> torch.Tensor:
-        """``(B, Q, h*w)`` mask logits on the stride-4 grid (flattened)."""
-        return mask_logits(self.head(self.decode(queries, pyramid)), self.pixel(pyramid))
+        """``(B, Q, h*w)`` mask logits on the :func:`mask_grid` of the images (flattened)."""
+        pixels = self.pixel(pyramid, tuple(images.shape[-2:]))
+        return mask_logits(self.head(self.decode(queries, pyramid)), pixels)
 
 
 @DECODERS.register_module()
@@ -271,8 +288,9 @@ class KeypointDecoder(QueryDecoder):
         out = self.head(self.decode(queries, pyramid)).sigmoid()
         return out.reshape(*out.shape[:-1], self.num_keypoints * 2)
 
-    def targets(self, refs, frame, image_size: int) -> torch.Tensor:
-        rows = [frame.points_to_input(p.numpy()) / image_size for p in refs.points]
+    def targets(self, refs, frame, canvas_hw: tuple[int, int]) -> torch.Tensor:
+        scale = _xyxy_scale(canvas_hw)[:2]
+        rows = [frame.points_to_input(p.numpy()) / scale for p in refs.points]
         for i, r in enumerate(rows):
             if len(r) != self.num_keypoints:
                 raise ValueError(
@@ -291,8 +309,8 @@ class KeypointDecoder(QueryDecoder):
         n = max(len(pred), 1)
         return {"keypoint_l1": self.l1_weight * F.l1_loss(pred, target, reduction="sum") / n}
 
-    def geometry(self, pred: torch.Tensor, frame, image_size: int) -> dict:
-        pts = pred.float().reshape(len(pred), -1, 2).cpu().numpy() * image_size
+    def geometry(self, pred: torch.Tensor, frame, canvas_hw: tuple[int, int]) -> dict:
+        pts = pred.float().reshape(len(pred), -1, 2).cpu().numpy() * _xyxy_scale(canvas_hw)[:2]
         points = [frame.points_to_original(p) for p in pts]
         boxes = [
             np.concatenate([p.min(0), np.maximum(p.max(0), p.min(0) + 1)]) for p in points

@@ -49,27 +49,30 @@ class FeaturePyramid(nn.Module):
         return self.token_proj is not None
 
     def forward(
-        self, feats: list[torch.Tensor], image_size: int, tokens: torch.Tensor | None = None
+        self,
+        feats: list[torch.Tensor],
+        canvas_hw: tuple[int, int],
+        tokens: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
-        """``tokens``: the LLM-side image tokens, required iff ``token_channels`` was given."""
+        """Level ``i`` at ``canvas_hw // strides[i]`` (the batch's ``(H, W)``).
+        ``tokens``: the LLM-side image tokens as a ``(B, D, h, w)`` map,
+        required iff ``token_channels`` was given."""
         if (tokens is not None) != self.reads_tokens:
             raise ValueError("image tokens must be given exactly when token_channels is set")
         out = []
         for level, (proj, src, stride) in enumerate(
             zip(self.proj, self.sources, self.strides, strict=True)
         ):
-            size = max(1, image_size // stride)
+            size = (max(1, canvas_hw[0] // stride), max(1, canvas_hw[1] // stride))
             x = _resized(proj(feats[src]), size)
             if tokens is not None:
-                b, n, _ = tokens.shape
-                side = math.isqrt(n)
-                grid = self.token_proj[level](tokens).transpose(1, 2).reshape(b, -1, side, side)
+                grid = self.token_proj[level](tokens.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
                 x = x + _resized(grid, size)
             out.append(x)
         return out
 
 
-def _resized(x: torch.Tensor, size: int) -> torch.Tensor:
-    if x.shape[-1] == size:
+def _resized(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == size:
         return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)

@@ -11,6 +11,7 @@ import contextlib
 import copy
 import fnmatch
 import functools
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 
@@ -122,8 +123,11 @@ class GroundingMLLM(BaseModel):
         max_length: longest training conversation in tokens; longer ones are
             cut from the end and counted (logged as ``truncated``). ``None``:
             no limit.
-        image_size: side of the square model input; ``None``: the tower's own
-            input size (e.g. 336 for ``vit_large_patch14_clip_336``).
+        image_size: side of the square model input of the padded-square frame;
+            ``None``: the tower's own input size (e.g. 336 for
+            ``vit_large_patch14_clip_336``). Inputs of other sizes (a frame
+            without padding, e.g. ``qwen2_5_vl``) get as many image tokens as
+            their own size holds (:meth:`token_grid`).
         projector: :class:`Projector` options (``merge``, ``pos_embed``,
             ``instruction_aware``).
         pyramid: :class:`FeaturePyramid` options (built only if the codec needs
@@ -268,12 +272,14 @@ class GroundingMLLM(BaseModel):
             # export's) are trained: only fresh ones are the codec's to set
             self.codec.init_token_embeddings(self.llm.get_input_embeddings())
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(IMAGE)
-        grid = self.image_size // self.vision.token_stride // self.projector.merge
-        self.num_image_tokens = grid * grid
+        #: side in input pixels of the square one image token covers
+        self.token_cell = self.vision.token_stride * self.projector.merge
+        #: image tokens of an ``image_size`` square input
+        self.num_image_tokens = math.prod(self.token_grid((self.image_size, self.image_size)))
         self.referent_flags = None
         if referent_flag_weight:
             self.referent_flags = ReferentFlags(
-                hidden, self.llm.config.num_hidden_layers, self.image_size
+                hidden, self.llm.config.num_hidden_layers, self.token_cell
             )
         if init_checkpoint is not None:
             from ..engine.export import init_from_pretrained
@@ -313,6 +319,16 @@ class GroundingMLLM(BaseModel):
         ``init_weights`` again and could overwrite loaded weights."""
 
     # ------------------------------------------------------------------ helpers
+    def token_grid(self, input_hw: tuple[int, int]) -> tuple[int, int]:
+        """``(rows, cols)`` of image tokens an ``(h, w)`` input gets: the whole
+        token cells it holds, from its top left."""
+        rows, cols = input_hw[0] // self.token_cell, input_hw[1] // self.token_cell
+        if rows < 1 or cols < 1:
+            raise ValueError(
+                f"a {input_hw[0]}x{input_hw[1]} input holds no {self.token_cell}-pixel image token"
+            )
+        return rows, cols
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -334,9 +350,10 @@ class GroundingMLLM(BaseModel):
         ``prepare``. ``forward`` and ``predict`` start from it; tests and
         tools call it to look at what a codec is given."""
         rendered = [self.codec.processor.format(s) for s in samples]
+        grids = [self.token_grid(s.frame.input_hw) for s in samples]
         encoded = [
-            self.chat.encode(r.turns, self.num_image_tokens, train, self.image_placement)
-            for r in rendered
+            self.chat.encode(r.turns, math.prod(g), train, self.image_placement)
+            for r, g in zip(rendered, grids, strict=True)
         ]
         truncated = 0
         if train and self.max_length is not None:
@@ -354,6 +371,7 @@ class GroundingMLLM(BaseModel):
         view = ModelView(
             samples, rendered, images, ids.to(self.device), mask.to(self.device), labels
         )
+        view.token_grids = grids
         view.truncated = truncated
         feats = self.vision(images)
         instruction = None
@@ -361,6 +379,7 @@ class GroundingMLLM(BaseModel):
             instruction = self._instruction(rendered)
         tokens = self.vision.token_map(feats)
         view.image_feats = self.projector(tokens, instruction)
+        view.image_grid = tuple(side // self.projector.merge for side in tokens.shape[-2:])
         if "vision_tokens" in self.codec.needs:
             view.vision_tokens = tokens
         if "vision_levels" in self.codec.needs:
@@ -370,14 +389,21 @@ class GroundingMLLM(BaseModel):
                 x, None if instruction is None else instruction[rows]
             )
         if self.pyramid is not None:
-            read = view.image_feats if self.pyramid.reads_tokens else None
-            view.feature_pyramid = self.pyramid(feats, self.image_size, read)
+            read = None
+            if self.pyramid.reads_tokens:
+                read = view.image_feats.transpose(1, 2).unflatten(2, view.image_grid)
+            view.feature_pyramid = self.pyramid(feats, view.canvas_hw, read)
         if "proposals" in self.codec.needs:
-            view.proposals = self._proposals(feats, samples)
+            view.proposals = self._proposals(feats, samples, view.canvas_hw)
         self.codec.prepare(view)
         return view
 
-    def _proposals(self, feats: list[torch.Tensor], samples: list[GroundingDataSample]) -> Mapping:
+    def _proposals(
+        self,
+        feats: list[torch.Tensor],
+        samples: list[GroundingDataSample],
+        canvas: tuple[int, int],
+    ) -> Mapping:
         """Each proposer's boxes per image, computed when a codec first asks
         (``token_collective`` reads them only to decode). While the tower is
         frozen too (as in Groma), proposals are a fixed function of the image:
@@ -394,8 +420,11 @@ class GroundingMLLM(BaseModel):
             ]
             fresh = {}
             if missing:
-                found = self.proposers[name].propose([f[missing] for f in feats], self.image_size)
-                usable = [usable_proposals(f, self.image_size) for f in found]
+                found = self.proposers[name].propose([f[missing] for f in feats], canvas)
+                usable = [
+                    usable_proposals(f, samples[i].frame.input_hw)
+                    for i, f in zip(missing, found, strict=True)
+                ]
                 fresh = dict(zip(missing, usable, strict=True))
                 if cacheable:
                     cache.update({keys[i]: fresh[i] for i in missing if keys[i][0] is not None})
@@ -431,8 +460,19 @@ class GroundingMLLM(BaseModel):
         table = self.llm.get_input_embeddings()
         embeds = table(view.input_ids).float()
         is_image = (view.input_ids == self.image_token_id).unsqueeze(-1)
-        embeds = embeds.masked_scatter(is_image, view.image_feats.float())
+        embeds = embeds.masked_scatter(is_image, self._sample_image_tokens(view).float())
         return self.codec.inject(embeds, view).to(table.weight.dtype)
+
+    def _sample_image_tokens(self, view: ModelView) -> torch.Tensor:
+        """``(sum_b rows_b * cols_b, D)``: each sample's own image tokens (the
+        top-left ``token_grids[b]`` of the canvas's), in raster order."""
+        feats = view.image_feats
+        if all(g == view.image_grid for g in view.token_grids):
+            return feats.flatten(0, 1)
+        grid = feats.unflatten(1, view.image_grid)
+        return torch.cat(
+            [grid[b, :r, :c].flatten(0, 1) for b, (r, c) in enumerate(view.token_grids)]
+        )
 
     # ------------------------------------------------------------------ modes
     def forward(
@@ -478,7 +518,7 @@ class GroundingMLLM(BaseModel):
             if is_image is None:
                 is_image = view.input_ids == self.image_token_id
             states = tuple(h.float() for h in out.hidden_states)
-            flags = self.referent_flags(states, is_image, data_samples)
+            flags = self.referent_flags(states, is_image, data_samples, view.token_grids)
             losses["loss_referent_flag"] = self.referent_flag_weight * flags
         losses.update(self.codec.loss(view))
         if self.max_length is not None:

@@ -24,18 +24,18 @@ from torch import nn
 from ..structures import SLOT_PATTERN, GroundingDataSample
 
 
-def cell_coverage(boxes: np.ndarray, grid: int) -> np.ndarray:
-    """Fraction of each cell of a ``grid x grid`` lattice over the unit square
-    covered by ``boxes`` (``(N, 4)`` normalised xyxy); ``(grid * grid,)``,
+def cell_coverage(boxes: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """Fraction of each cell of a ``rows x cols`` lattice over the unit square
+    covered by ``boxes`` (``(N, 4)`` normalised xyxy); ``(rows * cols,)``,
     row-major, overlaps counted once up to 1."""
-    edges = np.linspace(0.0, 1.0, grid + 1)
-    lo, hi = edges[:-1], edges[1:]
-    covered = np.zeros((grid, grid))
+    rows, cols = grid
+    xs, ys = np.linspace(0.0, 1.0, cols + 1), np.linspace(0.0, 1.0, rows + 1)
+    covered = np.zeros((rows, cols))
     for x1, y1, x2, y2 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
-        wx = np.clip(np.minimum(hi, x2) - np.maximum(lo, x1), 0, None)
-        wy = np.clip(np.minimum(hi, y2) - np.maximum(lo, y1), 0, None)
+        wx = np.clip(np.minimum(xs[1:], x2) - np.maximum(xs[:-1], x1), 0, None)
+        wy = np.clip(np.minimum(ys[1:], y2) - np.maximum(ys[:-1], y1), 0, None)
         covered += np.outer(wy, wx)
-    return np.clip(covered * grid * grid, 0.0, 1.0).reshape(-1)
+    return np.clip(covered * rows * cols, 0.0, 1.0).reshape(-1)
 
 
 class ReferentFlags(nn.Module):
@@ -45,32 +45,32 @@ class ReferentFlags(nn.Module):
         hidden_size: LLM width.
         num_layers: LLM depth; the flags are read from the output of layer
             ``num_layers // 2`` — halfway, so the layers above can use them.
-        image_size: side of the square model input (boxes are mapped into it).
+        cell: side in model-input pixels of the square each image token covers.
     """
 
-    def __init__(self, hidden_size: int, num_layers: int, image_size: int) -> None:
+    def __init__(self, hidden_size: int, num_layers: int, cell: int) -> None:
         super().__init__()
         self.head = nn.Linear(hidden_size, 1)
         self.layer = max(1, num_layers // 2)
-        self.image_size = image_size
+        self.cell = cell
 
     def forward(
         self,
         hidden_states: tuple[torch.Tensor, ...],
         is_image: torch.Tensor,
         samples: list[GroundingDataSample],
+        grids: list[tuple[int, int]],
     ) -> torch.Tensor:
         """Mean BCE over the image tokens of every sample whose first answer
         names a referent (others — captions, no-target answers — are skipped).
 
         ``hidden_states`` are the LLM's per-layer outputs (embeddings first,
-        ``(B, T, D)`` each); ``is_image`` ``(B, T)`` marks the image tokens (the
-        same count in every row).
+        ``(B, T, D)`` each); ``is_image`` ``(B, T)`` marks the image tokens,
+        ``grids[b]`` is sample ``b``'s ``(rows, cols)`` of them (row-major
+        from the top left of its input).
         """
         states = hidden_states[self.layer]
         rows, targets = [], []
-        per_row = int(is_image[0].sum())
-        grid = int(round(per_row**0.5))
         for b, sample in enumerate(samples):
             answer = next((t["text"] for t in sample.conversation if t["role"] == "assistant"), "")
             slot = next((m for m in re.finditer(SLOT_PATTERN, answer) if m[1] == "target"), None)
@@ -79,12 +79,13 @@ class ReferentFlags(nn.Module):
             refs = sample.gt_refs.group(int(slot[2]))
             if len(refs) == 0:
                 continue
-            boxes = sample.frame.boxes_to_input(refs.boxes.numpy()) / self.image_size
+            grid = grids[b]
+            extent = np.array([grid[1], grid[0]] * 2, dtype=np.float64) * self.cell
+            boxes = sample.frame.boxes_to_input(refs.boxes.numpy()) / extent
             rows.append(b)
             targets.append(cell_coverage(boxes, grid))
         if not rows:
             return states.sum() * 0.0
-        tokens = states[rows][is_image[rows]].view(len(rows), per_row, -1)
-        logits = self.head(tokens).squeeze(-1).float()
-        target = torch.as_tensor(np.stack(targets), dtype=logits.dtype, device=logits.device)
+        logits = self.head(states[rows][is_image[rows]]).squeeze(-1).float()
+        target = torch.as_tensor(np.concatenate(targets), dtype=logits.dtype, device=logits.device)
         return F.binary_cross_entropy_with_logits(logits, target)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unigrounding.decoders.query_decoders import MaskUnit
+from unigrounding.decoders.query_decoders import MaskUnit, mask_grid
 from unigrounding.registry import DECODERS
 
 
@@ -70,10 +70,10 @@ class SamRefDecoder(MaskUnit, nn.Module):
         return encoder((x - self.pixel_mean) / self.pixel_std)
 
     def forward(self, queries: torch.Tensor, pyramid, images: torch.Tensor) -> torch.Tensor:
-        """``(B, Q, dim)`` prompt tokens and ``(B, 3, S, S)`` uint8 images →
-        ``(B, Q, (S/4)**2)`` mask logits on the stride-4 grid."""
+        """``(B, Q, dim)`` prompt tokens and ``(B, 3, H, W)`` uint8 images →
+        ``(B, Q, h * w)`` mask logits on their stride-4 grid (:func:`mask_grid`)."""
         embeddings = self._embed_images(images)
-        grid = images.shape[-1] // 4
+        grid = mask_grid(tuple(images.shape[-2:]))
         dense_pe = self.prompt_encoder.get_dense_pe()
         no_mask = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
         out = []
@@ -87,5 +87,5 @@ class SamRefDecoder(MaskUnit, nn.Module):
                 dense_prompt_embeddings=dense,
                 multimask_output=False,
             )
-            out.append(F.interpolate(low_res, size=(grid, grid), mode="bilinear").flatten(1))
+            out.append(F.interpolate(low_res, size=grid, mode="bilinear").flatten(1))
         return torch.stack(out)

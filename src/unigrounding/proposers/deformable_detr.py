@@ -155,10 +155,12 @@ class DeformableDetrProposer(nn.Module):
             nn.init.zeros_(head[-1].bias)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, feats: list[torch.Tensor], image_size: int) -> list[dict[str, torch.Tensor]]:
+    def forward(
+        self, feats: list[torch.Tensor], canvas_hw: tuple[int, int]
+    ) -> list[dict[str, torch.Tensor]]:
         """Raw outputs, first the encoder's anchors then each decoder layer:
-        ``{"boxes": (B, Q, 4) normalised cxcywh, "logits": (B, Q)}``."""
-        levels = self.pyramid(feats, image_size)
+        ``{"boxes": (B, Q, 4) cxcywh fractions of the canvas, "logits": (B, Q)}``."""
+        levels = self.pyramid(feats, canvas_hw)
         shapes = [tuple(x.shape[-2:]) for x in levels]
         memory = torch.cat([x.flatten(2).transpose(1, 2) for x in levels], 1)
         pos = torch.cat(
@@ -227,13 +229,13 @@ class DeformableDetrProposer(nn.Module):
 
     # ------------------------------------------------------------------ training
     def loss(
-        self, feats: list[torch.Tensor], image_size: int, targets: list[torch.Tensor]
+        self, feats: list[torch.Tensor], canvas_hw: tuple[int, int], targets: list[torch.Tensor]
     ) -> dict[str, torch.Tensor]:
         """Set losses of every output stage; ``targets`` are per image ``(M, 4)``
         normalised cxcywh boxes (an image may have none)."""
         losses: dict[str, torch.Tensor] = {}
         num = max(sum(len(t) for t in targets), 1)
-        for stage, out in enumerate(self(feats, image_size)):
+        for stage, out in enumerate(self(feats, canvas_hw)):
             name = "anchors" if stage == 0 else f"layer{stage - 1}"
             for key, value in self._stage_loss(out, targets, num).items():
                 losses[f"loss_{name}_{key}"] = value
@@ -293,20 +295,23 @@ class DeformableDetrProposer(nn.Module):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def propose(self, feats: list[torch.Tensor], image_size: int) -> list[InstanceData]:
+    def propose(self, feats: list[torch.Tensor], canvas_hw: tuple[int, int]) -> list[InstanceData]:
         """Filtered proposals per image: ``bboxes`` ``(K, 4)`` xyxy pixels of
         the model input and ``scores`` ``(K,)``, best first."""
-        last = self(feats, image_size)[-1]
+        last = self(feats, canvas_hw)[-1]
         return [
-            self.filter(boxes, logits, image_size)
+            self.filter(boxes, logits, canvas_hw)
             for boxes, logits in zip(last["boxes"], last["logits"], strict=True)
         ]
 
-    def filter(self, boxes: torch.Tensor, logits: torch.Tensor, image_size: int) -> InstanceData:
+    def filter(
+        self, boxes: torch.Tensor, logits: torch.Tensor, canvas_hw: tuple[int, int]
+    ) -> InstanceData:
         """Score threshold, then NMS, then the top ``max_proposals``. Boxes
         thinner than one input pixel (clipped at the border) are dropped."""
         scores = logits.float().sigmoid()
-        xyxy = box_convert(boxes.float(), "cxcywh", "xyxy").clamp(0, 1) * image_size
+        scale = boxes.new_tensor([canvas_hw[1], canvas_hw[0]] * 2, dtype=torch.float32)
+        xyxy = box_convert(boxes.float(), "cxcywh", "xyxy").clamp(0, 1) * scale
         keep = (scores >= self.score_threshold) & (xyxy[:, 2:] - xyxy[:, :2] >= 1).all(-1)
         xyxy, scores = xyxy[keep], scores[keep]
         keep = nms(xyxy, scores, self.nms_threshold)

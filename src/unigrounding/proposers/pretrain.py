@@ -28,7 +28,6 @@ class ProposerPretrainer(BaseModel):
     Args:
         vision: :class:`VisionTower` arguments (as in the grounding model).
         proposer: config of a registered proposer.
-        image_size: side of the square model input.
         name: the proposer's name in ``proposers`` (the codec's lookup name).
         init_checkpoint: exported model whose ``vision.*`` weights to start from
             (e.g. the tiny preset's cell pretraining).
@@ -38,13 +37,12 @@ class ProposerPretrainer(BaseModel):
         self,
         vision: dict,
         proposer: dict,
-        image_size: int,
         name: str = "proposer",
         init_checkpoint: str | None = None,
         data_preprocessor: dict | None = None,
     ) -> None:
         super().__init__(data_preprocessor=data_preprocessor or GroundingDataPreprocessor())
-        self.image_size, self.name = image_size, name
+        self.name = name
         self.vision = VisionTower(**vision)
         self.proposers = build_proposers({name: proposer}, self.vision)
         if init_checkpoint is not None:
@@ -66,17 +64,14 @@ class ProposerPretrainer(BaseModel):
     ):
         with torch.no_grad():
             feats = self.vision(inputs.to(next(self.parameters()).device))
-        proposer = self.proposers[self.name]
+        proposer, canvas = self.proposers[self.name], tuple(inputs.shape[-2:])
         if mode == "loss":
             targets = [
-                box_targets(s.gt_refs, s.frame, self.image_size).to(feats[0].device)
-                for s in data_samples
+                box_targets(s.gt_refs, s.frame, canvas).to(feats[0].device) for s in data_samples
             ]
-            return proposer.loss(feats, self.image_size, targets)
+            return proposer.loss(feats, canvas, targets)
         if mode == "predict":
-            for sample, found in zip(
-                data_samples, proposer.propose(feats, self.image_size), strict=True
-            ):
+            for sample, found in zip(data_samples, proposer.propose(feats, canvas), strict=True):
                 boxes = sample.frame.boxes_to_original(found.bboxes.cpu().numpy())
                 sample.pred_refs = RefTargets.build(
                     boxes.tolist(), scores=found.scores.cpu().tolist(), where=sample.sample_id

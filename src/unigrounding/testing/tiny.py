@@ -101,20 +101,21 @@ def train_proposers(model, batch: dict, steps: int, lr: float = 2e-3) -> list[fl
     for proposer in model.proposers.values():
         proposer.requires_grad_(True)
         opt = torch.optim.AdamW(proposer.parameters(), lr=lr)
+        canvas = tuple(batch["inputs"].shape[-2:])
         with torch.no_grad():
             feats = model.vision(batch["inputs"])
         # detection data: every box the batch knows for an image (REC samples
         # of one image each name a different object)
         by_image: dict = {}
         for s in batch["data_samples"]:
-            boxes = box_targets(s.gt_refs, s.frame, model.image_size)
+            boxes = box_targets(s.gt_refs, s.frame, canvas)
             key = s.metainfo.get("image_path")
             by_image[key] = torch.cat([by_image[key], boxes]) if key in by_image else boxes
         targets = [
             by_image[s.metainfo.get("image_path")].unique(dim=0) for s in batch["data_samples"]
         ]
         for _ in range(steps):
-            loss = sum(proposer.loss(feats, model.image_size, targets).values())
+            loss = sum(proposer.loss(feats, canvas, targets).values())
             history.append(loss.item())
             opt.zero_grad()
             loss.backward()

@@ -345,7 +345,7 @@ class GridOffsetCodec(Codec):
                 masks.append(np.zeros(sample.ori_shape, dtype=bool))
                 continue
             xy = sample.frame.points_to_input(refs.points[i].numpy())
-            mask = self.mask_decoder(view.images[row], xy)
+            mask = self.mask_decoder(view.input_image(row), xy)
             masks.append(sample.frame.mask_to_original(mask).numpy())
         refs.masks = torch.as_tensor(np.stack(masks))
         return refs

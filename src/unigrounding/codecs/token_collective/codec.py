@@ -351,8 +351,17 @@ class TokenCollectiveCodec(Codec):
         and the deferred collectives replaced by their mounted codes."""
         tokens = view.vision_tokens
         _, _, rows, cols = tokens.shape
-        codes = self.quantizer.encode(tokens.flatten(2).transpose(1, 2).float()).cpu()
-        lattice = PatchLattice(rows, cols, view.images.shape[-1] / cols)
+        canvas_codes = self.quantizer.encode(tokens.flatten(2).transpose(1, 2).float()).cpu()
+        stride = view.canvas_hw[1] / cols
+        # each image's own patches: the top left of the canvas's
+        lattices = [
+            PatchLattice(int(h // stride), int(w // stride), stride)
+            for h, w in (s.frame.input_hw for s in view.samples)
+        ]
+        codes = [
+            canvas_codes[b].view(rows, cols)[: lat.rows, : lat.cols].flatten()
+            for b, lat in enumerate(lattices)
+        ]
         # the sampler reads proposals to decode; training never asks for them
         training = view.labels is not None
         proposals = (
@@ -360,6 +369,7 @@ class TokenCollectiveCodec(Codec):
         )
         replacements = []
         for b, (sample, rendered) in enumerate(zip(view.samples, view.rendered, strict=True)):
+            lattice = lattices[b]
             target = sample.gt_refs.group(0)  # the eq. (1) reference
             gt_cells = {
                 int(c) for i in range(len(target)) for c in mount(target, i, sample, lattice)
@@ -387,7 +397,7 @@ class TokenCollectiveCodec(Codec):
         if self.perception == "discrete":
             view.image_positions = self._image_codes_mask(view, codes)
 
-    def _image_codes_mask(self, view: ModelView, codes: torch.Tensor) -> torch.Tensor:
+    def _image_codes_mask(self, view: ModelView, codes: list[torch.Tensor]) -> torch.Tensor:
         """Where each row's image block of code tokens sits (the discrete
         image takes the place of the image tokens)."""
         mask = torch.zeros_like(view.input_ids, dtype=torch.bool)
@@ -449,11 +459,9 @@ class TokenCollectiveCodec(Codec):
         """Masks from the point-to-mask decoder, prompted with each cluster centre."""
         if self.mask_decoder is None or view.images is None or not len(refs):
             return refs
-        sample = view.samples[row]
+        sample, image = view.samples[row], view.input_image(row)
         masks = [
-            sample.frame.mask_to_original(
-                self.mask_decoder(view.images[row], region.centre[None])
-            ).numpy()
+            sample.frame.mask_to_original(self.mask_decoder(image, region.centre[None])).numpy()
             for _, _, region in found
         ]
         refs.masks = torch.as_tensor(np.stack(masks))

@@ -165,7 +165,8 @@ class TrpCodec(Codec):
                     f"tokens for {len(slots)} prompt(s) of {per_prompt} each"
                 )
             for group, row in slots:
-                mask = region_mask(sample.prompt_refs.group(group), row, sample, fmap.shape[-2:])
+                refs = sample.prompt_refs.group(group)
+                mask = region_mask(refs, row, sample, fmap.shape[-2:], view.canvas_hw)
                 feats.append(mask_guided_aggregation(fmap[b], mask.to(fmap), self.vpt_blocks))
                 rows += [b] * per_prompt
         projected = view.project(torch.cat(feats), torch.tensor(rows, device=fmap.device))
@@ -218,7 +219,6 @@ class TrpCodec(Codec):
             triplets.append(trips)
             targets.append(groups)
         losses: dict[str, torch.Tensor] = {}
-        image_size = view.images.shape[-1]
         for unit, (queries, slots) in self._route(view.hidden_states, ref_rows, triplets).items():
             decoder = self.decoders[unit]
             if not any(qs for mine in slots for _, qs in mine):
@@ -232,7 +232,9 @@ class TrpCodec(Codec):
                     if not qs:
                         continue
                     preds.append(pred[b, qs])
-                    gts.append(decoder.targets(targets[b][t], view.samples[b].frame, image_size))
+                    gts.append(
+                        decoder.targets(targets[b][t], view.samples[b].frame, view.canvas_hw)
+                    )
             p, n_p = pad_groups(preds, decoder.pad_value)
             # targets stay float32: cast to a bf16 prediction's dtype they would
             # round before the matching cost sees them
@@ -258,7 +260,6 @@ class TrpCodec(Codec):
             ref_rows.append([i for i in range(end) if ids[i] == self.ref_id])
             triplets.append(trips)
             failures.append(fails)
-        image_size = view.images.shape[-1]
         outputs: dict[int, dict[int, dict[str, object]]] = {}
         routed = self._route(view.generated_hidden_states, ref_rows, triplets)
         for unit, (queries, slots) in routed.items():
@@ -269,7 +270,7 @@ class TrpCodec(Codec):
                 frame = view.samples[b].frame
                 for t, qs in mine:
                     if qs:
-                        geo = self.decoders[unit].geometry(pred[b, qs], frame, image_size)
+                        geo = self.decoders[unit].geometry(pred[b, qs], frame, view.canvas_hw)
                         outputs.setdefault(b, {}).setdefault(t, {})[unit] = geo
         return [
             _assemble(triplets[b], outputs.get(b, {}), failures[b], view.samples[b])

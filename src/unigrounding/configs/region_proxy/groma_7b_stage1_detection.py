@@ -11,7 +11,6 @@ model = dict(
     type="ProposerPretrainer",
     vision={{_base_.vision}},
     proposer={{_base_.proposer}},
-    image_size={{_base_.image_size}},
 )
 train_dataloader = dict(batch_size=8, dataset={{_base_.coco_detection}})  # x 8 GPUs
 optim_wrapper = dict(optimizer=dict(lr=2e-4, weight_decay=1e-4), clip_grad=dict(max_norm=0.1))

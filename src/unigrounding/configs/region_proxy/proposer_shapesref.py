@@ -15,7 +15,6 @@ model = dict(
     type="ProposerPretrainer",
     vision={{_base_.vision}},
     proposer={{_base_.proposer}},
-    image_size={{_base_.image_size}},
 )
 test_evaluator = [dict(type="ProposalRecall", ks=(10, 100), iou=0.5)]
 val_evaluator = test_evaluator
