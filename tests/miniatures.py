@@ -25,9 +25,12 @@ from transformers import (
     MistralConfig,
     MistralForCausalLM,
     PreTrainedTokenizerFast,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
     Qwen2Config,
     Qwen2ForCausalLM,
 )
+from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
 
 from unigrounding.data.shapesref import vocabulary
 
@@ -215,6 +218,70 @@ def llava_folder(out: Path, image_size: int = 64) -> Path:
         size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
     ).save_pretrained(str(out))
     return _save_llm(LlavaForConditionalGeneration(config), out, torch.float16)
+
+
+#: Qwen2.5-VL's special tokens (its tokenizer's added tokens, in order).
+QWEN2_5_VL_SPECIALS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+
+
+def qwen2_5_vl_folder(out: Path, pixels: tuple[int, int] = (56 * 56, 84 * 84)) -> Path:
+    """Qwen2.5-VL-Instruct (``Qwen2_5_VLForConditionalGeneration``): a
+    windowed ViT with 14-pixel patches, 2x2 patch merger into the LM's width,
+    a Qwen2 LM with 3-D M-RoPE (sections 2/3/3 of its 8 rotary pairs), ChatML,
+    no BOS, tied embeddings, its image processor (``pixels``: min / max
+    area), bf16 weights."""
+    tok = train_tokenizer(
+        out,
+        QWEN2_5_VL_SPECIALS,
+        eos="<|im_end|>",
+        pad="<|endoftext|>",
+        chat_template=QWEN2_TEMPLATE,
+    )
+    ids = tok.convert_tokens_to_ids
+    config = Qwen2_5_VLConfig(
+        vision_config=dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=64,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=56,
+            fullatt_block_indexes=[1],
+        ),
+        text_config=dict(
+            vocab_size=(len(tok) + 63) // 64 * 64,
+            tie_word_embeddings=True,
+            bos_token_id=None,
+            eos_token_id=tok.eos_token_id,
+            rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
+            **_llm_dims(),
+        ),
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=True,
+    )
+    Qwen2VLImageProcessor(min_pixels=pixels[0], max_pixels=pixels[1]).save_pretrained(str(out))
+    return _save_llm(Qwen2_5_VLForConditionalGeneration(config), out, torch.bfloat16)
 
 
 #: The towers the seed papers use, at miniature width and depth.

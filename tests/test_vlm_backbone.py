@@ -7,12 +7,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from miniatures import llava_folder
+from miniatures import llava_folder, qwen2_5_vl_folder
 from mmengine.config import Config
 from PIL import Image
 
 import unigrounding as ug
 from unigrounding.codecs.catalog import registered_codecs
+from unigrounding.data import ShapesRefDataset
 from unigrounding.data.pipeline import collate
 from unigrounding.engine.export import export_model
 from unigrounding.registry import MODELS
@@ -23,6 +24,9 @@ from unigrounding.testing.tiny import (
     train_proposers,
     with_backbone,
 )
+
+#: Qwen2.5-VL's pixel range for the tests: ShapesRef at a few 28-pixel cells a side
+QWEN_PIXELS = (56 * 56, 84 * 84)
 
 
 def _llava_cfg(codec: str, folder) -> dict:
@@ -95,3 +99,120 @@ def test_a_llava_answer_comes_back_in_original_pixels(tmp_path, monkeypatch):
     image = Image.fromarray(np.zeros((60, 80, 3), np.uint8))
     refs = grounder.ground(image, "the red circle")
     assert np.allclose(refs.boxes.numpy(), [[20.0, 20.0, 60.0, 40.0]])
+
+
+# ---------------------------------------------------------------- Qwen2.5-VL
+def _qwen_cfg(codec: str, folder, **codec_args) -> dict:
+    return with_backbone(
+        tiny_model_cfg(type=codec, **codec_args), {"vlm": {"pretrained": str(folder)}}
+    )
+
+
+def _qwen_shapesref(root, height: int, width: int) -> ShapesRefDataset:
+    return ShapesRefDataset(
+        data_root=str(root),
+        seed=3,
+        n_train=4,
+        n_val=2,
+        split="train",
+        scene=dict(height=height, width=width),
+        pipeline=[dict(type="PackGroundingSample", frame="qwen2_5_vl", pixels=QWEN_PIXELS)],
+    )
+
+
+@pytest.fixture(scope="module")
+def qwen_batch(tmp_path_factory):
+    """Two 60x72 (HxW) ShapesRef images at Qwen2.5-VL's 56x84 input and two
+    80x48 ones at 84x56: one 84x84 canvas."""
+    wide = _qwen_shapesref(tmp_path_factory.mktemp("wide") / "data", 60, 72)
+    tall = _qwen_shapesref(tmp_path_factory.mktemp("tall") / "data", 80, 48)
+    return collate([wide[0], tall[0], wide[1], tall[1]])
+
+
+@pytest.fixture(scope="module")
+def qwen_folder(tmp_path_factory):
+    return qwen2_5_vl_folder(tmp_path_factory.mktemp("qwen2_5_vl"), QWEN_PIXELS)
+
+
+def test_qwen_vl_is_taken_apart_without_copies(qwen_folder, qwen_batch):
+    """The tower is the VLM's encoder and merger, the LM the VLM without
+    them; an image's tokens are written between <|vision_start|> and
+    <|vision_end|>, as many as its input holds (2x3 merged 28-pixel cells
+    for 56x84)."""
+    model = MODELS.build(_qwen_cfg("text_coords", qwen_folder))
+    assert type(model.llm).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    assert type(model.vision.visual).__name__ == "Qwen2_5_VisionTransformerPretrainedModel"
+    assert model.llm.model.visual is None and type(model.projector).__name__ == "IdentityProjector"
+    assert not any(n.startswith("llm.model.visual") for n, _ in model.named_parameters())
+    view = model.model_view(qwen_batch["inputs"], qwen_batch["data_samples"], train=True)
+    assert view.token_grids == [(2, 3), (3, 2)] * 2
+    row = view.input_ids[0].tolist()
+    start = row.index(model.tokenizer.convert_tokens_to_ids("<|vision_start|>"))
+    image = model.image_token_id
+    assert row[start + 1 : start + 7] == [image] * 6 and row[start + 7] != image
+    assert row[start + 7] == model.tokenizer.convert_tokens_to_ids("<|vision_end|>")
+
+
+def test_qwen_vl_runs_as_the_vlm_itself_runs(qwen_folder, qwen_batch):
+    """Our forward (image tokens scattered into the embeddings, M-RoPE
+    inputs beside them) gives the logits the VLM computes from the same
+    conversations with its own pixel path; greedy answers are its own."""
+    from transformers import AutoImageProcessor, Qwen2_5_VLForConditionalGeneration
+
+    from unigrounding.models.generation import ended_at_stops
+
+    torch.manual_seed(0)
+    model = MODELS.build(_qwen_cfg("text_coords", qwen_folder)).eval()
+    native = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        qwen_folder, dtype=torch.float32
+    ).eval()
+    processor = AutoImageProcessor.from_pretrained(qwen_folder)
+    samples = qwen_batch["data_samples"]
+    crops = [
+        qwen_batch["inputs"][b, :, :h, :w]
+        for b, (h, w) in enumerate(s.frame.input_hw for s in samples)
+    ]
+    pixels = processor(images=crops, do_resize=False, return_tensors="pt")
+    pad = model.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+
+    def native_inputs(view):
+        ids = view.input_ids.clone()
+        is_image = ids == model.image_token_id
+        ids[is_image] = pad
+        return dict(
+            input_ids=ids,
+            attention_mask=view.attention_mask,
+            pixel_values=pixels["pixel_values"],
+            image_grid_thw=pixels["image_grid_thw"],
+            mm_token_type_ids=is_image.int(),
+        )
+
+    vocab = native.config.text_config.vocab_size
+    with torch.no_grad():
+        view = model.model_view(qwen_batch["inputs"], samples, train=True)
+        ours = model(qwen_batch["inputs"], samples, mode="tensor")[..., :vocab]
+        torch.testing.assert_close(ours, native(**native_inputs(view)).logits, atol=1e-4, rtol=1e-4)
+        prompt = model.model_view(qwen_batch["inputs"], samples, train=False)
+        model._generate(prompt)
+        theirs = native.generate(
+            **native_inputs(prompt), max_new_tokens=model.max_new_tokens, do_sample=False
+        )
+    eos = model.tokenizer.eos_token_id
+    expected = ended_at_stops(theirs[:, prompt.input_ids.shape[1] :], model.chat.stop_ids, eos)
+    width = min(expected.shape[1], prompt.generated_ids.shape[1])
+    assert torch.equal(prompt.generated_ids[:, :width], expected[:, :width])
+
+
+def test_a_qwen_vl_answer_comes_back_in_original_pixels(qwen_folder, monkeypatch):
+    """A 60x72 (HxW) image is resized, unpadded, to 56x84: Qwen's own
+    answer bbox_2d [21, 28, 63, 56] (input pixels) is x 21*72/84 = 18 ..
+    54, y 28*60/56 = 30 .. 60 in the image."""
+    from unigrounding.testing.conformance import _answering
+
+    grounder = ug.build({"model": _qwen_cfg("text_coords", qwen_folder, style="qwen2_5_vl")})
+    model = grounder.model
+    answer = '[{"bbox_2d": [21, 28, 63, 56], "label": "the red circle"}]'
+    monkeypatch.setattr(model, "_generate", _answering(model, answer, 0.0))
+    image = Image.fromarray(np.zeros((60, 72, 3), np.uint8))
+    refs = grounder.ground(image, "the red circle")
+    assert np.allclose(refs.boxes.numpy(), [[18.0, 30.0, 54.0, 60.0]])

@@ -25,7 +25,6 @@ from .structures import (
     RefTargets,
     Scribble,
     mask_to_box,
-    square_resize_frame,
 )
 
 # at load, not lazily in visualize(): a submodule's first import binds it on its
@@ -55,7 +54,7 @@ class Grounder:
         """
         text = plain_text(text, self._specials - {IMAGE})
         img = load_rgb(image, "chat image")
-        frame = square_resize_frame((img.height, img.width), self.model.image_size)
+        frame = self.model.input_frame((img.height, img.width))
         sample = GroundingDataSample(
             metainfo={
                 "sample_id": "api",

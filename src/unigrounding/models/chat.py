@@ -97,14 +97,23 @@ class ChatFormat:
         name: the format's name, recorded in exports.
         stop_ids: ids that end an answer in generation (the tokenizer's EOS
             and the template's end-of-turn token).
+
+    ``image_markup``: text the image tokens are written between (a VLM's own,
+    e.g. Qwen2.5-VL's ``<|vision_start|>`` / ``<|vision_end|>``).
     """
 
     name: str
     stop_ids: tuple[int, ...]
 
-    def __init__(self, tokenizer) -> None:
+    def __init__(self, tokenizer, image_markup: tuple[str, str] = ("", "")) -> None:
         self.tokenizer = tokenizer
         self.image_id = tokenizer.convert_tokens_to_ids(IMAGE)
+        self.image_markup = tuple(image_markup)
+        self._image_open, self._image_close = (text_ids(tokenizer, m) for m in image_markup)
+
+    def image_block(self, num_image_tokens: int) -> list[int]:
+        """The ids one image is written as: its placeholders within the markup."""
+        return [*self._image_open, *[self.image_id] * num_image_tokens, *self._image_close]
 
     def encode(
         self,
@@ -129,8 +138,8 @@ class VicunaFormat(ChatFormat):
 
     name = "vicuna"
 
-    def __init__(self, tokenizer) -> None:
-        super().__init__(tokenizer)
+    def __init__(self, tokenizer, image_markup: tuple[str, str] = ("", "")) -> None:
+        super().__init__(tokenizer, image_markup)
         self.stop_ids = (tokenizer.eos_token_id,)
 
     def encode(self, turns, num_image_tokens, with_last_answer, image_placement="as_written"):
@@ -145,7 +154,7 @@ class VicunaFormat(ChatFormat):
                 text = place_image(turn["text"], image_placement)
                 for j, chunk in enumerate(text.split(IMAGE)):
                     if j:
-                        piece += [self.image_id] * num_image_tokens
+                        piece += self.image_block(num_image_tokens)
                     piece += text_ids(tok, ("USER: " if j == 0 else "") + chunk)
                 piece += text_ids(tok, " ASSISTANT:")
                 ids += piece
@@ -188,8 +197,14 @@ class TemplateFormat(ChatFormat):
     starts inside an answer's span.
     """
 
-    def __init__(self, tokenizer, template: str | None = None, name: str = "tokenizer") -> None:
-        super().__init__(tokenizer)
+    def __init__(
+        self,
+        tokenizer,
+        template: str | None = None,
+        name: str = "tokenizer",
+        image_markup: tuple[str, str] = ("", ""),
+    ) -> None:
+        super().__init__(tokenizer, image_markup)
         self.template, self.name = template, name
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("chat templates need a fast tokenizer (offsets locate the answers)")
@@ -265,8 +280,9 @@ class TemplateFormat(ChatFormat):
         ids, labels = [], []
         for token, start in zip(tokens, starts, strict=True):
             if token == self.image_id:
-                ids += [token] * num_image_tokens
-                labels += [IGNORE] * num_image_tokens
+                block = self.image_block(num_image_tokens)
+                ids += block
+                labels += [IGNORE] * len(block)
             else:
                 ids.append(token)
                 labels.append(token if self._inside(start, spans) else IGNORE)
@@ -288,21 +304,25 @@ class TemplateFormat(ChatFormat):
         return tuple(out)
 
 
-def build_chat_format(tokenizer, chat_template: str = "auto") -> ChatFormat:
+def build_chat_format(
+    tokenizer, chat_template: str = "auto", image_markup: tuple[str, str] = ("", "")
+) -> ChatFormat:
     """``"auto"``: the tokenizer's own template when it has one, else Vicuna;
     ``"vicuna"``; a name in :data:`NAMED_TEMPLATES` (``"chatml"``); or a Jinja
-    template string."""
+    template string. ``image_markup``: see :class:`ChatFormat`."""
     if chat_template == "auto":
         own = getattr(tokenizer, "chat_template", None)
         if isinstance(own, str) and own:
-            return TemplateFormat(tokenizer, None, name="tokenizer")
-        return VicunaFormat(tokenizer)
+            return TemplateFormat(tokenizer, None, "tokenizer", image_markup)
+        return VicunaFormat(tokenizer, image_markup)
     if chat_template == "vicuna":
-        return VicunaFormat(tokenizer)
+        return VicunaFormat(tokenizer, image_markup)
     if chat_template in NAMED_TEMPLATES:
-        return TemplateFormat(tokenizer, NAMED_TEMPLATES[chat_template], name=chat_template)
+        return TemplateFormat(
+            tokenizer, NAMED_TEMPLATES[chat_template], chat_template, image_markup
+        )
     if "{%" in chat_template or "{{" in chat_template:
-        return TemplateFormat(tokenizer, chat_template, name="custom")
+        return TemplateFormat(tokenizer, chat_template, "custom", image_markup)
     raise ValueError(
         f"chat_template must be 'auto', 'vicuna', one of {sorted(NAMED_TEMPLATES)} or a "
         f"Jinja template, got {chat_template!r}"

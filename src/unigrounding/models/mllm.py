@@ -25,7 +25,7 @@ from ..layers import IGNORE, FeaturePyramid, pad_batch
 from ..proposers import build_proposers
 from ..proposers.validation import usable_proposals
 from ..registry import CODECS, DECODERS, MODELS
-from ..structures import IMAGE, GroundingDataSample
+from ..structures import IMAGE, Frame, GroundingDataSample
 from .chat import (
     TEMPLATE_TOKENS,
     build_chat_format,
@@ -39,7 +39,7 @@ from .llm import add_special_tokens, apply_lora, build_llm, build_tokenizer, fit
 from .preprocessor import GroundingDataPreprocessor
 from .referent_flags import ReferentFlags
 from .vision import Projector, VisionTower
-from .vlm import VLMParts, load_vlm
+from .vlm import SequencePositions, VLMParts, load_vlm
 
 
 def freeze_parameters(
@@ -222,7 +222,8 @@ class GroundingMLLM(BaseModel):
             self.tokenizer,
             (IMAGE, *self.codec.processor.special_tokens, *TEMPLATE_TOKENS.get(chat_template, ())),
         )
-        self.chat = build_chat_format(self.tokenizer, chat_template)
+        markup = parts.image_markup if parts is not None else ("", "")
+        self.chat = build_chat_format(self.tokenizer, chat_template, markup)
         self.max_length = max_length
         if parts is not None and parts.llm is not None:
             self.llm = parts.llm
@@ -234,7 +235,10 @@ class GroundingMLLM(BaseModel):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         self.precision = precision
-        hidden = self.llm.config.hidden_size
+        #: how the LM is told token positions (Qwen2.5-VL: its M-RoPE inputs)
+        self.positions = parts.positions if parts is not None else SequencePositions()
+        text_config = self.llm.config.get_text_config()
+        hidden = text_config.hidden_size
         self.vision = parts.vision if parts is not None else VisionTower(**vision)
         #: what an export writes to rebuild a VLM backbone's tower and projector
         self.vlm_spec = parts.spec if parts is not None else None
@@ -279,7 +283,7 @@ class GroundingMLLM(BaseModel):
         self.referent_flags = None
         if referent_flag_weight:
             self.referent_flags = ReferentFlags(
-                hidden, self.llm.config.num_hidden_layers, self.token_cell
+                hidden, text_config.num_hidden_layers, self.token_cell
             )
         if init_checkpoint is not None:
             from ..engine.export import init_from_pretrained
@@ -329,6 +333,11 @@ class GroundingMLLM(BaseModel):
             )
         return rows, cols
 
+    def input_frame(self, ori_hw: tuple[int, int]) -> Frame:
+        """How an original ``(H, W)`` image becomes this model's input (the
+        frame its data pipeline must use too)."""
+        return self.vision.input_frame(ori_hw, self.image_size)
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -373,7 +382,7 @@ class GroundingMLLM(BaseModel):
         )
         view.token_grids = grids
         view.truncated = truncated
-        feats = self.vision(images)
+        feats = self.vision(images, [tuple(s.frame.input_hw) for s in samples])
         instruction = None
         if self.projector.instruction is not None:
             instruction = self._instruction(rendered)
@@ -463,6 +472,12 @@ class GroundingMLLM(BaseModel):
         embeds = embeds.masked_scatter(is_image, self._sample_image_tokens(view).float())
         return self.codec.inject(embeds, view).to(table.weight.dtype)
 
+    def _lm_inputs(self, view: ModelView) -> dict:
+        """What the LM takes beside the embeddings to place its tokens (the
+        M-RoPE inputs of Qwen2.5-VL; nothing for a plain causal LM)."""
+        is_image = view.input_ids == self.image_token_id
+        return self.positions.lm_inputs(view.input_ids, is_image, view.token_grids)
+
     def _sample_image_tokens(self, view: ModelView) -> torch.Tensor:
         """``(sum_b rows_b * cols_b, D)``: each sample's own image tokens (the
         top-left ``token_grids[b]`` of the canvas's), in raster order."""
@@ -486,7 +501,9 @@ class GroundingMLLM(BaseModel):
             if mode == "tensor":
                 view = self.model_view(inputs, data_samples, train=True)
                 return self.llm(
-                    inputs_embeds=self._embed(view), attention_mask=view.attention_mask
+                    inputs_embeds=self._embed(view),
+                    attention_mask=view.attention_mask,
+                    **self._lm_inputs(view),
                 ).logits
         raise ValueError(f"unknown mode {mode!r}")
 
@@ -503,6 +520,7 @@ class GroundingMLLM(BaseModel):
             attention_mask=view.attention_mask,
             output_hidden_states=want_hidden or self.referent_flags is not None,
             logits_to_keep=predicts,
+            **self._lm_inputs(view),
         )
         if want_hidden:
             view.hidden_states = out.hidden_states[-1].float()
@@ -606,14 +624,18 @@ class GroundingMLLM(BaseModel):
             output_scores=want_logits,
             return_dict_in_generate=True,
         )
+        lm_inputs = self._lm_inputs(view)
         out = self.llm.generate(
             inputs_embeds=self._embed(view),
             attention_mask=view.attention_mask,
             generation_config=config,
             logits_processor=[AllowedTokens(allowed)] if allowed is not None else None,
             synced_gpus=self.lockstep_generation,
+            **lm_inputs,
         )
-        ids = ended_at_stops(out.sequences, self.chat.stop_ids, eos)
+        # given the prompt's ids too, generate returns them before the answer
+        prompt = view.input_ids.shape[1] if "input_ids" in lm_inputs else 0
+        ids = ended_at_stops(out.sequences[:, prompt:], self.chat.stop_ids, eos)
         view.generated_ids = ids
         if want_logits:
             view.generated_logits = torch.stack([step.float() for step in out.scores], dim=1)
@@ -623,7 +645,7 @@ class GroundingMLLM(BaseModel):
             last = self.llm(
                 input_ids=out.sequences[:, -1:],
                 attention_mask=mask,
-                position_ids=(mask.sum(-1, keepdim=True) - 1),
+                position_ids=self.positions.step_positions(self.llm, mask),
                 output_hidden_states=True,
                 **cache_step_kwargs(self.llm, out),
             )

@@ -11,14 +11,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers.position import sincos_2d
+from ..structures import Frame, square_resize_frame
 
 
 class FeatureTower(nn.Module):
     """What the model reads of a vision tower, whatever builds it.
 
     A subclass sets ``channels`` and ``strides`` (one per feature level its
-    ``forward`` returns, ``(B, C_l, S/s_l, S/s_l)`` maps of a ``(B, 3, S, S)``
-    uint8 image), ``token_levels`` (the levels whose cells become the LLM's
+    ``forward(images, input_hws=None)`` returns, ``(B, C_l, H/s_l, W/s_l)``
+    maps of a ``(B, 3, H, W)`` uint8 canvas whose image ``b`` is the top-left
+    ``input_hws[b]`` of it; a tower that encodes the canvas whole may ignore
+    them), ``token_levels`` (the levels whose cells become the LLM's
     image tokens), ``input_size`` (the side it was built for) and the
     ``mean`` / ``std`` buffers it normalises with."""
 
@@ -26,6 +29,12 @@ class FeatureTower(nn.Module):
     strides: list[int]
     token_levels: tuple[int, ...]
     input_size: int
+
+    def input_frame(self, ori_hw: tuple[int, int], image_size: int) -> Frame:
+        """The steps from an original ``(H, W)`` image to this tower's input
+        (LLaVA's padded square of side ``image_size``; a tower that reads
+        each image at its own size says otherwise)."""
+        return square_resize_frame(ori_hw, image_size)
 
     def register_normalization(self, mean, std) -> None:
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
@@ -118,8 +127,11 @@ class VisionTower(FeatureTower):
             backbone = backbone.model
         backbone.set_grad_checkpointing(enable)
 
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """``images``: ``(B, 3, S, S)`` uint8 → feature maps ``(B, C_l, S/s_l, S/s_l)``."""
+    def forward(
+        self, images: torch.Tensor, input_hws: list[tuple[int, int]] | None = None
+    ) -> list[torch.Tensor]:
+        """``images``: ``(B, 3, H, W)`` uint8 → feature maps ``(B, C_l, H/s_l, W/s_l)``
+        (the canvas is encoded whole)."""
         return list(self.backbone(self.normalized(images)))
 
 

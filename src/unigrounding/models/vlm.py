@@ -1,15 +1,22 @@
 """A pretrained transformers VLM as the shared model's backbone.
 
-``GroundingMLLM(vlm=dict(pretrained=DIR))`` loads a LLaVA-style folder
-(``LlavaForConditionalGeneration``: a CLIP / SigLIP vision encoder, a
-projector, a causal LM) and takes it apart into the three parts the assembled
-backbone has: a :class:`~.vision.FeatureTower` over the encoder, the VLM's own
-projector, and a causal LM made of its language model and LM head. The model
-and every codec then run on it unchanged: the image tokens are the encoder's
-``vision_feature_layer`` through the VLM's projector (as the VLM computes
-them), the feature pyramid and proposers read the encoder's last layers up to
-that one, and answers come from the VLM's LM. The parts are the loaded modules
+``GroundingMLLM(vlm=dict(pretrained=DIR))`` loads a VLM folder and takes it
+apart into the three parts the assembled backbone has: a
+:class:`~.vision.FeatureTower`, a projector and a language model. The model
+and every codec then run on it unchanged. The parts are the loaded modules
 themselves: nothing is copied.
+
+* LLaVA-style (``LlavaForConditionalGeneration``: a CLIP / SigLIP encoder, a
+  projector, a causal LM): the image tokens are the encoder's
+  ``vision_feature_layer`` through the VLM's projector (as the VLM computes
+  them), the feature pyramid and proposers read the encoder's last layers up
+  to that one, the LM is a causal LM made of its language model and head.
+* Qwen2.5-VL (``Qwen2_5_VLForConditionalGeneration``): each image is encoded
+  at its own size (the ``qwen2_5_vl`` input frame) by the VLM's encoder and
+  merger (:class:`MergedPatchTower`), whose merged tokens are the image
+  tokens and the one feature level; the projector is the identity (the
+  merger is the VLM's projector); the LM is the VLM without its encoder, given
+  what it needs for its 3-D M-RoPE positions (:class:`MRoPEPositions`).
 
 An export writes the LM in ``save_pretrained`` form and the encoder and
 projector with the other weights; its config keeps the VLM's config (JSON) and
@@ -35,12 +42,22 @@ from transformers import (
     PreTrainedModel,
 )
 
+from ..structures import Frame, smart_resize_frame
 from .llm import resolve_dtype, select_attn_implementation
 from .vision import FeatureTower
 
 #: VLM ``model_type`` → its projector class (module, name): the one part with
 #: no Auto class to build it from a config.
 PROJECTORS = {"llava": ("transformers.models.llava.modeling_llava", "LlavaMultiModalProjector")}
+
+#: VLMs whose encoder reads each image at its own size, merging patches.
+MERGED_PATCH_VLMS = ("qwen2_5_vl",)
+
+#: Text a VLM writes its image tokens between (none: LLaVA's bare ``<image>``s).
+IMAGE_MARKUP = {"qwen2_5_vl": ("<|vision_start|>", "<|vision_end|>")}
+
+#: Every supported VLM ``model_type``.
+SUPPORTED_VLMS = (*PROJECTORS, *MERGED_PATCH_VLMS)
 
 #: Feature levels the tower returns: the encoder's last layers up to its
 #: ``vision_feature_layer`` (as the assembled backbone's plain ViT returns
@@ -88,7 +105,9 @@ class TransformersVisionTower(FeatureTower):
         else:
             self.encoder.gradient_checkpointing_disable()
 
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def forward(
+        self, images: torch.Tensor, input_hws: list[tuple[int, int]] | None = None
+    ) -> list[torch.Tensor]:
         dtype = next(self.encoder.parameters()).dtype
         out = self.encoder(
             pixel_values=self.normalized(images).to(dtype), output_hidden_states=True
@@ -107,6 +126,131 @@ class TransformersVisionTower(FeatureTower):
                 )
             maps.append(tokens.float().transpose(1, 2).reshape(b, -1, grid, grid))
         return maps
+
+
+class MergedPatchTower(FeatureTower):
+    """Qwen2.5-VL's vision encoder and patch merger as a one-level feature tower.
+
+    Each image is encoded at its own size (``input_hws``; multiples of
+    ``patch_size * merge``, as the ``qwen2_5_vl`` frame gives), as the VLM
+    encodes it: patches from the VLM's image processor with resizing off,
+    window attention within the image alone. Its merged tokens — one per
+    ``stride`` = ``patch_size * merge`` pixel cell, already in the LLM's width
+    — are laid out on the canvas's grid, zero over another image's padding.
+    The merger is the VLM's projector, so the model's projector is
+    :class:`IdentityProjector`. ``input_size`` is the square side ``plan``
+    counts image tokens at (448: 256 tokens)."""
+
+    def __init__(self, visual: PreTrainedModel, processor, input_size: int = 448) -> None:
+        super().__init__()
+        config = visual.config
+        self.visual, self.processor = visual, processor
+        self.stride = int(config.patch_size) * int(config.spatial_merge_size)
+        self.channels, self.strides = [int(config.out_hidden_size)], [self.stride]
+        self.token_levels, self.input_size = (0,), input_size
+        self.register_normalization(tuple(processor.image_mean), tuple(processor.image_std))
+
+    def input_frame(self, ori_hw: tuple[int, int], image_size: int) -> Frame:
+        """Qwen2.5-VL's: resized to multiples of ``stride`` within the image
+        processor's pixel range (``image_size`` does not apply)."""
+        size = self.processor.size
+        return smart_resize_frame(
+            ori_hw, self.stride, (size["shortest_edge"], size["longest_edge"])
+        )
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        if enable:
+            self.visual.gradient_checkpointing_enable({"use_reentrant": False})
+        else:
+            self.visual.gradient_checkpointing_disable()
+
+    def forward(
+        self, images: torch.Tensor, input_hws: list[tuple[int, int]] | None = None
+    ) -> list[torch.Tensor]:
+        """``(B, 3, H, W)`` uint8 canvas → ``[(B, D, H / stride, W / stride)]``."""
+        hws = input_hws or [tuple(images.shape[-2:])] * len(images)
+        for h, w in hws:
+            if h % self.stride or w % self.stride:
+                raise ValueError(
+                    f"a {h}x{w} input is not a multiple of {self.stride} pixels: "
+                    "give this backbone the qwen2_5_vl input frame"
+                )
+        crops = [images[b, :, :h, :w].cpu() for b, (h, w) in enumerate(hws)]
+        packed = self.processor(images=crops, do_resize=False, return_tensors="pt")
+        dtype = next(self.visual.parameters()).dtype
+        merged = self.visual(
+            packed["pixel_values"].to(images.device, dtype),
+            grid_thw=packed["image_grid_thw"].to(images.device),
+        ).pooler_output.float()
+        b, (height, width) = len(images), images.shape[-2:]
+        canvas = merged.new_zeros(b, merged.shape[-1], height // self.stride, width // self.stride)
+        counts = [(h // self.stride) * (w // self.stride) for h, w in hws]
+        for row, ((h, w), tokens) in enumerate(zip(hws, merged.split(counts), strict=True)):
+            rows, cols = h // self.stride, w // self.stride
+            canvas[row, :, :rows, :cols] = tokens.T.reshape(-1, rows, cols)
+        return [canvas]
+
+
+class IdentityProjector(nn.Module):
+    """The projector of a tower whose tokens are already the LLM's (a merger's)."""
+
+    merge = 1
+    instruction = None
+
+    def forward(self, fmap: torch.Tensor, instruction: torch.Tensor | None = None) -> torch.Tensor:
+        return fmap.flatten(2).transpose(1, 2)
+
+    def project(
+        self, features: torch.Tensor, instruction: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return features
+
+
+class SequencePositions:
+    """How a causal LM is told token positions: from the attention mask
+    (transformers' default), nothing to add to its inputs."""
+
+    def lm_inputs(
+        self, input_ids: torch.Tensor, is_image: torch.Tensor, grids: list[tuple[int, int]]
+    ) -> dict:
+        """Keyword inputs for the LM's forward and ``generate`` beside the embeddings."""
+        return {}
+
+    def step_positions(self, llm: PreTrainedModel, mask: torch.Tensor) -> torch.Tensor:
+        """Position of the one new token of a cached step after ``mask`` ``(B, T)``."""
+        return mask.sum(-1, keepdim=True) - 1
+
+
+class MRoPEPositions(SequencePositions):
+    """Qwen2.5-VL's 3-D M-RoPE positions: the VLM computes them itself
+    (``get_rope_index``) when given the token ids, which tokens are image
+    tokens and each image's patch grid beside the embeddings; a cached step
+    adds the per-row offset it kept (``rope_deltas``) to the text position."""
+
+    def __init__(self, merge: int) -> None:
+        self.merge = merge
+
+    def lm_inputs(
+        self, input_ids: torch.Tensor, is_image: torch.Tensor, grids: list[tuple[int, int]]
+    ) -> dict:
+        # a row without image tokens (a codec that shows the image as codes)
+        # has no grid: the VLM takes one grid per image span, in row order
+        spans = [g for row, g in enumerate(grids) if is_image[row].any()]
+        if not spans:
+            return {}
+        m = self.merge
+        thw = torch.tensor([[1, r * m, c * m] for r, c in spans], device=input_ids.device)
+        return {
+            "input_ids": input_ids,
+            "mm_token_type_ids": is_image.int(),
+            "image_grid_thw": thw,
+        }
+
+    def step_positions(self, llm: PreTrainedModel, mask: torch.Tensor) -> torch.Tensor:
+        base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm  # peft
+        deltas = base.model.rope_deltas
+        text = mask.sum(-1, keepdim=True) - 1
+        return (text + (0 if deltas is None else deltas.to(text)))[None].expand(3, -1, -1)
 
 
 class TransformersProjector(nn.Module):
@@ -134,14 +278,18 @@ class TransformersProjector(nn.Module):
 @dataclass
 class VLMParts:
     """A VLM taken apart. ``llm`` is ``None`` when rebuilt from a config
-    without it (an export's LM comes from its own folder); ``spec`` is what an export writes
-    to rebuild the tower and projector; ``folder`` holds the tokenizer."""
+    without it (an export's LM comes from its own folder); ``spec`` is what
+    an export writes to rebuild the tower and projector; ``folder`` holds
+    the tokenizer; ``positions`` tells the LM where its tokens are;
+    ``image_markup`` is the text around an image's tokens."""
 
-    vision: TransformersVisionTower
-    projector: TransformersProjector
+    vision: FeatureTower
+    projector: nn.Module
     llm: PreTrainedModel | None
     spec: dict
     folder: str | None
+    positions: SequencePositions
+    image_markup: tuple[str, str] = ("", "")
 
 
 def load_vlm(spec: dict, attn_implementation: str = "auto", with_llm: bool = True) -> VLMParts:
@@ -150,14 +298,16 @@ def load_vlm(spec: dict, attn_implementation: str = "auto", with_llm: bool = Tru
     ``spec`` keys: ``pretrained`` (a local folder: weights, config and image
     processor) or, unused when ``pretrained`` is set, ``config`` (a VLM
     config as a dict, e.g. an export's or a recipe's published architecture,
-    with ``image_mean`` / ``image_std``): the parts built with fresh weights,
-    for an export's to be loaded into or for ``plan`` to count — the LM only
+    with ``image_mean`` / ``image_std``, and for Qwen2.5-VL its
+    ``image_processor`` settings): the parts built with fresh weights, for an
+    export's to be loaded into or for ``plan`` to count — the LM only
     ``with_llm`` (an export brings its own); ``dtype`` (``"float32"`` by
     default, as :func:`~.llm.build_llm`); ``attn_implementation``; other keys
     go to ``from_pretrained``."""
     spec = dict(spec)
     pretrained, config = spec.pop("pretrained", None), spec.pop("config", None)
     mean, std = spec.pop("image_mean", None), spec.pop("image_std", None)
+    processor_settings = spec.pop("image_processor", None)
     dtype = resolve_dtype(spec.pop("dtype", spec.pop("torch_dtype", "float32")))
     attn = select_attn_implementation(spec.pop("attn_implementation", attn_implementation))
     if pretrained is None and config is None:
@@ -170,26 +320,51 @@ def load_vlm(spec: dict, attn_implementation: str = "auto", with_llm: bool = Tru
         vlm = AutoModelForImageTextToText.from_pretrained(
             pretrained, local_files_only=True, dtype=dtype, attn_implementation=attn, **spec
         )
-        stats = AutoImageProcessor.from_pretrained(pretrained, local_files_only=True)
-        mean, std = tuple(stats.image_mean), tuple(stats.image_std)
-        encoder, projector = vlm.model.vision_tower, vlm.model.multi_modal_projector
-        llm = _causal_lm(vlm, attn)
+        processor = AutoImageProcessor.from_pretrained(pretrained, local_files_only=True)
+        if vlm_config.model_type in MERGED_PATCH_VLMS:
+            encoder, projector = vlm.model.visual, None
+            vlm.model.visual = None  # the tower's now; the LM never encodes pixels
+            llm = vlm
+        else:
+            encoder, projector = vlm.model.vision_tower, vlm.model.multi_modal_projector
+            llm = _causal_lm(vlm, attn)
     else:
         config = dict(config)
         vlm_config = AutoConfig.for_model(config.pop("model_type"), **config)
         _check_supported(vlm_config, "the export's config")
-        if mean is None or std is None:
-            raise ValueError("vlm=dict(config=...) needs image_mean and image_std")
-        encoder = AutoModel.from_config(vlm_config.vision_config, attn_implementation=attn)
-        module, name = PROJECTORS[vlm_config.model_type]
-        projector = getattr(importlib.import_module(module), name)(vlm_config)
         built = torch.float32 if dtype == "auto" else dtype
-        encoder, projector = encoder.to(built), projector.to(built)
-        llm = None
+        encoder = AutoModel.from_config(vlm_config.vision_config, attn_implementation=attn)
+        encoder, projector, processor, llm = encoder.to(built), None, None, None
+        if vlm_config.model_type in MERGED_PATCH_VLMS:
+            if processor_settings is None:
+                raise ValueError(
+                    f"vlm=dict(config=...) of a {vlm_config.model_type} needs image_processor"
+                )
+            processor = _image_processor(processor_settings)
+        else:
+            if mean is None or std is None:
+                raise ValueError("vlm=dict(config=...) needs image_mean and image_std")
+            module, name = PROJECTORS[vlm_config.model_type]
+            projector = getattr(importlib.import_module(module), name)(vlm_config).to(built)
         if with_llm:
-            llm = AutoModelForCausalLM.from_config(
-                vlm_config.text_config, attn_implementation=attn, dtype=built
-            )
+            llm = _fresh_lm(vlm_config, attn, built)
+    export_spec = {"config": json.loads(vlm_config.to_json_string(use_diff=False))}
+    if vlm_config.model_type in MERGED_PATCH_VLMS:
+        vision = MergedPatchTower(encoder, processor)
+        merge = int(vlm_config.vision_config.spatial_merge_size)
+        parts = VLMParts(
+            vision,
+            IdentityProjector(),
+            llm,
+            export_spec,
+            pretrained,
+            MRoPEPositions(merge),
+            IMAGE_MARKUP[vlm_config.model_type],
+        )
+        export_spec["image_processor"] = processor.to_dict()
+        return parts
+    if pretrained is not None:
+        mean, std = tuple(processor.image_mean), tuple(processor.image_std)
     vision = TransformersVisionTower(
         encoder,
         vlm_config.vision_feature_layer,
@@ -197,20 +372,43 @@ def load_vlm(spec: dict, attn_implementation: str = "auto", with_llm: bool = Tru
         mean,
         std,
     )
-    export_spec = {
-        "config": json.loads(vlm_config.to_json_string(use_diff=False)),
-        "image_mean": list(mean),
-        "image_std": list(std),
-    }
-    return VLMParts(vision, TransformersProjector(projector), llm, export_spec, pretrained)
+    export_spec.update(image_mean=list(mean), image_std=list(std))
+    projector = TransformersProjector(projector)
+    return VLMParts(vision, projector, llm, export_spec, pretrained, SequencePositions())
 
 
 def _check_supported(config, where: str) -> None:
-    if config.model_type not in PROJECTORS:
+    if config.model_type not in SUPPORTED_VLMS:
         raise ValueError(
             f"{where}: VLM model_type {config.model_type!r} is not supported as a backbone "
-            f"(supported: {sorted(PROJECTORS)})"
+            f"(supported: {sorted(SUPPORTED_VLMS)})"
         )
+
+
+def _image_processor(settings: dict):
+    """An image processor from its ``to_dict`` settings: the transformers
+    class they name, built from the values (no code is loaded)."""
+    import transformers
+
+    settings = dict(settings)
+    name = settings.pop("image_processor_type", None)
+    cls = getattr(transformers, name, None) if isinstance(name, str) else None
+    if cls is None or not hasattr(cls, "from_dict"):
+        raise ValueError(f"image_processor names no transformers image processor: {name!r}")
+    return cls.from_dict(settings)
+
+
+def _fresh_lm(vlm_config, attn: str, dtype: torch.dtype) -> PreTrainedModel:
+    """The VLM's language side with fresh weights (planning, from scratch)."""
+    if vlm_config.model_type in MERGED_PATCH_VLMS:
+        llm = AutoModelForImageTextToText.from_config(
+            vlm_config, attn_implementation=attn, dtype=dtype
+        )
+        llm.model.visual = None
+        return llm
+    return AutoModelForCausalLM.from_config(
+        vlm_config.text_config, attn_implementation=attn, dtype=dtype
+    )
 
 
 def _causal_lm(vlm: PreTrainedModel, attn: str) -> PreTrainedModel:

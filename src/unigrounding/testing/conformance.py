@@ -250,7 +250,7 @@ def _answering(model, text: str, hidden: float):
         rows = len(view.samples)
         ids = model.tokenizer(text, add_special_tokens=False).input_ids[: model.max_new_tokens - 1]
         ids = torch.tensor([[*ids, model.tokenizer.eos_token_id]] * rows)
-        size = (rows, ids.shape[1], model.llm.config.hidden_size)
+        size = (rows, ids.shape[1], model.llm.config.get_text_config().hidden_size)
         random = torch.Generator().manual_seed(0)
         view.generated_ids = ids
         view.generated_hidden_states = (

@@ -103,7 +103,8 @@ def train_proposers(model, batch: dict, steps: int, lr: float = 2e-3) -> list[fl
         opt = torch.optim.AdamW(proposer.parameters(), lr=lr)
         canvas = tuple(batch["inputs"].shape[-2:])
         with torch.no_grad():
-            feats = model.vision(batch["inputs"])
+            hws = [tuple(s.frame.input_hw) for s in batch["data_samples"]]
+            feats = model.vision(batch["inputs"], hws)
         # detection data: every box the batch knows for an image (REC samples
         # of one image each name a different object)
         by_image: dict = {}
