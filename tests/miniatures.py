@@ -265,6 +265,9 @@ def qwen2_5_vl_folder(out: Path, pixels: tuple[int, int] = (56 * 56, 84 * 84)) -
             temporal_patch_size=2,
             window_size=56,
             fullatt_block_indexes=[1],
+            # wider than the 0.02 of a model about to be trained: a random
+            # encoder that tells cells apart, as a trained one does
+            initializer_range=0.5,
         ),
         text_config=dict(
             vocab_size=(len(tok) + 63) // 64 * 64,

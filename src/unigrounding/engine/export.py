@@ -122,14 +122,41 @@ def _separate_storage(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return out
 
 
+#: Weight-name prefix of a merged-patch VLM's encoder in its own folder
+#: (``model.visual.``) and in the grounding model (``vision.visual.``).
+VLM_ENCODER_PREFIX, TOWER_ENCODER_PREFIX = "model.visual.", "vision.visual."
+
+
+def _saves_whole_vlm(model: torch.nn.Module) -> bool:
+    """Whether the export's ``llm/`` is the whole VLM, encoder included (a
+    merged-patch VLM, whose LM is the VLM itself: the folder then loads
+    anywhere as that VLM, and the export reads its tower from it)."""
+    from ..models.vlm import MergedPatchTower
+
+    return isinstance(getattr(model, "vision", None), MergedPatchTower)
+
+
 def _export_model_config(
-    model_cfg: Mapping, has_llm: bool, lora: str, vlm_spec: dict | None = None
+    model_cfg: Mapping,
+    has_llm: bool,
+    lora: str,
+    vlm_spec: dict | None = None,
+    whole_vlm: bool = False,
 ) -> dict:
     """The model config as the export folder reads it: its own LLM and
     tokenizer, and no weight source outside the folder (a VLM backbone:
-    rebuilt from its config, ``vlm_spec``)."""
+    rebuilt from its config, ``vlm_spec``, or, ``whole_vlm``, the VLM
+    folder ``llm/``)."""
     cfg = copy.deepcopy(dict(model_cfg))
     cfg.pop("init_checkpoint", None)
+    if whole_vlm:
+        keep = {k: v for k, v in dict(cfg["vlm"]).items() if k not in ("pretrained", "config")}
+        cfg["vlm"] = {**keep, "pretrained": LLM_DIR}
+        cfg.pop("llm", None)
+        cfg["tokenizer"] = {"path": LLM_DIR}
+        if cfg.get("lora") is not None:
+            cfg["lora"] = {**dict(cfg["lora"]), "adapter": LORA_DIR} if lora == "adapter" else None
+        return cfg
     if vlm_spec is not None:
         keep = {k: v for k, v in dict(cfg["vlm"]).items() if k not in ("pretrained", "config")}
         cfg["vlm"] = {**keep, **vlm_spec}
@@ -172,13 +199,22 @@ def export_model(
     out.mkdir(parents=True, exist_ok=True)
     llm = getattr(model, "llm", None)
     has_llm = llm is not None and hasattr(llm, "save_pretrained")
+    whole_vlm = _saves_whole_vlm(model)
     full = model.state_dict() if state is None else state
-    state = {k: v for k, v in full.items() if not (has_llm and k.startswith("llm."))}
+    in_folder = ("llm.", TOWER_ENCODER_PREFIX) if whole_vlm else ("llm.",)
+    state = {k: v for k, v in full.items() if not (has_llm and k.startswith(in_folder))}
     if has_llm:
         if full is state or _is_peft(llm):
             base = _base_llm_state(llm, merge=lora == "merge")
         else:  # a gathered state (FSDP): the LLM's part of it
             base = {k.removeprefix("llm."): v for k, v in full.items() if k.startswith("llm.")}
+        if whole_vlm:
+            encoder = {
+                VLM_ENCODER_PREFIX + k.removeprefix(TOWER_ENCODER_PREFIX): v
+                for k, v in full.items()
+                if k.startswith(TOWER_ENCODER_PREFIX)
+            }
+            base = {**base, **encoder}
         if llm_dtype is not None:
             from ..models.llm import DTYPES
 
@@ -188,10 +224,14 @@ def export_model(
         target = llm.get_base_model() if _is_peft(llm) else llm
         target.save_pretrained(str(out / LLM_DIR), state_dict=base)
         model.tokenizer.save_pretrained(str(out / LLM_DIR))
+        if whole_vlm:
+            model.vision.processor.save_pretrained(str(out / LLM_DIR))
         if _is_peft(llm) and lora == "adapter":
             llm.save_pretrained(str(out / LORA_DIR))
     save_file(_separate_storage(state), str(out / WEIGHTS))
-    model_cfg = _export_model_config(cfg["model"], has_llm, lora, getattr(model, "vlm_spec", None))
+    model_cfg = _export_model_config(
+        cfg["model"], has_llm, lora, getattr(model, "vlm_spec", None), whole_vlm
+    )
     document = {"format": FORMAT, "version": VERSION, "model": _to_json(model_cfg, "model")}
     (out / CONFIG).write_text(json.dumps(document, indent=1))
     (out / LEGACY_CONFIG).unlink(missing_ok=True)
@@ -221,9 +261,10 @@ def read_export_config(path: str | Path) -> dict:
             f"this library reads {FORMAT!r} version {VERSION}"
         )
     cfg = _from_json(document["model"])
-    if isinstance(cfg.get("llm"), dict) and cfg["llm"].get("pretrained") == LLM_DIR:
-        cfg["llm"]["pretrained"] = str(path / LLM_DIR)
-        cfg["tokenizer"] = {"path": str(path / LLM_DIR)}
+    for part in ("llm", "vlm"):
+        if isinstance(cfg.get(part), dict) and cfg[part].get("pretrained") == LLM_DIR:
+            cfg[part]["pretrained"] = str(path / LLM_DIR)
+            cfg["tokenizer"] = {"path": str(path / LLM_DIR)}
     if isinstance(cfg.get("lora"), dict) and cfg["lora"].get("adapter") == LORA_DIR:
         cfg["lora"]["adapter"] = str(path / LORA_DIR)
     return cfg
@@ -245,7 +286,10 @@ def export_state(path: str | Path, model: torch.nn.Module | None = None) -> dict
         names = _llm_key_names(llm) if llm is not None else {}
         for file in sorted(llm_dir.glob("*.safetensors")):
             for key, tensor in read_safetensors(file).items():
-                state[f"llm.{names.get(key, key)}"] = tensor
+                if key.startswith(VLM_ENCODER_PREFIX):  # a whole VLM's encoder: the tower
+                    state[TOWER_ENCODER_PREFIX + key.removeprefix(VLM_ENCODER_PREFIX)] = tensor
+                else:
+                    state[f"llm.{names.get(key, key)}"] = tensor
     return state
 
 
@@ -272,11 +316,12 @@ def load_export_weights(model: torch.nn.Module, path: str | Path) -> None:
     the folder is read once)."""
     path = Path(path)
     state = read_safetensors(path / WEIGHTS)
-    _load_checked(model, state, path, skip_prefix="llm.")
+    from_folder = ("llm.", TOWER_ENCODER_PREFIX) if _saves_whole_vlm(model) else ("llm.",)
+    _load_checked(model, state, path, skip_prefix=from_folder)
 
 
 def _load_checked(
-    model: torch.nn.Module, state: dict, path: Path, skip_prefix: str | None = None
+    model: torch.nn.Module, state: dict, path: Path, skip_prefix: tuple[str, ...] = ()
 ) -> None:
     """``load_state_dict`` that names what does not match; a tensor tied to
     one that was loaded (embeddings shared with the LM head, which
@@ -289,8 +334,7 @@ def _load_checked(
     loaded = set(state)
     shared = {k for keys in groups.values() if loaded & set(keys) for k in keys}
     missing = [k for k in missing if k not in shared]
-    if skip_prefix is not None:
-        missing = [k for k in missing if not k.startswith(skip_prefix)]
+    missing = [k for k in missing if not k.startswith(skip_prefix)]
     if missing or unexpected:
         raise ValueError(
             f"{path} does not match the model: missing {missing[:8]}"

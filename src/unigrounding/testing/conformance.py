@@ -49,13 +49,17 @@ class CodecConformance:
     model with that codec. To run the suite over several codecs, override the
     ``codec_name`` fixture with ``params``; to run it on another backbone,
     the ``backbone`` fixture (model config keys that replace the tiny
-    model's ``vision`` / ``projector`` / ``llm``, e.g. ``dict(vlm=...)``)."""
+    model's ``vision`` / ``projector`` / ``llm``, e.g. ``dict(vlm=...)``)
+    and, for a backbone with its own input frame, ``pack`` (the data's
+    ``PackGroundingSample`` config)."""
 
     codec: ClassVar[str]
     codec_args: ClassVar[dict[str, Any]] = {}
     plugins: ClassVar[tuple[str, ...]] = ()
     #: codecs the (slow) overfit check runs for; ``None``: every one
     overfit_codecs: ClassVar[tuple[str, ...] | None] = None
+    #: how the data is packed for the backbone; ``None``: the tiny model's padded square
+    pack: ClassVar[dict | None] = None
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -83,7 +87,7 @@ class CodecConformance:
     @pytest.fixture(scope="class")
     @classmethod
     def rec_batch(cls, shapes_root):
-        ds = tiny_shapesref_dataset(shapes_root)
+        ds = tiny_shapesref_dataset(shapes_root, pack=cls.pack)
         return collate([ds[i] for i in range(4)])
 
     def test_catalog_entry_has_kind_and_units(self, model, codec_name):
@@ -104,7 +108,7 @@ class CodecConformance:
         assert next(model.parameters()).dtype == torch.float32
 
     def test_processor_round_trip_reaches_its_ceiling(self, model, shapes_root):
-        ds = tiny_shapesref_dataset(shapes_root)
+        ds = tiny_shapesref_dataset(shapes_root, pack=self.pack)
         samples = prepared_samples(model, [ds[i] for i in range(len(ds))])
         result = roundtrip(model.codec, model.tokenizer, samples)
         assert result["n"] == len(samples)
@@ -135,7 +139,8 @@ class CodecConformance:
         view = model.model_view(rec_batch["inputs"], rec_batch["data_samples"], train=True)
         assert view.input_ids.shape == view.labels.shape == view.attention_mask.shape
         image_tokens = (view.input_ids == model.image_token_id).sum(1).tolist()
-        assert image_tokens == [model.num_image_tokens] * len(rec_batch["data_samples"])
+        grids = [model.token_grid(s.frame.input_hw) for s in rec_batch["data_samples"]]
+        assert image_tokens == [rows * cols for rows, cols in grids]
         assert ((view.labels != -100) & (view.attention_mask == 0)).sum() == 0
         assert (view.labels != -100).sum(1).min() > 0
 
@@ -218,7 +223,7 @@ class CodecConformance:
         if self.overfit_codecs is not None and codec_name not in self.overfit_codecs:
             pytest.skip(f"overfit check limited to {self.overfit_codecs} on this backbone")
         torch.manual_seed(0)
-        ds = tiny_shapesref_dataset(shapes_root, split="train")
+        ds = tiny_shapesref_dataset(shapes_root, split="train", pack=self.pack)
         batch = collate([ds[i] for i in range(2)])
         if len(model.proposers):
             history = train_proposers(model, batch, 150)

@@ -78,15 +78,20 @@ def tiny_shapesref(root: str | Path) -> Path:
 
 
 def tiny_shapesref_dataset(
-    root: str | Path, split: str = "val", task: str = "rec", **kwargs
+    root: str | Path,
+    split: str = "val",
+    task: str = "rec",
+    pack: dict | None = None,
+    **kwargs,
 ) -> ShapesRefDataset:
     """The tiny ShapesRef written by :func:`tiny_shapesref`, packed for the
-    tiny model."""
+    tiny model, or by ``pack`` (a ``PackGroundingSample`` config, e.g. the
+    ``qwen2_5_vl`` frame of a Qwen2.5-VL backbone)."""
     return ShapesRefDataset(
         data_root=str(root),
         split=split,
         task=task,
-        pipeline=[dict(type="PackGroundingSample", image_size=IMAGE_SIZE)],
+        pipeline=[pack or dict(type="PackGroundingSample", image_size=IMAGE_SIZE)],
         **_TINY_DATA,
         **kwargs,
     )
