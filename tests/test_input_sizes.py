@@ -114,3 +114,21 @@ def test_a_visual_prompt_covers_only_its_own_input_on_the_canvas(mixed_batch):
     expected = torch.zeros(10, 10)
     expected[:7] = 1
     assert torch.equal(mask, expected)
+
+
+def test_a_model_names_its_input_frame_for_the_api():
+    """``frame="resized_square"`` (GETok's plain resize): a 60x72 image is
+    stretched to the 64 square, so x 36 is input 32 and y 30 is input 32."""
+    from unigrounding.structures import input_frame
+
+    model = MODELS.build(dict(tiny_model_cfg(type="text_coords"), frame="resized_square"))
+    frame = model.input_frame((60, 72))
+    assert tuple(frame.input_hw) == (64, 64)
+    assert np.allclose(
+        frame.boxes_to_input(np.array([[36.0, 30.0, 72.0, 60.0]])), [[32, 32, 64, 64]]
+    )
+    # the tiny model's own (auto): LLaVA's padded square
+    padded = MODELS.build(tiny_model_cfg(type="text_coords")).input_frame((60, 72))
+    assert padded.steps == input_frame("padded_square", (60, 72), 64).steps
+    with pytest.raises(ValueError, match="frame must be"):
+        MODELS.build(dict(tiny_model_cfg(type="text_coords"), frame="letterbox"))

@@ -156,6 +156,20 @@ def test_plan_counts_llava_1_5_7b_as_published():
     assert out["assumptions"]["image_tokens"] == 576  # 24 x 24 patches of 14 px at 336
 
 
+def test_plan_counts_qwen2_5_vl_7b_as_published():
+    """GETok's backbone, Qwen/Qwen2.5-VL-7B-Instruct: 8,292,166,656
+    parameters = Qwen2.5-7B (7,615,616,512, untied 152064-row embeddings)
+    + the vision encoder with its merger (676,550,144); the recipe adds
+    LoRA rank 64 and reads an 840 px square as 30 x 30 merged tokens."""
+    from unigrounding.ablate.presets import config_dir
+
+    out = plan(config_dir() / "grid_offset" / "getok_7b_sft.py", gpus=8)
+    assert out["llm_params_as_published"] == 7_615_616_512
+    assert out["params"]["vision"] == 676_550_144 and out["params"]["projector"] == 0
+    assert out["llm_params_as_published"] + out["params"]["vision"] == 8_292_166_656
+    assert out["assumptions"]["image_tokens"] == 900
+
+
 def test_plan_reads_a_local_vlm_folder_and_counts_the_built_model(tmp_path):
     from miniatures import llava_folder
 

@@ -22,8 +22,8 @@ PUBLISHED = {
     "clawmachine": (6.74, 1.0),  # LLaMA-2-7B; EVA-CLIP g/14, "EVA-G/14 (1.0B)" (Table 1)
     "groma": (6.74, 0.30),  # Vicuna-7B v1.5; DINOv2-L/14
     "ref_vlm": (6.74, 0.30),  # Vicuna-7B v1.5; CLIP ViT-L/14-336
-    # Qwen2.5-7B (Qwen2.5-VL-7B's LLM); ViT-L/14 at 840 px: 0.30 B plus 3600 positions
-    "getok": (7.62, 0.31),
+    # Qwen2.5-VL-7B as a pretrained VLM backbone: its Qwen2.5-7B LM; its encoder with merger
+    "getok": (7.62, 0.68),
     "uglmm": (6.74, 0.30),  # Vicuna-7B; CLIP ViT-L/14-336
     # LLaVA-1.5-7B as a pretrained VLM backbone: Vicuna-7B v1.5; CLIP ViT-L/14-336
     "llava": (6.74, 0.30),

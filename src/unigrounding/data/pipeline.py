@@ -17,17 +17,15 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..registry import TRANSFORMS
 from ..structures import (
+    INPUT_FRAMES,
     QWEN2_5_VL_PIXELS,
     Frame,
     GroundingDataSample,
     RefTargets,
+    input_frame,
     rle_decode,
-    smart_resize_frame,
     square_resize_frame,
 )
-
-#: The model-input frames :class:`PackGroundingSample` builds.
-INPUT_FRAMES = ("padded_square", "qwen2_5_vl")
 
 MASK_UNITS = ("mask", "scribble", "point")  # point / scribble prompts are placed inside the mask
 
@@ -144,8 +142,9 @@ class PackGroundingSample:
     """Load the image, bring it to the model's input frame and pack.
 
     ``frame``: ``"padded_square"`` (pad to a centred square, resize to
-    ``image_size``: the assembled backbone's input, LLaVA's ``expand2square``)
-    or ``"qwen2_5_vl"`` (resize to multiples of 28 within ``pixels``, no
+    ``image_size``: the assembled backbone's input, LLaVA's ``expand2square``),
+    ``"resized_square"`` (a plain resize to ``image_size``, GETok's) or
+    ``"qwen2_5_vl"`` (resize to multiples of 28 within ``pixels``, no
     padding: :func:`~unigrounding.structures.smart_resize_frame`). Either way
     the sample's ``frame`` records the steps, so geometry maps back exactly.
 
@@ -167,8 +166,8 @@ class PackGroundingSample:
     ) -> None:
         if frame not in INPUT_FRAMES:
             raise ValueError(f"frame must be one of {INPUT_FRAMES}, got {frame!r}")
-        if frame == "padded_square" and image_size is None:
-            raise ValueError("frame='padded_square' needs image_size")
+        if frame != "qwen2_5_vl" and image_size is None:
+            raise ValueError(f"frame={frame!r} needs image_size")
         self.image_size, self.fill, self.frame = image_size, tuple(fill), frame
         self.pixels = tuple(pixels)
         self._inputs: dict[str, tuple[tuple[int, int], torch.Tensor]] | None = (
@@ -177,9 +176,7 @@ class PackGroundingSample:
 
     def input_frame(self, hw: tuple[int, int]) -> Frame:
         """The steps from an ``(H, W)`` image to the model input."""
-        if self.frame == "qwen2_5_vl":
-            return smart_resize_frame(hw, pixels=self.pixels)
-        return square_resize_frame(hw, self.image_size, self.fill)
+        return input_frame(self.frame, hw, self.image_size, self.fill, self.pixels)
 
     def _input(self, path: str, where: str) -> tuple[tuple[int, int], torch.Tensor]:
         """The image's original ``(H, W)`` and its ``(3, H', W')`` model input."""

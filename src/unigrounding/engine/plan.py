@@ -198,8 +198,9 @@ def _published_llm_params(model: torch.nn.Module, vocab_size: int) -> int:
     llm = model.llm
     base = sum(p.numel() for n, p in llm.named_parameters() if "lora_" not in n)
     rows = llm.get_input_embeddings().num_embeddings - vocab_size
-    tied = bool(getattr(llm.config, "tie_word_embeddings", False))
-    return base - max(rows, 0) * llm.config.hidden_size * (1 if tied else 2)
+    text = llm.config.get_text_config()
+    tied = bool(getattr(text, "tie_word_embeddings", False))
+    return base - max(rows, 0) * text.hidden_size * (1 if tied else 2)
 
 
 def _model_state_bytes(
@@ -244,7 +245,7 @@ def _activation_bytes(
 ) -> dict[str, float]:
     """What autograd keeps for backward, per part (module docstring);
     ``layers``: the LLM's decoder layers."""
-    arch = model.llm.config
+    arch = model.llm.config.get_text_config()
     h = arch.hidden_size
     kv = h * (getattr(arch, "num_key_value_heads", None) or arch.num_attention_heads)
     kv //= arch.num_attention_heads

@@ -25,7 +25,7 @@ from ..layers import IGNORE, FeaturePyramid, pad_batch
 from ..proposers import build_proposers
 from ..proposers.validation import usable_proposals
 from ..registry import CODECS, DECODERS, MODELS
-from ..structures import IMAGE, Frame, GroundingDataSample
+from ..structures import IMAGE, INPUT_FRAMES, Frame, GroundingDataSample, input_frame
 from .chat import (
     TEMPLATE_TOKENS,
     build_chat_format,
@@ -128,6 +128,11 @@ class GroundingMLLM(BaseModel):
             ``vit_large_patch14_clip_336``). Inputs of other sizes (a frame
             without padding, e.g. ``qwen2_5_vl``) get as many image tokens as
             their own size holds (:meth:`token_grid`).
+        frame: how an image becomes the model input (:meth:`input_frame`, for
+            the API; the data pipeline names the same): ``"auto"`` (the
+            tower's own: LLaVA's padded square, Qwen2.5-VL's smart resize) or
+            one of :data:`~unigrounding.structures.INPUT_FRAMES` at
+            ``image_size`` (e.g. GETok's ``"resized_square"``).
         projector: :class:`Projector` options (``merge``, ``pos_embed``,
             ``instruction_aware``).
         pyramid: :class:`FeaturePyramid` options (built only if the codec needs
@@ -178,6 +183,7 @@ class GroundingMLLM(BaseModel):
         llm: dict | None = None,
         vlm: dict | None = None,
         image_size: int | None = None,
+        frame: str = "auto",
         tokenizer: dict | str | None = None,
         chat_template: str = "auto",
         max_length: int | None = None,
@@ -243,6 +249,9 @@ class GroundingMLLM(BaseModel):
         #: what an export writes to rebuild a VLM backbone's tower and projector
         self.vlm_spec = parts.spec if parts is not None else None
         self.image_size = image_size or self.vision.input_size
+        if frame != "auto" and frame not in INPUT_FRAMES:
+            raise ValueError(f"frame must be 'auto' or one of {INPUT_FRAMES}, got {frame!r}")
+        self.frame = frame
         self.gradient_checkpointing = gradient_checkpointing
         if gradient_checkpointing:
             # non-reentrant: correct with frozen inputs (LoRA, a frozen tower)
@@ -336,7 +345,9 @@ class GroundingMLLM(BaseModel):
     def input_frame(self, ori_hw: tuple[int, int]) -> Frame:
         """How an original ``(H, W)`` image becomes this model's input (the
         frame its data pipeline must use too)."""
-        return self.vision.input_frame(ori_hw, self.image_size)
+        if self.frame == "auto":
+            return self.vision.input_frame(ori_hw, self.image_size)
+        return input_frame(self.frame, ori_hw, self.image_size)
 
     @property
     def device(self) -> torch.device:

@@ -1,11 +1,14 @@
 """Canonical geometry, recorded transforms and typed samples."""
 
 from .frame import (
+    INPUT_FRAMES,
     QWEN2_5_VL_PIXELS,
     Crop,
     Frame,
     Pad,
     Resize,
+    input_frame,
+    resized_square_frame,
     smart_resize_frame,
     square_resize_frame,
 )
@@ -31,6 +34,7 @@ from .sample import IMAGE, SLOT_PATTERN, UNITS, GroundingDataSample, RefTargets
 
 __all__ = [
     "IMAGE",
+    "INPUT_FRAMES",
     "QWEN2_5_VL_PIXELS",
     "SLOT_PATTERN",
     "UNITS",
@@ -38,6 +42,8 @@ __all__ = [
     "Crop",
     "Frame",
     "GeometryError",
+    "input_frame",
+    "resized_square_frame",
     "GroundingDataSample",
     "Mask",
     "Pad",

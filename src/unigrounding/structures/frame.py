@@ -167,6 +167,15 @@ def square_resize_frame(
     return frame
 
 
+def resized_square_frame(ori_hw: tuple[int, int], size: int) -> Frame:
+    """Resize to a ``size`` square, no padding (the aspect ratio changes:
+    GETok's plain resize, its appendix A.3)."""
+    frame = Frame(ori_hw)
+    return (
+        frame if tuple(ori_hw) == (size, size) else frame.then(Resize(tuple(ori_hw), (size, size)))
+    )
+
+
 #: Qwen2.5-VL's released preprocessor bounds on the input's area
 #: (``preprocessor_config.json`` of the Qwen2.5-VL Instruct checkpoints;
 #: transformers' own default maximum is lower, 1003520).
@@ -186,3 +195,29 @@ def smart_resize_frame(
     size = tuple(smart_resize(*ori_hw, factor=factor, min_pixels=pixels[0], max_pixels=pixels[1]))
     frame = Frame(ori_hw)
     return frame if size == tuple(ori_hw) else frame.then(Resize(tuple(ori_hw), size))
+
+
+#: The ways to the model input a data pipeline and the model can name.
+INPUT_FRAMES = ("padded_square", "resized_square", "qwen2_5_vl")
+
+
+def input_frame(
+    name: str,
+    ori_hw: tuple[int, int],
+    image_size: int | None = None,
+    fill: tuple[int, int, int] = (0, 0, 0),
+    pixels: tuple[int, int] = QWEN2_5_VL_PIXELS,
+) -> Frame:
+    """The frame :data:`INPUT_FRAMES` ``name`` gives an ``(H, W)`` image:
+    ``padded_square`` (:func:`square_resize_frame`, side ``image_size``,
+    padding ``fill``), ``resized_square`` (:func:`resized_square_frame`) or
+    ``qwen2_5_vl`` (:func:`smart_resize_frame` within ``pixels``)."""
+    if name not in INPUT_FRAMES:
+        raise ValueError(f"frame must be one of {INPUT_FRAMES}, got {name!r}")
+    if name == "qwen2_5_vl":
+        return smart_resize_frame(ori_hw, pixels=pixels)
+    if image_size is None:
+        raise ValueError(f"frame {name!r} needs image_size")
+    if name == "resized_square":
+        return resized_square_frame(ori_hw, image_size)
+    return square_resize_frame(ori_hw, image_size, fill)

@@ -1,13 +1,11 @@
 # GETok-7B, SFT (grid and offset tokens; GETok [docs/papers.md] sec. 4.1,
-# C.1, Table 12). GETok fine-tunes Qwen2.5-VL-7B; until that backbone can be
-# loaded (the VLM-backbone issue), this recipe assembles the same language
-# model, Qwen2.5-7B-Instruct, behind a ViT-L/14 tower at GETok's 840 x 840
-# input (C.1) whose 60 x 60 patches are merged 2 x 2 into 900 image tokens, as
-# Qwen2.5-VL merges its own (tower and merge: our choice). The RL stages
-# (cold start, GRPO) arrive with GETok-R1's issue.
+# C.1, Table 12): Qwen2.5-VL-7B-Instruct fine-tuned with LoRA, every image
+# resized to 840 x 840 (C.1; a plain resize, A.3), which Qwen2.5-VL's encoder
+# reads as 30 x 30 merged 28-pixel image tokens. The RL stages (cold start,
+# GRPO) arrive with GETok-R1's issue.
 _base_ = [
     "../_base_/models/mllm_7b.py",
-    "../_base_/models/qwen2_5_7b.py",
+    "../_base_/models/qwen2_5_vl_7b.py",
     "../_base_/schedules/llava_epochs.py",
     "../_base_/datasets/data_roots.py",
     "../_base_/datasets/loaders.py",
@@ -16,14 +14,10 @@ image_size = 840  # C.1: every image resized to 840 x 840 (plain resize, A.3)
 n, m = 32, 64  # sec. 4.1: grid size 32, offset size 64
 model = dict(
     image_size=image_size,
-    vision=dict(
-        model_name="vit_large_patch14_clip_336",
-        checkpoint="checkpoints/vit_large_patch14_clip_336.safetensors",
-        model_kwargs=dict(img_size=image_size),
-    ),
-    projector=dict(merge=2),
-    llm={{_base_.llm}},
-    chat_template="auto",  # Qwen2.5's own ChatML template
+    frame="resized_square",
+    vlm={{_base_.vlm}},
+    projector=None,  # the VLM's own (its patch merger)
+    chat_template="auto",  # Qwen2.5-VL's own template
     codec=dict(type="grid_offset", n=n, m=m),
     # masks from the generated points by off-the-shelf SAM (sec. 4.2, A.2);
     # needs the segment-anything extra and local SAM weights
@@ -35,7 +29,9 @@ model = dict(
         )
     ),
     lora=dict(r=64, alpha=128),  # sec. 4.1: LoRA rank 64; alpha not stated: 2r (our choice)
-    frozen=("vision.*",),  # SAM stays outside the trained model
+    # the encoder frozen (not stated: our choice, as LoRA adapts the LM only);
+    # SAM stays outside the trained model
+    frozen=("vision.*",),
 )
 custom_imports = dict(
     imports=["unigrounding.plugins.sam_point_decoder"], allow_failed_imports=False
@@ -45,7 +41,7 @@ custom_imports = dict(
 # LLaVA schedule (our choice)
 train_dataloader = dict(batch_size=2)
 optim_wrapper = dict(optimizer=dict(lr=1e-6), accumulative_counts=8)
-pipeline = [dict(type="PackGroundingSample", image_size=image_size)]
+pipeline = [dict(type="PackGroundingSample", image_size=image_size, frame="resized_square")]
 refcoco = dict(
     type="RefCOCODataset", data_root={{_base_.refcoco_root}}, refs_file="refs(unc).json",
     img_dir={{_base_.coco_train2014}}, split="train", task="rec", pipeline=pipeline,
