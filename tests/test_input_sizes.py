@@ -8,34 +8,14 @@ import pytest
 import torch
 
 from unigrounding.codecs.catalog import registered_codecs
-from unigrounding.data import ShapesRefDataset, collate
 from unigrounding.registry import MODELS
 from unigrounding.testing.conformance import _answering
-from unigrounding.testing.tiny import tiny_model_cfg, train_proposers
-
-#: small enough that ShapesRef's scenes stay a few image tokens a side
-PIXELS = (56 * 56, 84 * 84)
-
-
-def _dataset(root, height: int, width: int) -> ShapesRefDataset:
-    return ShapesRefDataset(
-        data_root=str(root),
-        seed=3,
-        n_train=4,
-        n_val=2,
-        split="train",
-        scene=dict(height=height, width=width),
-        pipeline=[dict(type="PackGroundingSample", frame="qwen2_5_vl", pixels=PIXELS)],
-    )
+from unigrounding.testing.tiny import mixed_size_batch, tiny_model_cfg, train_proposers
 
 
 @pytest.fixture(scope="module")
 def mixed_batch(tmp_path_factory):
-    """Two 60x72 (HxW) images, resized to 56x84, and two 80x48 ones, to
-    84x56: an 84x84 canvas."""
-    wide = _dataset(tmp_path_factory.mktemp("wide") / "data", 60, 72)
-    tall = _dataset(tmp_path_factory.mktemp("tall") / "data", 80, 48)
-    return collate([wide[0], tall[0], wide[1], tall[1]])
+    return mixed_size_batch(tmp_path_factory.mktemp("mixed"))
 
 
 def test_each_sample_gets_the_image_tokens_its_input_holds(mixed_batch):

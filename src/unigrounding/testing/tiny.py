@@ -97,6 +97,28 @@ def tiny_shapesref_dataset(
     )
 
 
+def mixed_size_batch(root: str | Path, pixels: tuple[int, int] = (56 * 56, 84 * 84)) -> dict:
+    """A collated batch of inputs of two sizes in Qwen2.5-VL's frame (no
+    padding): two 60x72 (HxW) ShapesRef images, at 56x84 with the default
+    ``pixels``, and two 80x48 ones, at 84x56 — one 84x84 canvas. ShapesRefs
+    of four train images each, written under ``root``."""
+    from ..data import collate
+
+    def sized(height: int, width: int) -> ShapesRefDataset:
+        return ShapesRefDataset(
+            data_root=str(Path(root) / f"shapesref_{height}x{width}"),
+            seed=3,
+            n_train=4,
+            n_val=2,
+            split="train",
+            scene=dict(height=height, width=width),
+            pipeline=[dict(type="PackGroundingSample", frame="qwen2_5_vl", pixels=pixels)],
+        )
+
+    wide, tall = sized(60, 72), sized(80, 48)
+    return collate([wide[0], tall[0], wide[1], tall[1]])
+
+
 def train_proposers(model, batch: dict, steps: int, lr: float = 2e-3) -> list[float]:
     """Each proposer's own detection stage, on one batch (they are frozen in
     the grounding model); the summed loss of each step."""
