@@ -9,8 +9,9 @@ test_cfg = dict(type="TestLoop")
 optim_wrapper = dict(
     optimizer=dict(type="AdamW", lr=lr, weight_decay=0.01, betas=(0.9, 0.98), fused=True),
     # 5, not 1: the gradient norm of the from-scratch LLM stays above 1 all
-    # run, so a clip of 1 rescaled every step; 5 halved the seed spread of
-    # gnd_query and region_proxy (docs/measurements.md, session 15)
+    # run, so a clip of 1 rescaled every step; 5 cut the seed spread of the
+    # decoder and proposal codecs 2-4x (docs/measurements.md, sessions 15-16;
+    # trp, text_coords and token_collective keep 1 in their configs)
     clip_grad=dict(max_norm=5.0),
 )
 param_scheduler = [
