@@ -13,14 +13,20 @@ load_plugins(["unigrounding.plugins.example_codec"])
 CODECS = sorted(registered_codecs())
 
 
-class TestEveryCodec(CodecConformance):
+class EveryCodec(CodecConformance):
+    """The suite over every registered codec (pytest collects the ``Test`` subclasses)."""
+
     @pytest.fixture(scope="class", params=CODECS)
     @classmethod
     def codec_name(cls, request):
         return request.param
 
 
-class TestEveryCodecOnLlava(CodecConformance):
+class TestEveryCodec(EveryCodec):
+    pass
+
+
+class TestEveryCodecOnLlava(EveryCodec):
     """Every codec on a pretrained LLaVA backbone (a random miniature of
     LLaVA-1.5-hf, loaded from its folder as a user loads the real one). The
     overfit check runs for the text baseline only: over every codec it costs
@@ -30,11 +36,6 @@ class TestEveryCodecOnLlava(CodecConformance):
 
     overfit_codecs = ("text_coords",)
 
-    @pytest.fixture(scope="class", params=CODECS)
-    @classmethod
-    def codec_name(cls, request):
-        return request.param
-
     @pytest.fixture(scope="class")
     @classmethod
     def backbone(cls, tmp_path_factory):
@@ -42,7 +43,7 @@ class TestEveryCodecOnLlava(CodecConformance):
         return {"vlm": {"pretrained": str(folder)}, "max_new_tokens": 160}
 
 
-class TestEveryCodecOnQwenVL(CodecConformance):
+class TestEveryCodecOnQwenVL(EveryCodec):
     """Every codec on a pretrained Qwen2.5-VL backbone (a random miniature
     of Qwen2.5-VL-Instruct loaded from its folder), the data in its own
     input frame: ShapesRef's 60x72 images at 112x140, 4x5 image tokens.
@@ -55,11 +56,6 @@ class TestEveryCodecOnQwenVL(CodecConformance):
 
     pack = dict(type="PackGroundingSample", frame="qwen2_5_vl", pixels=(112 * 112, 168 * 168))
     overfit_codecs = ("grid_offset", "region_proxy", "text_coords")
-
-    @pytest.fixture(scope="class", params=CODECS)
-    @classmethod
-    def codec_name(cls, request):
-        return request.param
 
     @pytest.fixture(scope="class")
     @classmethod
