@@ -25,6 +25,3 @@ model = dict(
 )
 val_evaluator = [dict(type="RECMetric"), dict(type="TokenCollectiveMetric")]
 test_evaluator = val_evaluator
-# gradient clip at 1, not the quick schedule's 5: this codec's answer is the
-# LM's own tokens, and its seed spread grew at 5 (docs/measurements.md, session 16)
-optim_wrapper = dict(clip_grad=dict(max_norm=1.0))

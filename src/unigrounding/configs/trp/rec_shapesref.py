@@ -14,6 +14,3 @@ model = dict(
     max_new_tokens=64,  # the VD-CoT block makes answers ~37 tokens
     pyramid=dict(image_tokens=True),
 )
-# gradient clip at 1, not the quick schedule's 5: this codec's answer is the
-# LM's own tokens, and its seed spread grew at 5 (docs/measurements.md, session 16)
-optim_wrapper = dict(clip_grad=dict(max_norm=1.0))
