@@ -279,14 +279,15 @@ class TransformersProjector(nn.Module):
 class VLMParts:
     """A VLM taken apart. ``llm`` is ``None`` when rebuilt from a config
     without it (an export's LM comes from its own folder); ``spec`` is what
-    an export writes to rebuild the tower and projector; ``folder`` holds
+    an export writes to rebuild the tower and projector (``None`` for a
+    merged-patch VLM, whose export writes the whole VLM folder); ``folder`` holds
     the tokenizer; ``positions`` tells the LM where its tokens are;
     ``image_markup`` is the text around an image's tokens."""
 
     vision: FeatureTower
     projector: nn.Module
     llm: PreTrainedModel | None
-    spec: dict
+    spec: dict | None
     folder: str | None
     positions: SequencePositions
     image_markup: tuple[str, str] = ("", "")
@@ -348,21 +349,17 @@ def load_vlm(spec: dict, attn_implementation: str = "auto", with_llm: bool = Tru
             projector = getattr(importlib.import_module(module), name)(vlm_config).to(built)
         if with_llm:
             llm = _fresh_lm(vlm_config, attn, built)
-    export_spec = {"config": json.loads(vlm_config.to_json_string(use_diff=False))}
     if vlm_config.model_type in MERGED_PATCH_VLMS:
-        vision = MergedPatchTower(encoder, processor)
         merge = int(vlm_config.vision_config.spatial_merge_size)
-        parts = VLMParts(
-            vision,
+        return VLMParts(
+            MergedPatchTower(encoder, processor),
             IdentityProjector(),
             llm,
-            export_spec,
+            None,
             pretrained,
             MRoPEPositions(merge),
             IMAGE_MARKUP[vlm_config.model_type],
         )
-        export_spec["image_processor"] = processor.to_dict()
-        return parts
     if pretrained is not None:
         mean, std = tuple(processor.image_mean), tuple(processor.image_std)
     vision = TransformersVisionTower(
@@ -372,7 +369,11 @@ def load_vlm(spec: dict, attn_implementation: str = "auto", with_llm: bool = Tru
         mean,
         std,
     )
-    export_spec.update(image_mean=list(mean), image_std=list(std))
+    export_spec = {
+        "config": json.loads(vlm_config.to_json_string(use_diff=False)),
+        "image_mean": list(mean),
+        "image_std": list(std),
+    }
     projector = TransformersProjector(projector)
     return VLMParts(vision, projector, llm, export_spec, pretrained, SequencePositions())
 
