@@ -3,9 +3,9 @@ over every registered codec, the out-of-tree example plugin
 (``plugins/example_codec.py``) included."""
 
 import pytest
-from miniatures import llava_folder, qwen2_5_vl_folder
 
 from unigrounding.codecs.catalog import codec_catalog, registered_codecs
+from unigrounding.miniatures import llava_folder, qwen2_5_vl_folder
 from unigrounding.plugins.loading import load_plugins
 from unigrounding.testing import CodecConformance
 

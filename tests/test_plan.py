@@ -4,11 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
-from miniatures import qwen2_folder
 
 import unigrounding as ug
 from unigrounding.cli.main import main
 from unigrounding.engine.plan import plan
+from unigrounding.miniatures import qwen2_folder
 
 CONFIGS = Path(ug.__file__).resolve().parent / "configs"
 
@@ -171,8 +171,7 @@ def test_plan_counts_qwen2_5_vl_7b_as_published():
 
 
 def test_plan_reads_a_local_vlm_folder_and_counts_the_built_model(tmp_path):
-    from miniatures import llava_folder
-
+    from unigrounding.miniatures import llava_folder
     from unigrounding.registry import MODELS
 
     folder = llava_folder(tmp_path / "llava")

@@ -18,7 +18,7 @@ def cell_dataset(root, **kwargs):
             category=[1, 2, 3, 4, 5],
             colour=["red", "green", "blue", "yellow", "purple", "white"],
         ),
-        pipeline=[dict(type="PackCellLabels", image_size=64, grid=8)],
+        pipeline=[dict(type="PackCellLabels", image_size=64, cell=8)],
         **kwargs,
     )
 

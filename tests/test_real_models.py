@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from miniatures import llama_folder, mistral_folder, qwen2_folder, tower_checkpoint
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import unigrounding as ug
 from unigrounding.engine.runner import train
 from unigrounding.layers import IGNORE
+from unigrounding.miniatures import llama_folder, mistral_folder, qwen2_folder, tower_checkpoint
 
 CONFIGS = Path(ug.__file__).resolve().parent / "configs"
 LLM_FAMILIES = {"llama": llama_folder, "qwen2": qwen2_folder, "mistral": mistral_folder}

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from miniatures import llava_folder, qwen2_5_vl_folder
 from mmengine.config import Config
 from PIL import Image
 
@@ -16,6 +15,8 @@ import unigrounding as ug
 from unigrounding.codecs.catalog import registered_codecs
 from unigrounding.data.pipeline import collate
 from unigrounding.engine.export import export_model
+from unigrounding.miniatures import llava_folder, qwen2_5_vl_folder
+from unigrounding.models.vlm import with_backbone
 from unigrounding.registry import MODELS
 from unigrounding.testing.tiny import (
     mixed_size_batch,
@@ -23,7 +24,6 @@ from unigrounding.testing.tiny import (
     tiny_shapesref,
     tiny_shapesref_dataset,
     train_proposers,
-    with_backbone,
 )
 
 #: Qwen2.5-VL's pixel range for the tests: ShapesRef at a few 28-pixel cells a side

@@ -24,7 +24,6 @@ from ..structures import (
     RefTargets,
     input_frame,
     rle_decode,
-    square_resize_frame,
 )
 
 MASK_UNITS = ("mask", "scribble", "point")  # point / scribble prompts are placed inside the mask
@@ -235,42 +234,61 @@ def collate(batch: list[dict]) -> dict:
 
 @TRANSFORMS.register_module()
 class PackCellLabels:
-    """Image + per-cell targets on a ``grid x grid`` lattice of the model input.
+    """Image + per-cell targets on the model input's lattice of ``cell``-pixel
+    cells (the image-token grid of a tower of that stride).
 
     For the topmost object whose mask covers a cell centre (objects are painted
     in annotation order, so later, drawn-on-top ones win): its attribute classes
     (0 = background), ``foreground`` and ``box_deltas`` — the distances from the
     cell centre to the object's box sides (left, top, right, bottom), as
-    fractions of the input side (FCOS-style; 0 on background).
+    fractions of the input's width and height (FCOS-style; 0 on background).
+    ``frame``, ``image_size``, ``fill`` and ``pixels``: the input frame, as for
+    :class:`PackGroundingSample`.
     """
 
-    def __init__(self, image_size: int, grid: int) -> None:
-        if image_size % grid:
-            raise ValueError(f"image_size {image_size} is not a multiple of grid {grid}")
-        self.image_size, self.grid = image_size, grid
+    def __init__(
+        self,
+        cell: int,
+        image_size: int | None = None,
+        frame: str = "padded_square",
+        fill: tuple[int, int, int] = (0, 0, 0),
+        pixels: tuple[int, int] = QWEN2_5_VL_PIXELS,
+    ) -> None:
+        if frame not in INPUT_FRAMES:
+            raise ValueError(f"frame must be one of {INPUT_FRAMES}, got {frame!r}")
+        if frame != "qwen2_5_vl" and image_size is None:
+            raise ValueError(f"frame={frame!r} needs image_size")
+        self.cell, self.image_size, self.frame = cell, image_size, frame
+        self.fill, self.pixels = tuple(fill), tuple(pixels)
 
     def __call__(self, record: dict) -> dict:
         where = f"{record['source']} image {record['image_id']}"
         img = load_rgb(record["image_path"], where)
         hw = (img.height, img.width)
-        frame = square_resize_frame(hw, self.image_size)
-        cell = self.image_size // self.grid
-        centres = slice(cell // 2, None, cell)
-        g = self.grid
-        labels = {k: torch.zeros(g, g, dtype=torch.long) for k in record["attributes"]}
-        labels["foreground"] = torch.zeros(g, g, dtype=torch.bool)
-        labels["box_deltas"] = torch.zeros(g, g, 4)
-        xy = (torch.arange(g, dtype=torch.float32) + 0.5) * cell
-        cy, cx = torch.meshgrid(xy, xy, indexing="ij")
+        frame = input_frame(self.frame, hw, self.image_size, self.fill, self.pixels)
+        (h, w), cell = frame.input_hw, self.cell
+        if h % cell or w % cell:
+            raise ValueError(f"{where}: a {h}x{w} input is not a lattice of {cell}-pixel cells")
+        rows, cols = h // cell, w // cell
+        labels = {k: torch.zeros(rows, cols, dtype=torch.long) for k in record["attributes"]}
+        labels["foreground"] = torch.zeros(rows, cols, dtype=torch.bool)
+        labels["box_deltas"] = torch.zeros(rows, cols, 4)
+        cy, cx = torch.meshgrid(
+            (torch.arange(rows, dtype=torch.float32) + 0.5) * cell,
+            (torch.arange(cols, dtype=torch.float32) + 0.5) * cell,
+            indexing="ij",
+        )
+        sides = torch.tensor([w, h, w, h], dtype=torch.float32)
+        centres = (slice(cell // 2, None, cell), slice(cell // 2, None, cell))
         for obj in record["objects"]:
             mask = frame.mask_to_input(
                 rle_decode(obj["segmentation"], *hw, where=f"{where} ann_id={obj['id']}")
             )
-            covered = mask[centres, centres]
+            covered = mask[centres]
             for k in record["attributes"]:
                 labels[k][covered] = obj["labels"][k]
             x1, y1, x2, y2 = frame.boxes_to_input(obj["box"])[0].tolist()
-            deltas = torch.stack([cx - x1, cy - y1, x2 - cx, y2 - cy], dim=-1) / self.image_size
+            deltas = torch.stack([cx - x1, cy - y1, x2 - cx, y2 - cy], dim=-1) / sides
             labels["box_deltas"][covered] = deltas[covered]
             labels["foreground"] |= covered
         return {"inputs": image_tensor(frame.image_to_input(img)), "data_samples": labels}

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..registry import MODELS
 from .preprocessor import GroundingDataPreprocessor
-from .vision import VisionTower
+from .vlm import build_tower
 
 
 @MODELS.register_module()
@@ -29,6 +29,8 @@ class CellAttributePretrainer(BaseModel):
 
     Args:
         vision: :class:`VisionTower` arguments (as in the grounding model).
+        vlm: instead of ``vision``, a pretrained VLM whose encoder is the
+            tower (:func:`~unigrounding.models.vlm.build_tower`).
         attributes: attribute name → number of classes (class 0 is background).
         box_weight: weight of the L1 loss on foreground cells' ``box_deltas``
             (0 disables box regression).
@@ -36,13 +38,15 @@ class CellAttributePretrainer(BaseModel):
 
     def __init__(
         self,
-        vision: dict,
+        vision: dict | None = None,
+        *,
         attributes: dict[str, int],
         box_weight: float = 1.0,
         data_preprocessor: dict | None = None,
+        vlm: dict | None = None,
     ) -> None:
         super().__init__(data_preprocessor=data_preprocessor or GroundingDataPreprocessor())
-        self.vision = VisionTower(**vision)
+        self.vision = build_tower(vision, vlm)
         self.attributes = list(attributes)
         self.box_weight = box_weight
         self.outputs = dict(attributes, **({"box_deltas": 4} if box_weight else {}))

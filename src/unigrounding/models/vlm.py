@@ -44,7 +44,7 @@ from transformers import (
 
 from ..structures import Frame, smart_resize_frame
 from .llm import resolve_dtype, select_attn_implementation
-from .vision import FeatureTower
+from .vision import FeatureTower, VisionTower
 
 #: VLM ``model_type`` → its projector class (module, name): the one part with
 #: no Auto class to build it from a config.
@@ -328,7 +328,9 @@ def load_vlm(spec: dict, attn_implementation: str = "auto", with_llm: bool = Tru
             llm = vlm
         else:
             encoder, projector = vlm.model.vision_tower, vlm.model.multi_modal_projector
-            llm = _causal_lm(vlm, attn)
+            llm = _causal_lm(vlm, attn) if with_llm else None
+        if not with_llm:
+            llm = None  # a vision-only stage: the LM's weights are let go
     else:
         config = dict(config)
         vlm_config = AutoConfig.for_model(config.pop("model_type"), **config)
@@ -376,6 +378,31 @@ def load_vlm(spec: dict, attn_implementation: str = "auto", with_llm: bool = Tru
     }
     projector = TransformersProjector(projector)
     return VLMParts(vision, projector, llm, export_spec, pretrained, SequencePositions())
+
+
+#: The model-config keys of the assembled backbone, which a ``vlm`` replaces.
+ASSEMBLED_BACKBONE_KEYS = ("vision", "projector", "llm")
+
+
+def with_backbone(cfg: dict, backbone: dict) -> dict:
+    """A model config with its assembled backbone (:data:`ASSEMBLED_BACKBONE_KEYS`)
+    replaced by ``backbone``'s keys (e.g. ``dict(vlm=...)``)."""
+    kept = {k: v for k, v in cfg.items() if k not in ASSEMBLED_BACKBONE_KEYS}
+    return {**kept, **backbone}
+
+
+def build_tower(vision: dict | None = None, vlm: dict | None = None) -> FeatureTower:
+    """The feature tower of a vision-only stage (the cell, proposer and
+    quantizer pretraining): the assembled backbone's (``vision``:
+    :class:`~.vision.VisionTower` arguments) or a VLM's encoder with its
+    projector (``vlm``: a :func:`load_vlm` spec; the LM is not kept). Its
+    weights are named as in the grounding model on the same backbone, so the
+    stage's export initialises that model."""
+    if (vision is None) == (vlm is None):
+        raise ValueError("give `vision` (an assembled tower) or `vlm` (a VLM's encoder)")
+    if vlm is None:
+        return VisionTower(**vision)
+    return load_vlm(vlm, with_llm=False).vision
 
 
 def _check_supported(config, where: str) -> None:

@@ -15,7 +15,7 @@ from mmengine.model import BaseModel
 
 from ..decoders.query_decoders import box_targets
 from ..models.preprocessor import GroundingDataPreprocessor
-from ..models.vision import VisionTower
+from ..models.vlm import build_tower
 from ..registry import MODELS
 from ..structures import GroundingDataSample, RefTargets
 from .build import build_proposers
@@ -27,6 +27,8 @@ class ProposerPretrainer(BaseModel):
 
     Args:
         vision: :class:`VisionTower` arguments (as in the grounding model).
+        vlm: instead of ``vision``, a pretrained VLM whose encoder is the
+            tower (:func:`~unigrounding.models.vlm.build_tower`).
         proposer: config of a registered proposer.
         name: the proposer's name in ``proposers`` (the codec's lookup name).
         init_checkpoint: exported model whose ``vision.*`` weights to start from
@@ -35,15 +37,17 @@ class ProposerPretrainer(BaseModel):
 
     def __init__(
         self,
-        vision: dict,
+        vision: dict | None = None,
+        *,
         proposer: dict,
         name: str = "proposer",
         init_checkpoint: str | None = None,
         data_preprocessor: dict | None = None,
+        vlm: dict | None = None,
     ) -> None:
         super().__init__(data_preprocessor=data_preprocessor or GroundingDataPreprocessor())
         self.name = name
-        self.vision = VisionTower(**vision)
+        self.vision = build_tower(vision, vlm)
         self.proposers = build_proposers({name: proposer}, self.vision)
         if init_checkpoint is not None:
             from ..engine.export import init_from_pretrained
@@ -63,7 +67,10 @@ class ProposerPretrainer(BaseModel):
         self, inputs: torch.Tensor, data_samples: list[GroundingDataSample], mode: str = "loss"
     ):
         with torch.no_grad():
-            feats = self.vision(inputs.to(next(self.parameters()).device))
+            feats = self.vision(
+                inputs.to(next(self.parameters()).device),
+                [tuple(s.frame.input_hw) for s in data_samples],
+            )
         proposer, canvas = self.proposers[self.name], tuple(inputs.shape[-2:])
         if mode == "loss":
             targets = [

@@ -27,6 +27,7 @@ from mmengine.structures import InstanceData
 from PIL import Image
 
 from ..data import collate
+from ..models.vlm import with_backbone
 from ..plugins.loading import load_plugins
 from ..registry import MODELS
 from ..roundtrip import prepared_samples, roundtrip
@@ -36,7 +37,6 @@ from .tiny import (
     tiny_shapesref,
     tiny_shapesref_dataset,
     train_proposers,
-    with_backbone,
 )
 
 

@@ -65,13 +65,6 @@ def tiny_model_cfg(**codec) -> dict:
     return cfg
 
 
-def with_backbone(cfg: dict, backbone: dict) -> dict:
-    """A model config with its assembled backbone (``vision``, ``projector``,
-    ``llm``) replaced by ``backbone``'s keys (e.g. ``dict(vlm=...)``)."""
-    kept = {k: v for k, v in cfg.items() if k not in ("vision", "projector", "llm")}
-    return {**kept, **backbone}
-
-
 def tiny_shapesref(root: str | Path) -> Path:
     """Write the tiny ShapesRef into ``root`` (once; it is deterministic)."""
     return write_shapesref(Path(root), **_TINY_DATA)

@@ -15,7 +15,7 @@ from mmengine.model import BaseModel
 from torch import nn
 
 from ...models.preprocessor import GroundingDataPreprocessor
-from ...models.vision import VisionTower
+from ...models.vlm import build_tower
 from ...registry import MODELS
 from ...structures import GroundingDataSample
 from .quantizer import VisualQuantizer
@@ -33,13 +33,15 @@ class QuantizerPretrainer(BaseModel):
 
     def __init__(
         self,
-        vision: dict,
+        vision: dict | None = None,
+        *,
         quantizer: dict,
         init_checkpoint: str | None = None,
         data_preprocessor: dict | None = None,
+        vlm: dict | None = None,
     ) -> None:
         super().__init__(data_preprocessor=data_preprocessor or GroundingDataPreprocessor())
-        self.vision = VisionTower(**vision)
+        self.vision = build_tower(vision, vlm)
         self.codec = nn.ModuleDict(
             {"quantizer": VisualQuantizer(self.vision.token_channels, **quantizer)}
         )
@@ -61,7 +63,8 @@ class QuantizerPretrainer(BaseModel):
         self, inputs: torch.Tensor, data_samples: list[GroundingDataSample], mode: str = "loss"
     ):
         with torch.no_grad():
-            tokens = self.vision.token_map(self.vision(inputs.to(self.vision.mean.device)))
+            hws = [tuple(s.frame.input_hw) for s in data_samples]
+            tokens = self.vision.token_map(self.vision(inputs.to(self.vision.mean.device), hws))
         features = tokens.flatten(2).transpose(1, 2)  # (B, H*W, C), raster order
         quantizer = self.codec["quantizer"]
         if mode == "loss":

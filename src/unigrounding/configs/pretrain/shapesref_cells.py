@@ -24,7 +24,7 @@ train_dataloader = dict(
             category=[1, 2, 3, 4, 5],
             colour=["red", "green", "blue", "yellow", "purple", "white"],
         ),
-        pipeline=[dict(type="PackCellLabels", image_size=64, grid=8)],
+        pipeline=[dict(type="PackCellLabels", image_size=64, cell=8)],
     ),
 )
 # shape is the slow attribute: 1200 iterations (docs/tiny_preset.md)

@@ -4,7 +4,9 @@ Each builder writes a folder a user could have downloaded: a real
 transformers architecture class at tiny size with random weights, in the
 checkpoint's dtype, with a byte-level BPE tokenizer trained here with
 ``tokenizers`` (the family's special tokens, BOS policy and chat template),
-or a timm tower's state dict as safetensors. Nothing is downloaded.
+or a timm tower's state dict as safetensors. Nothing is downloaded. The
+tests load them exactly as a user loads a real folder, and ``ablate
+--backbone`` runs the codecs on one (:mod:`~unigrounding.ablate.backbones`).
 """
 
 from __future__ import annotations
@@ -239,12 +241,18 @@ QWEN2_5_VL_SPECIALS = [
 ]
 
 
-def qwen2_5_vl_folder(out: Path, pixels: tuple[int, int] = (56 * 56, 84 * 84)) -> Path:
+def qwen2_5_vl_folder(
+    out: Path,
+    pixels: tuple[int, int] = (56 * 56, 84 * 84),
+    vision: dict | None = None,
+    text: dict | None = None,
+) -> Path:
     """Qwen2.5-VL-Instruct (``Qwen2_5_VLForConditionalGeneration``): a
     windowed ViT with 14-pixel patches, 2x2 patch merger into the LM's width,
     a Qwen2 LM with 3-D M-RoPE (sections 2/3/3 of its 8 rotary pairs), ChatML,
     no BOS, tied embeddings, its image processor (``pixels``: min / max
-    area), bf16 weights."""
+    area), bf16 weights. ``vision`` / ``text`` override the encoder's and the
+    LM's config values (a wider LM needs its own ``rope_parameters``)."""
     tok = train_tokenizer(
         out,
         QWEN2_5_VL_SPECIALS,
@@ -268,14 +276,22 @@ def qwen2_5_vl_folder(out: Path, pixels: tuple[int, int] = (56 * 56, 84 * 84)) -
             # wider than the 0.02 of a model about to be trained: a random
             # encoder that tells cells apart, as a trained one does
             initializer_range=0.5,
+            **(vision or {}),
         ),
         text_config=dict(
             vocab_size=(len(tok) + 63) // 64 * 64,
             tie_word_embeddings=True,
             bos_token_id=None,
             eos_token_id=tok.eos_token_id,
-            rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
-            **_llm_dims(),
+            **{
+                "rope_parameters": {
+                    "rope_type": "default",
+                    "rope_theta": 1e6,
+                    "mrope_section": [2, 3, 3],
+                },
+                **_llm_dims(),
+                **(text or {}),
+            },
         ),
         image_token_id=ids("<|image_pad|>"),
         video_token_id=ids("<|video_pad|>"),
