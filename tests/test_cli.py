@@ -311,6 +311,70 @@ def test_ablate_res_takes_mask_codecs_and_scores_masks(small_preset, tmp_path):
     assert "RES gIoU" in (tmp_path / "res" / "report.md").read_text()
 
 
+def test_ablate_on_a_vlm_backbone_trains_every_stage_on_it(small_preset, tmp_path):
+    """``--backbone qwen2_5_vl_tiny``: stage 0, the codecs' own stages (the
+    proposer's and the visual tokenizer's, both under token_collective) and
+    the fine-tuning all run on the Qwen2.5-VL miniature, loaded from its
+    folder and fed its own frame; stage 0's export initialises the VLM's
+    tower; the report names the backbone."""
+    from mmengine.config import Config
+    from safetensors.torch import load_file
+
+    from unigrounding.engine.export import init_from_pretrained
+    from unigrounding.registry import MODELS
+
+    out = tmp_path / "q"
+    argv = ["ablate", "--backbone", "qwen2_5_vl_tiny", "--codecs", "text_coords,token_collective"]
+    main([*argv, "--out", str(out)])
+    report = json.loads((out / "report.json").read_text())
+    backbone = report["backbone"]
+    assert backbone["name"] == "qwen2_5_vl_tiny" == report["settings"]["backbone"]
+    assert json.loads((Path(backbone["folder"]) / "config.json").read_text())["model_type"] == (
+        "qwen2_5_vl"
+    )
+    assert "Backbone `qwen2_5_vl_tiny`" in (out / "report.md").read_text()
+    assert set(report["stages"]) == {
+        "region_proxy/proposer_shapesref.py",
+        "token_collective/quantizer_shapesref.py",
+    }
+    for name in ("text_coords", "token_collective"):
+        assert 0.0 <= report["codecs"][name]["rec_acc@0.5"] <= 1.0
+    (dumped,) = report["manifest"]["configs"]["text_coords"]  # one per seed
+    (pretrained,) = report["pretrained"]
+    cfg = Config.fromfile(dumped)
+    assert cfg.model.vlm == {"pretrained": backbone["folder"]}
+    assert not {"vision", "projector", "llm", "image_size"} & set(cfg.model)
+    (pack,) = cfg.test_dataloader.dataset.pipeline
+    assert pack.frame == "qwen2_5_vl" and "image_size" not in pack
+    stage0 = Config.fromfile(str(Path(pretrained).parent / "shapesref_cells.py"))
+    assert (
+        stage0.model.vlm == cfg.model.vlm and stage0.train_dataloader.dataset.pipeline[0].cell == 28
+    )
+    # every tower weight stage 0 trained has its place in the grounding model
+    model = MODELS.build(dict(cfg.model, init_checkpoint=None))
+    loaded = init_from_pretrained(model, pretrained)
+    trained = [
+        k for k in load_file(str(Path(pretrained) / "model.safetensors")) if k[:7] == "vision."
+    ]
+    assert trained and not set(trained) & set(loaded["unexpected"])
+    # a second run reuses the built folder and the cached stage 0
+    logs = []
+    ablate.run_ablation(
+        tmp_path / "q2", codecs=["text_coords"], backbone="qwen2_5_vl_tiny", log=logs.append
+    )
+    assert any("reusing cached stage pretrain/" in line for line in logs)
+    assert len(list((tmp_path / "cache").glob("backbone-*"))) == 1
+
+
+def test_ablate_rejects_unknown_backbone(small_preset, tmp_path):
+    from unigrounding.ablate.backbones import backbone_names
+    from unigrounding.cli.main import BACKBONE_CHOICES
+
+    assert tuple(backbone_names()) == BACKBONE_CHOICES  # the CLI's copy of the names
+    with pytest.raises(ValueError, match="unknown backbone 'qwen'"):
+        ablate.run_ablation(tmp_path / "x", backbone="qwen", log=lambda *_: None)
+
+
 def test_ablate_rejects_unknown_task(small_preset, tmp_path):
     with pytest.raises(ValueError, match="unknown task"):
         ablate.run_ablation(tmp_path / "x", task="gcg", log=lambda *_: None)
@@ -326,6 +390,7 @@ def test_report_markdown_marks_missing_values():
         {
             "preset": "quick",
             "dataset": "shapesref",
+            "backbone": {"name": "tiny", "summary": "assembled", "folder": None},
             "seconds": 1.0,
             "baselines": {"center_box": {"rec_acc@0.5": 0.1}},
             "codecs": {"c": {"rec_acc@0.5": 0.5, "res_ciou": None}},

@@ -164,3 +164,54 @@ def test_proposer_stage_trains_the_proposer_only_and_loads_into_the_grounding_mo
     assert not [k for k in names["missing"] if k.startswith(("proposers.", "vision."))]
     for key, value in stage.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_cell_labels_on_the_qwen2_5_vl_frame_hand_computed(tmp_path):
+    """A 60x72 image resized to 224x252 (3.73x, 3.5x): a lattice of 8x9
+    28-pixel cells; an object over x 0-30, y 0-24 covers x 0-105, y 0-89.6
+    of the input, so the cell centres (14, 42, 70, 98 ...) of 3 rows and 4
+    columns."""
+    from PIL import Image
+
+    from unigrounding.data.pipeline import PackCellLabels
+    from unigrounding.structures.geometry import rle_encode
+
+    Image.new("RGB", (72, 60)).save(tmp_path / "a.png")
+    mask = np.zeros((60, 72), dtype=np.uint8)
+    mask[:24, :30] = 1
+    record = dict(
+        source="instances.json",
+        image_id=7,
+        image_path=str(tmp_path / "a.png"),
+        attributes=["category"],
+        objects=[
+            dict(
+                id=1,
+                box=[0.0, 0.0, 30.0, 24.0],
+                labels={"category": 3},
+                segmentation=rle_encode(mask),
+            ),
+        ],
+    )
+    pack = PackCellLabels(cell=28, frame="qwen2_5_vl", pixels=(224 * 224, 252 * 280))
+    out = pack(record)
+    assert tuple(out["inputs"].shape) == (3, 224, 252)
+    labels = out["data_samples"]
+    expected = torch.zeros(8, 9, dtype=torch.bool)
+    expected[:3, :4] = True
+    assert torch.equal(labels["foreground"], expected)
+    assert torch.equal(labels["category"], expected.long() * 3)
+    want = torch.tensor([14 - 0, 14 - 0, 105 - 14, 89.6 - 14]) / torch.tensor([252, 224, 252, 224])
+    assert labels["box_deltas"][0, 0].tolist() == pytest.approx(want.tolist(), abs=1e-5)
+    assert labels["box_deltas"][5, 5].abs().sum() == 0  # background
+    with pytest.raises(ValueError, match=r"instances.json image 7: a 224x252 input is not"):
+        PackCellLabels(cell=32, frame="qwen2_5_vl", pixels=(224 * 224, 252 * 280))(record)
+
+
+def test_a_stage_takes_a_tower_or_a_vlm_not_both():
+    from unigrounding.models.vlm import build_tower
+
+    with pytest.raises(ValueError, match="give `vision`"):
+        build_tower()
+    with pytest.raises(ValueError, match="give `vision`"):
+        build_tower(dict(model_name="test_convnext"), dict(pretrained="x"))

@@ -262,22 +262,22 @@ def qwen2_5_vl_folder(
     )
     ids = tok.convert_tokens_to_ids
     config = Qwen2_5_VLConfig(
-        vision_config=dict(
-            depth=2,
-            hidden_size=32,
-            intermediate_size=64,
-            num_heads=2,
-            out_hidden_size=64,
-            patch_size=14,
-            spatial_merge_size=2,
-            temporal_patch_size=2,
-            window_size=56,
-            fullatt_block_indexes=[1],
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": 64,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 56,
+            "fullatt_block_indexes": [1],
             # wider than the 0.02 of a model about to be trained: a random
             # encoder that tells cells apart, as a trained one does
-            initializer_range=0.5,
+            "initializer_range": 0.5,
             **(vision or {}),
-        ),
+        },
         text_config=dict(
             vocab_size=(len(tok) + 63) // 64 * 64,
             tie_word_embeddings=True,

@@ -61,8 +61,12 @@ def apply_task(cfg: Config, task: str) -> None:
 
 
 def apply_preset(cfg: Config, settings: dict, data_root: Path, iters: int) -> None:
-    """Data, budget and (with ``settings["seed"]``) the training seed of a
-    preset; without a seed, each config keeps its own ``randomness``."""
+    """Data, budget, backbone (``settings["backbone"]``, default the configs'
+    own) and (with ``settings["seed"]``) the training seed of a preset;
+    without a seed, each config keeps its own ``randomness``."""
+    from .backbones import TINY, apply_backbone  # it reads this module's leaf_datasets
+
+    apply_backbone(cfg, settings.get("backbone", TINY))
     if "seed" in settings:
         cfg.randomness = dict(cfg.get("randomness") or {}, seed=settings["seed"])
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):

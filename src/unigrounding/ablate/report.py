@@ -116,10 +116,17 @@ def with_statistics(
     return out
 
 
+def _backbone_line(backbone: dict) -> str:
+    folder = f", loaded from `{backbone['folder']}`" if backbone["folder"] else ""
+    return f"Backbone `{backbone['name']}`: {backbone['summary']}{folder}."
+
+
 def markdown(report: dict) -> str:
     lines = [
         f"# unigrounding ablation — preset `{report['preset']}`, task "
         f"{report.get('task', 'rec').upper()}, on {report['dataset']}",
+        "",
+        _backbone_line(report["backbone"]),
         "",
         *table(report, with_statistics(report, COLUMNS)),
         *comparisons(report),

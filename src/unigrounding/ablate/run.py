@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..codecs.catalog import registered_codecs
+from .backbones import TINY, backbone_folder, describe_backbone
 from .baseline import center_box_baseline
 from .configs import TASKS, apply_preset, apply_task, codec_config
 from .lanes import default_jobs, folder, run_codecs
@@ -25,6 +26,7 @@ def run_ablation(
     config_dir_path: str | Path | None = None,
     log: Callable[[str], None] = print,
     task: str = "rec",
+    backbone: str = TINY,
     jobs: int | None = None,
     variants: bool = False,
     seeds: Sequence[int] | None = None,
@@ -57,7 +59,11 @@ def run_ablation(
 
     Every job trains in a worker process; its terminal output goes to
     ``console.log`` in its work dir (``verbose``: to the terminal), and
-    ``live`` draws one live table of the jobs (:mod:`.live`)."""
+    ``live`` draws one live table of the jobs (:mod:`.live`).
+
+    ``backbone`` names what every codec and stage is trained on
+    (:mod:`.backbones`): the configs' own assembled tiny model, or a
+    pretrained-VLM miniature loaded from its folder."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
     available = registered_codecs()
@@ -66,6 +72,8 @@ def run_ablation(
     unknown = [n for n in names if n not in available]
     if unknown:
         raise ValueError(f"unknown codec(s) {unknown}; registered: {sorted(available)}")
+    if backbone != TINY:
+        backbone_folder(backbone)  # built once, here, before any worker reads it
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = list(seeds) if seeds else [None]
@@ -74,7 +82,9 @@ def run_ablation(
         where = out / f"seed_{seed}" if len(runs) > 1 else out
         if len(runs) > 1:
             log(f"[ablate] seed {seed} ({len(reports) + 1} of {len(runs)})")
-        settings = dict(PRESETS[preset]) if seed is None else dict(PRESETS[preset], seed=seed)
+        settings = dict(PRESETS[preset], backbone=backbone)
+        if seed is not None:
+            settings["seed"] = seed
         if reseed_pretraining:
             settings["reseed_pretraining"] = True
         reports.append(
@@ -121,6 +131,7 @@ def _run_seed(
     report = {
         "task": task,
         "dataset": "shapesref",
+        "backbone": describe_backbone(settings["backbone"]),
         "seconds": 0.0,
         "settings": settings,
         "manifest": manifest(),

@@ -13,6 +13,8 @@ from pathlib import Path
 #: engine import (which loads torch, transformers and through them DeepSpeed,
 #: whose import logs to stdout); a test checks the two agree
 STRATEGY_CHOICES = ("ddp", "fsdp", "deepspeed")
+#: ``ablate.backbones.backbone_names()``, written out for the same reason
+BACKBONE_CHOICES = ("tiny", "qwen2_5_vl_tiny")
 
 
 def _cmd_codecs(args: argparse.Namespace) -> None:
@@ -163,6 +165,7 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
         codecs=codecs,
         config_dir_path=args.config_dir,
         task=args.task,
+        backbone=args.backbone,
         jobs=args.jobs,
         variants=args.variants,
         seeds=args.seeds,
@@ -334,6 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="rec",
         choices=["rec", "res"],
         help="rec: boxes, every codec; res: masks, the codecs that output them",
+    )
+    p.add_argument(
+        "--backbone",
+        default="tiny",
+        choices=BACKBONE_CHOICES,
+        help="tiny: the configs' assembled tower + projector + LLM; qwen2_5_vl_tiny: a "
+        "random miniature of Qwen2.5-VL-Instruct loaded as a pretrained VLM folder "
+        "(built into the cache once), its own input frame",
     )
     p.add_argument(
         "--jobs",
