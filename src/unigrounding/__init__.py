@@ -6,7 +6,7 @@ Python API (``ug.load``, ``ug.build``, ``Grounder.ground`` / ``chat``,
 ``ug.visualize``) and the geometry types used for prompts.
 """
 
-from . import data, decoders, engine, evaluation, models, proposers  # noqa: F401  (registration)
+from . import data, decoders, engine, evaluation, models, proposers, rl  # noqa: F401  (registration)
 from .api import Grounder, build, load, visualize
 from .codecs import all as _codecs  # noqa: F401  (registration)
 from .structures import Box, GroundingDataSample, Mask, Point, RefTargets, Scribble

@@ -1,7 +1,7 @@
 """Registries of the ``unigrounding`` scope.
 
 Every buildable part (codecs, decoders, proposers, models, datasets, transforms,
-metrics) is registered here, as children of mmengine's root registries, so that
+metrics, rewards) is registered here, as children of mmengine's root registries, so that
 config ``type=`` strings resolve in the ``unigrounding`` scope. Out-of-tree
 plugins register themselves when imported: installed ones (entry points) and
 those named by ``--plugins`` load the first time a registry is looked up
@@ -28,9 +28,11 @@ MODELS = Registry(
     "model",
     parent=MMENGINE_MODELS,
     scope=SCOPE,
-    locations=["unigrounding.models", PARADIGMS, PLUGINS],
+    locations=["unigrounding.models", "unigrounding.rl", PARADIGMS, PLUGINS],
 )
 CODECS = Registry("codec", scope=SCOPE, locations=[PARADIGMS, PLUGINS])
+#: an RL stage's rewards (:mod:`unigrounding.rl.rewards`; a paradigm's own in its package)
+REWARDS = Registry("reward", scope=SCOPE, locations=["unigrounding.rl", PARADIGMS, PLUGINS])
 DECODERS = Registry("decoder", scope=SCOPE, locations=["unigrounding.decoders", PARADIGMS, PLUGINS])
 PROPOSERS = Registry(
     "proposer", scope=SCOPE, locations=["unigrounding.proposers", PARADIGMS, PLUGINS]

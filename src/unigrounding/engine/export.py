@@ -195,6 +195,11 @@ def export_model(
     if lora not in ("merge", "adapter"):
         raise ValueError(f"lora must be 'merge' or 'adapter', got {lora!r}")
     model = _unwrap(model)
+    if hasattr(model, "exported_model"):  # a stage that trains a model it wraps (RL)
+        if state is not None:
+            raise ValueError(f"{type(model).__name__} cannot export from a gathered state")
+        model, model_cfg = model.exported_model()
+        cfg = {"model": model_cfg}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     llm = getattr(model, "llm", None)
@@ -391,14 +396,25 @@ def carry_over(base: str | Path, export: str | Path) -> list[str]:
     return added
 
 
-def build_exported(path: str | Path) -> torch.nn.Module:
-    """The model of export folder ``path``, built from its JSON config with
-    its weights loaded (each read once; no code in the folder runs)."""
+def exported_config(path: str | Path, overrides: Mapping | None = None) -> dict:
+    """:func:`read_export_config` with dotted ``overrides`` merged in (e.g.
+    ``{"codec.refine": False}``, as ``--cfg-options`` writes them)."""
+    from mmengine.config import Config
+
+    cfg = Config({"model": read_export_config(path)})
+    cfg.merge_from_dict({f"model.{k}": v for k, v in (overrides or {}).items()})
+    return cfg.to_dict()["model"]
+
+
+def build_exported(path: str | Path, overrides: Mapping | None = None) -> torch.nn.Module:
+    """The model of export folder ``path``, built from its JSON config (with
+    :func:`exported_config`'s ``overrides``) with its weights loaded (each
+    read once; no code in the folder runs)."""
     from mmengine.registry import DefaultScope
 
     from ..registry import MODELS, SCOPE
 
-    cfg = read_export_config(path)
+    cfg = exported_config(path, overrides)
     with DefaultScope.overwrite_default_scope(SCOPE):
         model = MODELS.build(cfg)
     load_export_weights(model, path)

@@ -1,6 +1,7 @@
-"""What the model's greedy decoding hands to transformers' ``generate``: a
-generation config that ignores the LLM folder's own sampling defaults, the
-constrained-decoding logits processor, and the stop handling codecs rely on."""
+"""What the model's decoding hands to transformers' ``generate``: a
+generation config that ignores the LLM folder's own sampling defaults (greedy,
+or the sampling an RL stage asks for), the constrained-decoding logits
+processor, and the stop handling codecs rely on."""
 
 from __future__ import annotations
 
@@ -10,23 +11,39 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor
 
 
-def greedy_generation(max_new_tokens: int, stop_ids: list[int], pad_id: int) -> GenerationConfig:
-    """Plain greedy decoding, whatever sampling the LLM folder's
-    ``generation_config.json`` asks for: ``generate`` fills every setting left
-    unset from it (a Qwen folder samples at temperature 0.7 with a repetition
-    penalty), so the search and the scalar penalties are pinned here. Token
-    lists a folder names (``suppress_tokens``, ``bad_words_ids``) still apply:
-    ``generate`` takes no empty value for them."""
+def generation_config(
+    max_new_tokens: int,
+    stop_ids: list[int],
+    pad_id: int,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+) -> GenerationConfig:
+    """Greedy decoding (``temperature`` 0) or sampling at ``temperature`` with
+    nucleus ``top_p``, whatever the LLM folder's ``generation_config.json``
+    asks for: ``generate`` fills every setting left unset from it (a Qwen
+    folder samples at temperature 0.7, top-k 20, with a repetition penalty),
+    so the search, the truncations and the scalar penalties are pinned here.
+    Token lists a folder names (``suppress_tokens``, ``bad_words_ids``) still
+    apply: ``generate`` takes no empty value for them."""
+    sampling = temperature > 0
     return GenerationConfig(
         max_new_tokens=max_new_tokens,
         min_new_tokens=0,
-        do_sample=False,
+        do_sample=sampling,
         num_beams=1,
         repetition_penalty=1.0,
         no_repeat_ngram_size=0,
         eos_token_id=list(stop_ids),
         pad_token_id=pad_id,
+        **(dict(temperature=temperature, top_p=top_p, top_k=0, typical_p=1.0) if sampling else {}),
     )
+
+
+def answer_mask(ids: torch.Tensor, stop_ids: list[int]) -> torch.Tensor:
+    """``(N, L)`` bool: each generated row up to and with its first stop id
+    (the whole row if it has none): the tokens the model chose."""
+    stops = torch.isin(ids, torch.tensor(stop_ids, device=ids.device)).long()
+    return (stops.cumsum(dim=1) - stops) == 0
 
 
 class AllowedTokens(LogitsProcessor):

@@ -34,7 +34,13 @@ from .chat import (
     text_ids,
     truncate,
 )
-from .generation import AllowedTokens, cache_step_kwargs, ended_at_stops, greedy_generation
+from .generation import (
+    AllowedTokens,
+    answer_mask,
+    cache_step_kwargs,
+    ended_at_stops,
+    generation_config,
+)
 from .llm import add_special_tokens, apply_lora, build_llm, build_tokenizer, fit_vocabulary
 from .preprocessor import GroundingDataPreprocessor
 from .referent_flags import ReferentFlags
@@ -560,19 +566,77 @@ class GroundingMLLM(BaseModel):
     ) -> list[GroundingDataSample]:
         view = self.model_view(inputs, data_samples, train=False)
         self._generate(view)
+        return self._decode_answers(view)
+
+    def _decode_answers(self, view: ModelView) -> list[GroundingDataSample]:
+        """The view's samples with their answers decoded: ``pred_refs`` (in
+        original pixels), ``pred_text`` and ``decode_ms`` in their metainfo."""
         view.generate = lambda texts, **kw: self._follow_up(view, texts, **kw)
         start = time.perf_counter()
         preds = [
             refs.fit_to_image(*sample.metainfo["ori_shape"])
-            for refs, sample in zip(self.codec.decode(view), data_samples, strict=True)
+            for refs, sample in zip(self.codec.decode(view), view.samples, strict=True)
         ]
         # each sample's share of the batch's decode time; RECMetric divides
         # their sum by the objects decoded
         decode_ms = (time.perf_counter() - start) * 1000 / max(len(preds), 1)
-        for sample, refs, text in zip(data_samples, preds, view.texts, strict=True):
+        for sample, refs, text in zip(view.samples, preds, view.texts, strict=True):
             sample.pred_refs = refs
             sample.set_metainfo({"pred_text": text, "decode_ms": decode_ms})
-        return data_samples
+        return view.samples
+
+    @torch.no_grad()
+    def sample(
+        self,
+        inputs: torch.Tensor,
+        data_samples: list[GroundingDataSample],
+        num_samples: int,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+    ) -> tuple[list[GroundingDataSample], torch.Tensor]:
+        """``num_samples`` answers to each sample's question, sampled at
+        ``temperature`` with nucleus ``top_p`` (an RL stage's rollouts):
+        copies of the samples, ``num_samples`` in a row for each, decoded as
+        :meth:`predict` decodes (a codec's follow-up passes stay greedy), and
+        ``(N, L)`` the token ids each answer was sampled as (a stop id ends
+        one; :func:`~.generation.answer_mask` marks its tokens), which
+        :meth:`answer_logprobs` scores."""
+        if temperature <= 0:
+            raise ValueError(f"sampling needs a temperature > 0, got {temperature}")
+        samples = [s.clone() for s in data_samples for _ in range(num_samples)]
+        with self._autocast():
+            view = self.model_view(inputs.repeat_interleave(num_samples, 0), samples, False)
+            ids = self._generate(view, temperature=temperature, top_p=top_p)
+            return self._decode_answers(view), ids
+
+    def answer_logprobs(
+        self,
+        inputs: torch.Tensor,
+        data_samples: list[GroundingDataSample],
+        answer_ids: torch.Tensor,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
+        """``(N, L)`` log-probabilities of each sample's answer ``answer_ids``
+        (as :meth:`sample` returns them) after its question, at the
+        distribution it was sampled from (logits over ``temperature``), with
+        gradients; positions past an answer's stop id hold no meaning."""
+        with self._autocast():
+            view = self.model_view(inputs, data_samples, train=False)
+            answer = answer_mask(answer_ids, self.chat.stop_ids).to(view.attention_mask.dtype)
+            ids = torch.cat([view.input_ids, answer_ids], dim=1)
+            mask = torch.cat([view.attention_mask, answer], dim=1)
+            whole = copy.copy(view)
+            whole.input_ids, whole.attention_mask = ids, mask
+            out = self.llm(
+                inputs_embeds=self._embed(whole),
+                attention_mask=mask,
+                logits_to_keep=answer_ids.shape[1] + 1,
+                **self.positions.padded_inputs(
+                    ids, ids == self.image_token_id, view.token_grids, mask
+                ),
+            )
+        logits = out.logits[:, :-1].float() / temperature
+        return torch.log_softmax(logits, dim=-1).gather(2, answer_ids.unsqueeze(-1)).squeeze(-1)
 
     def _follow_up(
         self,
@@ -617,9 +681,16 @@ class GroundingMLLM(BaseModel):
         stops = self.chat.stop_ids
         return torch.tensor(sorted({*ids, *written, *stops}), device=self.device)
 
-    def _generate(self, view: ModelView, allowed: torch.Tensor | None = None) -> None:
-        """Greedy decoding through transformers' ``generate``; fills the view's
-        generated fields. ``allowed``: token ids the answer may use
+    def _generate(
+        self,
+        view: ModelView,
+        allowed: torch.Tensor | None = None,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+    ) -> torch.Tensor:
+        """Greedy decoding (or sampling, ``temperature`` > 0) through
+        transformers' ``generate``; fills the view's generated fields and
+        returns the answers' ids as generated. ``allowed``: token ids the answer may use
         (constrained decoding, a logits processor). Any of the chat format's
         stop ids ends an answer and is recorded as EOS in ``generated_ids``
         (every later position too), so codecs find the end one way for every
@@ -629,7 +700,12 @@ class GroundingMLLM(BaseModel):
         eos = self.tokenizer.eos_token_id
         want_hidden = "hidden_states" in self.codec.needs
         want_logits = "generated_logits" in self.codec.needs
-        config = greedy_generation(self.max_new_tokens, self.chat.stop_ids, eos)
+        config = generation_config(self.max_new_tokens, self.chat.stop_ids, eos, temperature, top_p)
+        if temperature > 0:
+            # the image placeholder is input only; sampled, answer_logprobs
+            # would read it back as an image position (greedy decoding stays
+            # the LLM's own, token for token)
+            config.suppress_tokens = [self.image_token_id]
         config.update(
             output_hidden_states=want_hidden,
             output_scores=want_logits,
@@ -646,7 +722,8 @@ class GroundingMLLM(BaseModel):
         )
         # given the prompt's ids too, generate returns them before the answer
         prompt = view.input_ids.shape[1] if "input_ids" in lm_inputs else 0
-        ids = ended_at_stops(out.sequences[:, prompt:], self.chat.stop_ids, eos)
+        answers = out.sequences[:, prompt:]
+        ids = ended_at_stops(answers, self.chat.stop_ids, eos)
         view.generated_ids = ids
         if want_logits:
             view.generated_logits = torch.stack([step.float() for step in out.scores], dim=1)
@@ -663,6 +740,7 @@ class GroundingMLLM(BaseModel):
             read_back.append(last.hidden_states[-1][:, -1])
             view.generated_hidden_states = torch.stack(read_back, dim=1).float()
         view.texts = [self._decode_text(row) for row in ids.tolist()]
+        return answers
 
     def _decode_text(self, ids: list[int]) -> str:
         eos = self.tokenizer.eos_token_id

@@ -216,6 +216,18 @@ class SequencePositions:
         """Keyword inputs for the LM's forward and ``generate`` beside the embeddings."""
         return {}
 
+    def padded_inputs(
+        self,
+        input_ids: torch.Tensor,
+        is_image: torch.Tensor,
+        grids: list[tuple[int, int]],
+        mask: torch.Tensor,
+    ) -> dict:
+        """Keyword inputs for one forward over left-padded rows (a prompt and
+        a sampled answer): positions counted from each row's first token, as
+        ``generate`` counts them (a forward alone would count the padding)."""
+        return {"position_ids": (mask.long().cumsum(-1) - 1).clamp(min=0)}
+
     def step_positions(self, llm: PreTrainedModel, mask: torch.Tensor) -> torch.Tensor:
         """Position of the one new token of a cached step after ``mask`` ``(B, T)``."""
         return mask.sum(-1, keepdim=True) - 1
@@ -245,6 +257,16 @@ class MRoPEPositions(SequencePositions):
             "mm_token_type_ids": is_image.int(),
             "image_grid_thw": thw,
         }
+
+    def padded_inputs(
+        self,
+        input_ids: torch.Tensor,
+        is_image: torch.Tensor,
+        grids: list[tuple[int, int]],
+        mask: torch.Tensor,
+    ) -> dict:
+        # the VLM counts its positions from the attention mask itself
+        return self.lm_inputs(input_ids, is_image, grids)
 
     def step_positions(self, llm: PreTrainedModel, mask: torch.Tensor) -> torch.Tensor:
         base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm  # peft
