@@ -1,0 +1,16 @@
+# GRPO on the tiny CPU preset (unigrounding.rl): one rollout and one update per
+# iteration, 4 questions x 8 sampled answers (the paper's group of 8), KL 1e-2
+# to the fine-tuned starting policy (GETok-R1's). GETok's 1e-6 learning rate is
+# a 7B LoRA's; the tiny model, fine-tuned at 2e-3, takes 1e-4 (measured:
+# docs/measurements.md). Constant rate, as easy-r1 runs it (no warm-up). A
+# config adds the policy (its fine-tuned export) and the rewards.
+_base_ = ["./quick.py"]
+max_iters = 200
+lr = 1e-4
+train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=max_iters)
+optim_wrapper = dict(
+    optimizer=dict(type="AdamW", lr=lr, weight_decay=0.01, betas=(0.9, 0.98), fused=True),
+    clip_grad=dict(max_norm=1.0),
+)
+param_scheduler = []
+model = dict(type="GRPOPolicy", num_samples=8, temperature=1.0, top_p=1.0, clip=0.2, kl_coef=0.01)
