@@ -55,37 +55,31 @@ QWEN2_5_VL_TINY_PIXELS = (224 * 224, 252 * 280)
 
 
 def _qwen2_5_vl_tiny(out: Path) -> Path:
-    """Qwen2.5-VL-Instruct's architecture at the tiny preset's LM size (128
-    wide, 2 layers, 4 heads) with a 4-block windowed ViT (one full-attention
-    block last, as Qwen's every eighth), initialised as a model about to be
-    trained: stage 0 gives its tower the head start, as for the tiny one."""
+    """Qwen2.5-VL-Instruct's architecture at the tiny preset's LM size
+    (``configs/_base_/models/tiny_mllm.py``) with a 4-block windowed ViT (one
+    full-attention block last, as Qwen's every eighth), initialised as a model
+    about to be trained: stage 0 gives its tower the head start, as for the
+    tiny one."""
     from ..miniatures import qwen2_5_vl_folder
+    from .presets import config_dir
 
-    return qwen2_5_vl_folder(
-        out,
-        QWEN2_5_VL_TINY_PIXELS,
-        vision=dict(
-            depth=4,
-            hidden_size=64,
-            intermediate_size=128,
-            num_heads=2,
-            out_hidden_size=128,
-            window_size=112,
-            fullatt_block_indexes=[3],
-            initializer_range=0.02,
-        ),
-        text=dict(
-            hidden_size=128,
-            intermediate_size=512,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            max_position_embeddings=1024,
-            # M-RoPE over the 16 rotary pairs of 32-wide heads, in Qwen's
-            # temporal / height / width proportions (16 / 24 / 24 of 64)
-            rope_parameters=dict(rope_type="default", rope_theta=1e6, mrope_section=[4, 6, 6]),
-        ),
+    tiny = Config.fromfile(str(config_dir() / "_base_" / "models" / "tiny_mllm.py"))
+    text = {k: v for k, v in tiny.model.llm.config.items() if k != "model_type"}
+    pairs = text["hidden_size"] // text["num_attention_heads"] // 2
+    # M-RoPE in Qwen's temporal / height / width proportions (16 / 24 / 24 of 64 pairs)
+    sections = [pairs // 4, pairs * 3 // 8, pairs - pairs // 4 - pairs * 3 // 8]
+    text["rope_parameters"] = dict(rope_type="default", rope_theta=1e6, mrope_section=sections)
+    vision = dict(
+        depth=4,
+        hidden_size=64,
+        intermediate_size=128,
+        num_heads=2,
+        out_hidden_size=text["hidden_size"],
+        window_size=112,
+        fullatt_block_indexes=[3],
+        initializer_range=0.02,
     )
+    return qwen2_5_vl_folder(out, QWEN2_5_VL_TINY_PIXELS, vision=vision, text=text)
 
 
 BACKBONES: dict[str, VLMBackbone] = {
@@ -132,7 +126,12 @@ def backbone_folder(name: str) -> Path:
     backbone = _check(name)
     if backbone is None:
         raise ValueError(f"backbone {TINY!r} is assembled from the configs, it has no folder")
-    sources = [Path(__file__), Path(__file__).resolve().parent.parent / "miniatures.py"]
+    package = Path(__file__).resolve().parent.parent
+    sources = [
+        Path(__file__),
+        package / "miniatures.py",
+        package / "configs" / "_base_" / "models" / "tiny_mllm.py",
+    ]
     text = "".join(p.read_text() for p in sources)
     text += f"{transformers.__version__} {tokenizers.__version__} {torch.__version__}"
     folder = cache_dir() / f"backbone-{name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"

@@ -136,6 +136,13 @@ def _prompt_points(record: dict, mask: np.ndarray | None) -> np.ndarray:
     return np.array([[row.min() + 0.5, py + 0.5], [row.max() + 0.5, py + 0.5]])
 
 
+def _check_frame(frame: str, image_size: int | None) -> None:
+    if frame not in INPUT_FRAMES:
+        raise ValueError(f"frame must be one of {INPUT_FRAMES}, got {frame!r}")
+    if frame != "qwen2_5_vl" and image_size is None:
+        raise ValueError(f"frame={frame!r} needs image_size")
+
+
 @TRANSFORMS.register_module()
 class PackGroundingSample:
     """Load the image, bring it to the model's input frame and pack.
@@ -163,10 +170,7 @@ class PackGroundingSample:
         frame: str = "padded_square",
         pixels: tuple[int, int] = QWEN2_5_VL_PIXELS,
     ) -> None:
-        if frame not in INPUT_FRAMES:
-            raise ValueError(f"frame must be one of {INPUT_FRAMES}, got {frame!r}")
-        if frame != "qwen2_5_vl" and image_size is None:
-            raise ValueError(f"frame={frame!r} needs image_size")
+        _check_frame(frame, image_size)
         self.image_size, self.fill, self.frame = image_size, tuple(fill), frame
         self.pixels = tuple(pixels)
         self._inputs: dict[str, tuple[tuple[int, int], torch.Tensor]] | None = (
@@ -254,10 +258,7 @@ class PackCellLabels:
         fill: tuple[int, int, int] = (0, 0, 0),
         pixels: tuple[int, int] = QWEN2_5_VL_PIXELS,
     ) -> None:
-        if frame not in INPUT_FRAMES:
-            raise ValueError(f"frame must be one of {INPUT_FRAMES}, got {frame!r}")
-        if frame != "qwen2_5_vl" and image_size is None:
-            raise ValueError(f"frame={frame!r} needs image_size")
+        _check_frame(frame, image_size)
         self.cell, self.image_size, self.frame = cell, image_size, frame
         self.fill, self.pixels = tuple(fill), tuple(pixels)
 
