@@ -23,9 +23,15 @@ CONFIGS = sorted(
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
-def test_config_builds_its_model(path):
+def test_config_builds_its_model(path, tmp_path):
     cfg = Config.fromfile(str(path))
     assert cfg.get("train_dataloader") is not None, "every config trains something"
     with DefaultScope.overwrite_default_scope("unigrounding"):
+        if cfg.model.type == "GRPOPolicy":  # an RL stage starts from its codec's SFT export
+            from unigrounding.engine.export import export_model
+
+            sft = Config.fromfile(str(path.parent / "rec_shapesref.py"))
+            export = export_model(MODELS.build(sft.model), sft, tmp_path / "sft")
+            cfg.model.policy = str(export)
         model = MODELS.build(cfg.model)
     assert sum(p.numel() for p in model.parameters()) > 0
