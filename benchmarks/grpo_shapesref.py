@@ -1,18 +1,23 @@
 """GRPO after fine-tuning on ShapesRef: REC accuracy before and after, and
 the reward curves.
 
-    python benchmarks/grpo_shapesref.py CONFIG SFT_EXPORT [SFT_EXPORT ...] --out DIR
-        [--seeds 0 1 2] [--iters N] [--preset quick] [--cfg-options k=v ...]
+    python benchmarks/grpo_shapesref.py CONFIG [CONFIG ...] --exports SFT_EXPORT [...]
+        --out DIR [--seeds 0 1 2] [--iters N] [--preset quick] [--cfg-options k=v ...]
 
-``CONFIG`` is an RL config (``configs/text_coords/grpo_shapesref.py``,
-``configs/grid_offset/grpo_grid_shapesref.py``); each ``SFT_EXPORT`` is one
-seed's fine-tuned export of the same codec (an ``unigrounding ablate
---seeds`` run's ``seed_<s>/work/<codec>/export``), paired with ``--seeds``
-in order. Each pair is evaluated as it starts (the RL config's model: e.g.
-grid-only for the grid stage) and after the RL run, on the preset's
-ShapesRef val expressions (the ablation's cache and data). Prints per seed
-and the mean / spread of REC Acc@0.5, Acc@0.75 and mIoU, writes
-``DIR/grpo.json`` and ``DIR/reward_curves.png``. Prints figures only.
+Each ``CONFIG`` is an RL stage (``configs/text_coords/grpo_shapesref.py``;
+GETok-R1's two, ``configs/grid_offset/grpo_grid_shapesref.py`` then
+``configs/grid_offset/grpo_offset_shapesref.py``), run one after the other,
+each from the previous one's export. ``--exports`` are the fine-tuned
+exports the chain starts from, one per seed in ``--seeds`` order (the same
+export repeated: RL seeds on one checkpoint; an ``unigrounding ablate
+--seeds`` run's ``seed_<s>/work/<codec>/export``: one per training seed).
+"before" is the starting export evaluated as the last stage's model (its
+overrides: e.g. with the offset pass), "after" the chain's result; each
+stage is also scored before and after as its own model (e.g. grid-only for
+the grid stage). Evaluation is on the preset's ShapesRef val expressions
+(the ablation's cache and data). Prints per seed and the mean / spread of
+REC Acc@0.5, Acc@0.75 and mIoU, writes ``DIR/grpo.json`` and
+``DIR/reward_curves.png`` (one panel per stage). Prints figures only.
 """
 
 from __future__ import annotations
@@ -27,13 +32,16 @@ METRICS = ("rec/acc@0.5", "rec/acc@0.75", "rec/miou")
 
 
 def rl_config(
-    path: str, export: str, seed: int, work: Path, settings: dict, iters: int, options: dict
+    path: str, export: str, seed: int, work: Path, settings: dict, iters: int | None, options: dict
 ) -> Config:
+    """The RL config at ``path`` from ``export`` under the preset (``iters``:
+    the config's own when ``None``)."""
     from unigrounding.ablate.configs import apply_preset
     from unigrounding.ablate.presets import shapesref_root
 
     cfg = Config.fromfile(path)
     cfg.merge_from_dict(options)
+    iters = iters or cfg.train_cfg.max_iters
     cfg.model.policy, cfg.model.seed = str(export), seed
     apply_preset(cfg, dict(settings, seed=seed), shapesref_root(settings), iters)
     cfg.work_dir = str(work)
@@ -54,29 +62,44 @@ def reward_curve(work: Path) -> list[float]:
     return [line["reward"] for line in lines if "reward" in line]
 
 
-def plot(curves: dict[int, list[float]], out: Path, window: int = 10) -> None:
+def plot(curves: dict[str, dict[int, list[float]]], out: Path, window: int = 10) -> None:
+    """One panel per stage: each seed's reward, a ``window``-iteration mean."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    window = min(window, *(len(c) for c in curves.values()))
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for seed, curve in curves.items():
-        smooth = np.convolve(curve, np.ones(window) / window, mode="valid")
-        ax.plot(np.arange(len(smooth)) + window, smooth, label=f"seed {seed}")
-    ax.set_xlabel("iteration (one rollout each)")
-    ax.set_ylabel(f"mean reward ({window}-iteration mean)")
-    ax.legend()
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 3.5), squeeze=False)
+    for ax, (stage, by_seed) in zip(axes[0], curves.items(), strict=True):
+        width = min(window, *(len(c) for c in by_seed.values()))
+        for seed, curve in by_seed.items():
+            smooth = np.convolve(curve, np.ones(width) / width, mode="valid")
+            ax.plot(np.arange(len(smooth)) + width, smooth, label=f"seed {seed}")
+        ax.set_title(stage, fontsize=9)
+        ax.set_xlabel("iteration (one rollout each)")
+        ax.set_ylabel(f"mean reward ({width}-iteration mean)")
+        ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=120)
 
 
+def summarise(rows: dict[int, dict]) -> dict[str, dict[str, float]]:
+    summary = {}
+    for key in METRICS:
+        for phase in ("before", "after"):
+            values = [rows[s][phase][key] for s in rows]
+            summary[f"{phase} {key}"] = {
+                "mean": sum(values) / len(values),
+                "spread": max(values) - min(values),
+            }
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("config")
-    parser.add_argument("exports", nargs="+")
+    parser.add_argument("configs", nargs="+")
+    parser.add_argument("--exports", nargs="+", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--iters", type=int)
@@ -94,29 +117,38 @@ def main() -> None:
     settings = PRESETS[args.preset]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows, curves = {}, {}
+    rows, curves = {}, {stage: {} for stage in args.configs}
     for seed, export in zip(args.seeds, args.exports, strict=True):
-        iters = args.iters or Config.fromfile(args.config).train_cfg.max_iters
         work = out / f"seed_{seed}"
-        cfg = rl_config(
-            args.config, export, seed, work / "before", settings, iters, args.cfg_options
-        )
-        before = scores(Runner.from_cfg(cfg))
-        cfg = rl_config(args.config, export, seed, work / "rl", settings, iters, args.cfg_options)
-        runner = train(cfg)
-        after = scores(runner)
-        curves[seed] = reward_curve(work / "rl")
-        rows[seed] = {"before": before, "after": after, "train_iters": iters}
-        print(f"seed {seed}: before {before}  after {after}", flush=True)
-    summary = {}
-    for key in METRICS:
-        for phase in ("before", "after"):
-            values = [rows[s][phase][key] for s in rows]
-            summary[f"{phase} {key}"] = {
-                "mean": sum(values) / len(values),
-                "spread": max(values) - min(values),
-            }
-    report = {"config": args.config, "seeds": rows, "summary": summary}
+        common = (settings, args.iters, args.cfg_options)
+        last = rl_config(args.configs[-1], export, seed, work / "before", *common)
+        before = scores(Runner.from_cfg(last))
+        stages, start = [], export
+        for k, path in enumerate(args.configs):
+            name = f"stage_{k}_{Path(path).stem}"
+            if k == len(args.configs) - 1 and start == export:
+                stage_before = before  # one stage: its before is the chain's
+            else:
+                cfg = rl_config(path, start, seed, work / f"{name}_before", *common)
+                stage_before = scores(Runner.from_cfg(cfg))
+            cfg = rl_config(path, start, seed, work / name, *common)
+            runner = train(cfg)
+            stages.append(
+                {
+                    "config": path,
+                    "before": stage_before,
+                    "after": scores(runner),
+                    "train_iters": cfg.train_cfg.max_iters,
+                }
+            )
+            curves[path][seed] = reward_curve(work / name)
+            start = work / name / "export"
+        rows[seed] = {"before": before, "after": stages[-1]["after"], "stages": stages}
+        print(f"seed {seed}: before {before}  after {rows[seed]['after']}", flush=True)
+    summary = summarise(rows)
+    report = {"configs": args.configs, "seeds": rows, "summary": summary}
+    for k in range(len(args.configs)):
+        report[f"stage_{k}"] = summarise({s: rows[s]["stages"][k] for s in rows})
     (out / "grpo.json").write_text(json.dumps(report, indent=1))
     plot(curves, out / "reward_curves.png")
     for key, value in summary.items():

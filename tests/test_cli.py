@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from mmengine.config import Config
+from safetensors.torch import load_file
 
 import unigrounding.ablate as ablate
 from unigrounding.ablate.configs import apply_task, codec_config
@@ -51,6 +53,7 @@ def small_preset(monkeypatch, tmp_path):
             "pretrain_iters": 2,
             "finetune_iters": 2,
             "stage_iters": 2,
+            "rl_iters": 2,
             "n_train": 30,
             "n_val": 10,
             "eval_samples": 8,
@@ -373,6 +376,38 @@ def test_ablate_rejects_unknown_backbone(small_preset, tmp_path):
     assert tuple(backbone_names()) == BACKBONE_CHOICES  # the CLI's copy of the names
     with pytest.raises(ValueError, match="unknown backbone 'qwen'"):
         ablate.run_ablation(tmp_path / "x", backbone="qwen", log=lambda *_: None)
+
+
+def test_ablate_rl_adds_grpo_rows_after_the_fine_tuning(small_preset, tmp_path):
+    """``--rl``: text_coords' GRPO stage and grid_offset's two (grid, then
+    offsets) run from each codec's fine-tuned export, each an extra row (and
+    grid_offset's grid-only variant of it); other codecs are unchanged."""
+    from unigrounding.engine.export import exported_config
+
+    out = tmp_path / "ab"
+    main(["ablate", "--codecs", "text_coords,grid_offset,trp", "--rl", "--out", str(out)])
+    report = json.loads((out / "report.json").read_text())
+    rows = report["codecs"]
+    assert {"text_coords (GRPO)", "grid_offset (GRPO)", "grid_offset (GRPO, grid only)"} <= set(
+        rows
+    )
+    assert not any(name.startswith("trp (GRPO") for name in rows)
+    for name in ("text_coords (GRPO)", "grid_offset (GRPO)"):
+        assert rows[name]["train_iters"] == 2 and rows[name]["eval_samples"] == 8
+        assert rows[name]["rec_acc@0.5"] is not None
+    work = out / "work"
+    assert not (work / "text_coords" / "rl_1").exists()
+    # the grid stage rolled out grid-only; the offset stage refines (its export's codec)
+    assert exported_config(work / "grid_offset" / "rl_0" / "export")["codec"]["refine"] is False
+    assert exported_config(work / "grid_offset" / "rl_1" / "export")["codec"]["refine"] is True
+    sft, rl = (
+        load_file(str(work / "text_coords" / d / "export" / "llm" / "model.safetensors"))
+        for d in (".", "rl_0")
+    )
+    assert any(not torch.equal(sft[k], rl[k]) for k in sft)  # the policy was trained
+    assert "text_coords (GRPO)" in (out / "report.md").read_text()
+    with pytest.raises(ValueError, match="--rl runs with task 'rec'"):
+        ablate.run_ablation(tmp_path / "res", codecs=["grid_offset"], task="res", rl=True)
 
 
 def test_ablate_rejects_unknown_task(small_preset, tmp_path):

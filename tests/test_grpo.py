@@ -19,6 +19,7 @@ from unigrounding.engine.runner import train
 from unigrounding.models.generation import answer_mask
 from unigrounding.registry import MODELS, REWARDS
 from unigrounding.rl import group_advantages, grpo_objective, kl_to_reference
+from unigrounding.structures import GroundingDataSample, RefTargets
 
 
 @REWARDS.register_module(force=True)
@@ -97,13 +98,15 @@ def test_answer_logprobs_of_a_row_do_not_depend_on_its_batch(tiny_export, shapes
     assert len(lengths) > 1  # the prompts pad differently
     batch = collate(rows)
     torch.manual_seed(1)
-    answered, ids = model.sample(batch["inputs"], batch["data_samples"], num_samples=2)
-    assert len(answered) == 6 and ids.shape[0] == 6
+    rollout = model.sample(batch["inputs"], batch["data_samples"], num_samples=2)
+    answered, ids = rollout.samples, rollout.answer_ids
+    assert len(answered) == 6 and ids.shape[0] == 6 and rollout.allowed is None
     assert answered[0].metainfo["sample_id"] == answered[1].metainfo["sample_id"]
     assert not (ids == model.image_token_id).any()
     images = batch["inputs"].repeat_interleave(2, 0)
     together = model.answer_logprobs(images, answered, ids)
-    mask = answer_mask(ids, model.chat.stop_ids)
+    mask = rollout.mask
+    assert torch.equal(mask, answer_mask(ids, model.chat.stop_ids))
     for row in range(6):
         alone = model.answer_logprobs(
             images[row : row + 1], answered[row : row + 1], ids[row : row + 1]
@@ -184,3 +187,103 @@ def test_grpo_refuses_a_latent_codec_and_a_group_of_one(tmp_path):
         )
     with pytest.raises(ValueError, match="num_samples >= 2"):
         MODELS.build(dict(type="GRPOPolicy", policy=str(export), rewards=[{}], num_samples=1))
+
+
+def test_box_refinement_reward_is_the_iou_gain_over_the_first_answer():
+    from unigrounding.rl.rewards import BoxRefinementReward
+
+    sample = GroundingDataSample(metainfo={"sample_id": "s1"})
+    sample.gt_refs = RefTargets.build([[0, 0, 10, 20]])
+    sample.pred_refs = RefTargets.build([[0, 0, 10, 20]])  # IoU 1
+    with pytest.raises(KeyError, match="sample s1: BoxRefinementReward .* follow_up=True"):
+        BoxRefinementReward()(sample)
+    sample.set_metainfo({"first_pass_refs": RefTargets.build([[0, 0, 10, 10]])})  # IoU 0.5
+    assert BoxRefinementReward()(sample) == pytest.approx(0.5)
+    sample.pred_refs = RefTargets.build([[0, 0, 10, 5]])  # IoU 0.25: the pass hurt
+    assert BoxRefinementReward()(sample) == pytest.approx(-0.25)
+
+
+PROPOSAL = ("<grid_2_3>", "<grid_5_6>")
+
+
+def propose_always(model) -> None:
+    """Make an untrained grid_offset model's next greedy answer the box
+    ``PROPOSAL`` (with max_new_tokens 2): the LM head's first two calls (the
+    prompt's, then the next step's) put +100 on its tokens in turn; later
+    ones are left alone, so the refinement pass samples from the model."""
+    head = model.llm.get_output_embeddings()
+    steps = list(model.tokenizer.convert_tokens_to_ids(list(PROPOSAL)))
+
+    def steer(module, args, out):
+        if not steps:
+            return out
+        bias = torch.zeros(out.shape[-1])
+        bias[steps.pop(0)] = 100.0
+        return out + bias
+
+    head.register_forward_hook(steer)
+
+
+@pytest.fixture(scope="module")
+def grid_export(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = dict(tiny_model_cfg(type="grid_offset", n=8, m=16), max_new_tokens=2)
+    out = tmp_path_factory.mktemp("sft_grid") / "export"
+    return export_model(MODELS.build(cfg), {"model": cfg}, out)
+
+
+def test_follow_up_rollout_samples_refinements_of_one_shared_proposal(grid_export, rec_batch):
+    import unigrounding as ug
+    from unigrounding.codecs.grid_offset.codec import REFINE_TEMPLATE
+
+    model = ug.load(grid_export).model.eval()
+    propose_always(model)
+    torch.manual_seed(0)
+    rollout = model.sample(rec_batch["inputs"], rec_batch["data_samples"], 3, follow_up=True)
+    assert len(rollout.samples) == 12 and rollout.mask.any(dim=1).all()
+    for k, sample in enumerate(rollout.samples):
+        question = rec_batch["data_samples"][k // 3].conversation[0]["text"]
+        want = REFINE_TEMPLATE.format(question=question, proposal="".join(PROPOSAL))
+        assert sample.conversation[0] == {"role": "user", "text": want}
+        first = sample.metainfo["first_pass_refs"].boxes
+        torch.testing.assert_close(
+            first, rollout.samples[k // 3 * 3].metainfo["first_pass_refs"].boxes
+        )
+    chosen = rollout.answer_ids[rollout.mask]
+    assert set(chosen.tolist()) <= set(rollout.allowed.tolist())
+    # the copies of a question refine it differently (sampled), so their boxes differ
+    boxes = torch.stack([s.pred_refs.boxes[0] for s in rollout.samples]).view(4, 3, 4)
+    assert (boxes != boxes[:, :1]).any()
+    images = rec_batch["inputs"].repeat_interleave(3, 0)
+    args = (images, rollout.samples, rollout.answer_ids, 1.0)
+    constrained = model.answer_logprobs(*args, rollout.allowed)[rollout.mask]
+    free = model.answer_logprobs(*args)[rollout.mask]
+    # renormalised over the moves, each chosen token is likelier than over the vocabulary
+    assert torch.isfinite(constrained).all() and (constrained > free).all()
+    assert (constrained <= 0).all()
+
+
+def test_offset_stage_update_moves_the_policy_on_refinements_only(grid_export, rec_batch):
+    from mmengine.optim import OptimWrapper
+
+    torch.manual_seed(0)
+    stage = MODELS.build(
+        dict(
+            type="GRPOPolicy",
+            policy=str(grid_export),
+            rewards=[dict(type="BoxRefinementReward"), dict(type="AnswerFormatReward", weight=0.5)],
+            num_samples=4,
+            follow_up=True,
+        )
+    )
+    propose_always(stage.policy)
+    before = {k: v.clone() for k, v in stage.policy.state_dict().items()}
+    params = [p for p in stage.parameters() if p.requires_grad]
+    wrapper = OptimWrapper(torch.optim.SGD(params, lr=1.0))
+    log = stage.train_step(dict(rec_batch), wrapper)
+    assert torch.isfinite(log["loss"]) and "reward_box_gain" in log
+    # refinement answers of 1-2 tokens: the moves (and the end) were scored
+    assert 1 <= log["answer_tokens"] <= 3
+    key = "llm.model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(stage.policy.state_dict()[key], before[key])
+    torch.testing.assert_close(stage.reference.state_dict()[key], before[key])

@@ -70,9 +70,7 @@ def test_refinement_reward_eq13():
     assert R.refinement_reward(coarse, refined, deleted, mask, step=4) == pytest.approx(1 / 6)
 
 
-def test_iou_gain_rewards():
-    gt = np.array([0, 0, 10, 20.0])
-    assert R.box_iou_gain(np.array([0, 0, 10, 10.0]), gt, gt) == pytest.approx(0.5)
+def test_mask_iou_gain_reward():
     full, half = square_mask(0, 10), square_mask(0, 10)
     half[5:] = False
     assert R.mask_iou_gain(full, half, half) == pytest.approx(0.5)

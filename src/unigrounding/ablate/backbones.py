@@ -167,12 +167,13 @@ def apply_backbone(cfg: Config, name: str) -> None:
     backbone = _check(name)
     if backbone is None:
         return
-    # image_size is the assembled tower's square input; the VLM's frame has its own
-    for key in (*ASSEMBLED_BACKBONE_KEYS, "image_size"):
-        cfg.model.pop(key, None)
-    cfg.model.vlm = dict(pretrained=str(backbone_folder(name)))
-    if "max_new_tokens" in cfg.model:
-        cfg.model.max_new_tokens = max(cfg.model.max_new_tokens, backbone.max_new_tokens)
+    if "policy" not in cfg.model:  # an RL stage's model is an export, backbone and all
+        # image_size is the assembled tower's square input; the VLM's frame has its own
+        for key in (*ASSEMBLED_BACKBONE_KEYS, "image_size"):
+            cfg.model.pop(key, None)
+        cfg.model.vlm = dict(pretrained=str(backbone_folder(name)))
+        if "max_new_tokens" in cfg.model:
+            cfg.model.max_new_tokens = max(cfg.model.max_new_tokens, backbone.max_new_tokens)
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
         if cfg.get(loader) is None:
             continue

@@ -1,5 +1,6 @@
 """One codec's job in the ablation: fine-tune, evaluate (also under each of
-its evaluation variants), and the report row it gives."""
+its evaluation variants), then its RL stages if it has them, and the report
+rows it gives."""
 
 from __future__ import annotations
 
@@ -11,18 +12,43 @@ from mmengine.config import Config
 
 
 def run_codec(cfg: Config, work: Path) -> dict[str, dict]:
-    """Fine-tune and evaluate one codec: its report row under ``""``, and one row
-    per evaluation variant of the codec (the same checkpoint) under its name."""
+    """Fine-tune and evaluate one codec: its report row under ``""``, one row
+    per evaluation variant of the codec (the same checkpoint) under its name,
+    and, when the config carries RL stages (``ablate_rl_stages``, see
+    :func:`~.configs.rl_stage_configs`), the rows of the model they end with
+    under ``"GRPO"`` and ``"GRPO, <variant>"``."""
+    rl_stages = cfg.pop("ablate_rl_stages", [])
+    cfg.work_dir = str(work)
+    rows = trained_rows(cfg, lambda runner: runner.model)
+    start = work / "export"
+    for k, stage in enumerate(rl_stages):
+        stage = Config(stage)
+        stage.model.policy, stage.work_dir = str(start), str(work / f"rl_{k}")
+        if k < len(rl_stages) - 1:
+            _train(stage)
+        else:
+            final = trained_rows(stage, lambda runner: runner.model.policy)
+            rows.update({f"GRPO, {v}" if v else "GRPO": row for v, row in final.items()})
+        start = work / f"rl_{k}" / "export"
+    return rows
+
+
+def _train(cfg: Config):
     from mmengine.runner import Runner
 
-    from ..roundtrip import prepared_samples, roundtrip
-
-    cfg.work_dir = str(work)
     runner = Runner.from_cfg(cfg)
     start = time.perf_counter()
     runner.train()
-    train_seconds = time.perf_counter() - start
-    model = runner.model
+    return runner, time.perf_counter() - start
+
+
+def trained_rows(cfg: Config, grounding_model: Callable) -> dict[str, dict]:
+    """Train ``cfg`` and evaluate what it trained (``grounding_model(runner)``,
+    the model that holds the codec) as it is and under each evaluation variant."""
+    from ..roundtrip import prepared_samples, roundtrip
+
+    runner, train_seconds = _train(cfg)
+    model = grounding_model(runner)
     dataset = runner.test_dataloader.dataset
     samples = prepared_samples(model, [dataset[i] for i in range(min(len(dataset), 200))])
 

@@ -5,8 +5,10 @@ A codec's ablation config is ``configs/ablate/<codec>.py``, which inherits the
 user config ``configs/<codec>/rec_shapesref.py`` and adds ``ablate_*`` keys:
 ``ablate_stages`` (its own training stages, run first), ``ablate_metrics``
 (extra evaluators), ``ablate_variants`` (training variants: name → dotted
-overrides), ``ablate_task_overrides`` (task → dotted overrides) and
-``ablate_cost`` (one iteration's cost next to text_coords', for scheduling).
+overrides), ``ablate_task_overrides`` (task → dotted overrides),
+``ablate_rl`` (its RL stages, config paths under ``configs/``, run one after
+the other from its fine-tuned export by ``ablate --rl``) and ``ablate_cost``
+(one iteration's cost next to text_coords', for scheduling).
 """
 
 from __future__ import annotations
@@ -94,3 +96,20 @@ def estimated_cost(cfg: Config, cost: float | None = None) -> float:
     text_coords (``cost``, else the config's ``ablate_cost``) times its
     iterations."""
     return (cost if cost is not None else cfg.get("ablate_cost", 1.0)) * cfg.train_cfg.max_iters
+
+
+def rl_stage_configs(cfg: Config, cdir: Path, settings: dict, data_root: Path) -> list[dict]:
+    """A codec's ``ablate_rl`` stages under the preset: each RL config with the
+    preset's data and seed (the rollouts' too), ``settings["rl_iters"]``
+    iterations if set (else the config's own); plain dicts, which the codec's
+    dumped config carries to its worker (:func:`~.codec_job.run_codec`)."""
+    stages = []
+    for path in cfg.get("ablate_rl", []):
+        stage = Config.fromfile(str(cdir / path))
+        apply_preset(
+            stage, settings, data_root, settings.get("rl_iters") or stage.train_cfg.max_iters
+        )
+        if "seed" in settings:
+            stage.model.seed = settings["seed"]
+        stages.append(stage.to_dict())
+    return stages

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 #: Data size and iteration budget per preset; ``ablate --seeds`` adds ``seed``.
+#: Optional: ``stage_iters`` / ``rl_iters`` replace the iterations of the
+#: codecs' own stages / RL stages (default: their configs').
 PRESETS = {
     "quick": {
         "pretrain_iters": 1200,

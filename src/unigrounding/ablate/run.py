@@ -12,7 +12,7 @@ from pathlib import Path
 from ..codecs.catalog import registered_codecs
 from .backbones import TINY, backbone_folder, describe_backbone
 from .baseline import center_box_baseline
-from .configs import TASKS, apply_preset, apply_task, codec_config
+from .configs import TASKS, apply_preset, apply_task, codec_config, rl_stage_configs
 from .lanes import default_jobs, folder, run_codecs
 from .presets import PRESETS, config_dir, shapesref_root
 from .report import manifest, write_report
@@ -33,6 +33,7 @@ def run_ablation(
     reseed_pretraining: bool = False,
     live: bool = False,
     verbose: bool = False,
+    rl: bool = False,
 ) -> dict:
     """Pretrain once (cached), fine-tune + evaluate each codec, write the report.
 
@@ -42,7 +43,11 @@ def run_ablation(
     (default :func:`~.lanes.default_jobs`); results do not depend on it. With
     ``variants``, a codec's training variants (``ablate_variants`` of its
     ablate config: name → dotted config overrides, e.g. a paper's design
-    ablation) are trained too, each a row ``"<codec> [<variant>]"``.
+    ablation) are trained too, each a row ``"<codec> [<variant>]"``. With
+    ``rl`` (REC only), a codec with RL stages (``ablate_rl`` of its ablate
+    config) runs them after its fine-tuning, from its export, in its own job:
+    one more row ``"<codec> (GRPO)"`` (and one per evaluation variant,
+    ``"<codec> (GRPO, <variant>)"``).
 
     ``seeds`` trains everything once per seed, each replacing the training
     seed of every codec and its own stages (the ShapesRef data and the
@@ -66,6 +71,10 @@ def run_ablation(
     pretrained-VLM miniature loaded from its folder."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
+    if rl and task != "rec":
+        raise ValueError(
+            f"the RL stages' rewards score boxes: --rl runs with task 'rec', not {task!r}"
+        )
     available = registered_codecs()
     unit = TASKS[task][1]
     names = codecs or [n for n, cls in available.items() if unit in cls.units]
@@ -99,6 +108,7 @@ def run_ablation(
                 variants,
                 live,
                 verbose,
+                rl,
             )
         )
         reports[-1]["preset"] = preset
@@ -122,6 +132,7 @@ def _run_seed(
     variants: bool,
     live: bool,
     verbose: bool,
+    rl: bool = False,
 ) -> dict:
     """One seed's ablation (``settings`` carry the seed, if any): its report,
     with every row's per-sample scores."""
@@ -148,9 +159,13 @@ def _run_seed(
         apply_task(cfg, task)
         cfg.ablate_stages = stages
         configs[name] = cfg
+        rl_stages = rl_stage_configs(cfg, cdir, settings, data_root) if rl else []
+        cfg.pop("ablate_rl", None)
         for variant, overrides in (cfg.pop("ablate_variants", {}) if variants else {}).items():
             configs[f"{name} [{variant}]"] = copy.deepcopy(cfg)
             configs[f"{name} [{variant}]"].merge_from_dict(overrides)
+        if rl_stages:
+            cfg.ablate_rl_stages = rl_stages
     log(
         f"[ablate] fine-tuning {', '.join(names)} ({settings['finetune_iters']} iters each, "
         f"{jobs} at a time)"

@@ -172,6 +172,7 @@ def _cmd_ablate(args: argparse.Namespace) -> None:
         reseed_pretraining=args.reseed_pretraining,
         live=not args.verbose,
         verbose=args.verbose,
+        rl=args.rl,
     )
 
 
@@ -355,6 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--variants",
         action="store_true",
         help="also train each codec's design variants (ablate_variants of its ablate config)",
+    )
+    p.add_argument(
+        "--rl",
+        action="store_true",
+        help="after fine-tuning, run the RL (GRPO) stages of the codecs that have them "
+        "(ablate_rl of their ablate config): extra rows '<codec> (GRPO)'",
     )
     p.add_argument(
         "--seeds",

@@ -6,9 +6,12 @@ processor, and the stop handling codecs rely on."""
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import torch
 from transformers import GenerationConfig, LogitsProcessor
+
+from ..structures import GroundingDataSample
 
 
 def generation_config(
@@ -46,8 +49,27 @@ def answer_mask(ids: torch.Tensor, stop_ids: list[int]) -> torch.Tensor:
     return (stops.cumsum(dim=1) - stops) == 0
 
 
+@dataclass
+class Rollout:
+    """Sampled answers (an RL stage's rollout), ``num_samples`` rows per question.
+
+    ``samples``: the decoded copies (``pred_refs``, ``metainfo["pred_text"]``);
+    each copy's ``conversation`` is the one its answer was sampled after.
+    ``answer_ids``: ``(N, L)`` the answers' token ids as sampled. ``mask``:
+    ``(N, L)`` bool, the tokens the model chose (a row it was not asked to
+    answer has none). ``allowed``: the ids a constrained pass could use, so
+    log-probabilities are taken over the distribution it sampled from.
+    """
+
+    samples: list[GroundingDataSample]
+    answer_ids: torch.Tensor
+    mask: torch.Tensor
+    allowed: torch.Tensor | None = None
+
+
 class AllowedTokens(LogitsProcessor):
-    """Constrained decoding: every token outside ``allowed`` (ids) gets -inf."""
+    """Constrained decoding: every token outside ``allowed`` (ids) gets -inf
+    (in the last dimension of ``scores``, one step's or a whole answer's)."""
 
     def __init__(self, allowed: torch.Tensor):
         self.allowed = allowed
@@ -55,7 +77,7 @@ class AllowedTokens(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         allowed = self.allowed.to(scores.device)
         return torch.full_like(scores, float("-inf")).index_copy(
-            1, allowed, scores.index_select(1, allowed)
+            -1, allowed, scores.index_select(-1, allowed)
         )
 
 

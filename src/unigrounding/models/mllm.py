@@ -36,6 +36,7 @@ from .chat import (
 )
 from .generation import (
     AllowedTokens,
+    Rollout,
     answer_mask,
     cache_step_kwargs,
     ended_at_stops,
@@ -568,10 +569,13 @@ class GroundingMLLM(BaseModel):
         self._generate(view)
         return self._decode_answers(view)
 
-    def _decode_answers(self, view: ModelView) -> list[GroundingDataSample]:
+    def _decode_answers(
+        self, view: ModelView, follow_up: Callable[..., ModelView] | None = None
+    ) -> list[GroundingDataSample]:
         """The view's samples with their answers decoded: ``pred_refs`` (in
-        original pixels), ``pred_text`` and ``decode_ms`` in their metainfo."""
-        view.generate = lambda texts, **kw: self._follow_up(view, texts, **kw)
+        original pixels), ``pred_text`` and ``decode_ms`` in their metainfo.
+        A codec's follow-up passes go to ``follow_up`` (default: greedy)."""
+        view.generate = follow_up or (lambda texts, **kw: self._follow_up(view, texts, **kw))
         start = time.perf_counter()
         preds = [
             refs.fit_to_image(*sample.metainfo["ori_shape"])
@@ -593,21 +597,67 @@ class GroundingMLLM(BaseModel):
         num_samples: int,
         temperature: float = 1.0,
         top_p: float = 1.0,
-    ) -> tuple[list[GroundingDataSample], torch.Tensor]:
+        follow_up: bool = False,
+    ) -> Rollout:
         """``num_samples`` answers to each sample's question, sampled at
-        ``temperature`` with nucleus ``top_p`` (an RL stage's rollouts):
-        copies of the samples, ``num_samples`` in a row for each, decoded as
-        :meth:`predict` decodes (a codec's follow-up passes stay greedy), and
-        ``(N, L)`` the token ids each answer was sampled as (a stop id ends
-        one; :func:`~.generation.answer_mask` marks its tokens), which
-        :meth:`answer_logprobs` scores."""
+        ``temperature`` with nucleus ``top_p`` (an RL stage's rollout), in a
+        row for each question and decoded as :meth:`predict` decodes.
+
+        By default the first answer is sampled and a codec's follow-up passes
+        stay greedy. With ``follow_up`` the first answer is greedy (one per
+        question, shared by its copies) and the codec's follow-up pass is
+        sampled (GETok's offset stage: the refinement of a fixed proposal);
+        each copy then holds the follow-up's conversation and, in
+        ``metainfo["first_pass_refs"]``, its first answer decoded alone (what a
+        refinement reward compares with). A question whose first answer asks
+        for no follow-up has no sampled tokens."""
         if temperature <= 0:
             raise ValueError(f"sampling needs a temperature > 0, got {temperature}")
+        stops = self.chat.stop_ids
         samples = [s.clone() for s in data_samples for _ in range(num_samples)]
         with self._autocast():
             view = self.model_view(inputs.repeat_interleave(num_samples, 0), samples, False)
-            ids = self._generate(view, temperature=temperature, top_p=top_p)
-            return self._decode_answers(view), ids
+            if not follow_up:
+                ids = self._generate(view, temperature=temperature, top_p=top_p)
+                return Rollout(self._decode_answers(view), ids, answer_mask(ids, stops))
+            first = self.model_view(inputs, [s.clone() for s in data_samples], False)
+            self._generate(first)
+            view.texts = [t for t in first.texts for _ in range(num_samples)]
+            view.generated_ids = first.generated_ids.repeat_interleave(num_samples, 0)
+            alone = self.codec.decode(view)  # view.generate unset: no follow-up
+            sampled = {}
+
+            def sampled_follow_up(texts, new_conversation=False, rows=None, allowed_tokens=None):
+                if sampled:
+                    raise RuntimeError("a follow_up rollout samples one follow-up pass")
+                asked = self._follow_up_view(view, texts, new_conversation, rows)
+                allowed = None if allowed_tokens is None else self._answer_ids(allowed_tokens)
+                sampled.update(
+                    view=asked,
+                    rows=list(range(len(samples))) if rows is None else list(rows),
+                    ids=self._generate(asked, allowed, temperature, top_p),
+                    allowed=allowed,
+                )
+                return asked
+
+            decoded = self._decode_answers(view, sampled_follow_up)
+        for sample, refs in zip(decoded, alone, strict=True):
+            sample.set_metainfo(
+                {"first_pass_refs": refs.fit_to_image(*sample.metainfo["ori_shape"])}
+            )
+        if not sampled:  # no question asked for a follow-up
+            ids = torch.full((len(decoded), 1), self.tokenizer.eos_token_id, device=self.device)
+            return Rollout(decoded, ids, torch.zeros_like(ids, dtype=torch.bool))
+        asked, rows = sampled["view"], sampled["rows"]
+        ids = torch.full(
+            (len(decoded), sampled["ids"].shape[1]), self.tokenizer.eos_token_id, device=self.device
+        )
+        ids[rows] = sampled["ids"]
+        mask = torch.zeros_like(ids, dtype=torch.bool)
+        mask[rows] = answer_mask(sampled["ids"], stops)
+        for row, asked_sample in zip(rows, asked.samples, strict=True):
+            decoded[row].conversation = asked_sample.conversation
+        return Rollout(decoded, ids, mask, sampled["allowed"])
 
     def answer_logprobs(
         self,
@@ -615,11 +665,13 @@ class GroundingMLLM(BaseModel):
         data_samples: list[GroundingDataSample],
         answer_ids: torch.Tensor,
         temperature: float = 1.0,
+        allowed: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``(N, L)`` log-probabilities of each sample's answer ``answer_ids``
-        (as :meth:`sample` returns them) after its question, at the
-        distribution it was sampled from (logits over ``temperature``), with
-        gradients; positions past an answer's stop id hold no meaning."""
+        after its conversation (a :class:`Rollout`'s), at the distribution it
+        was sampled from (logits over ``temperature``, restricted to
+        ``allowed`` ids when the pass was constrained), with gradients;
+        positions outside the rollout's ``mask`` hold no meaning."""
         with self._autocast():
             view = self.model_view(inputs, data_samples, train=False)
             answer = answer_mask(answer_ids, self.chat.stop_ids).to(view.attention_mask.dtype)
@@ -636,6 +688,8 @@ class GroundingMLLM(BaseModel):
                 ),
             )
         logits = out.logits[:, :-1].float() / temperature
+        if allowed is not None:
+            logits = AllowedTokens(allowed)(answer_ids, logits)
         return torch.log_softmax(logits, dim=-1).gather(2, answer_ids.unsqueeze(-1)).squeeze(-1)
 
     def _follow_up(
@@ -650,6 +704,20 @@ class GroundingMLLM(BaseModel):
         the model's answer, or alone in a new conversation; ``allowed_tokens``
         restricts the answer to those tokens (as the chat template writes
         them, see :meth:`_answer_ids`)."""
+        new_view = self._follow_up_view(view, texts, new_conversation, rows)
+        allowed = None if allowed_tokens is None else self._answer_ids(allowed_tokens)
+        self._generate(new_view, allowed)
+        return new_view
+
+    def _follow_up_view(
+        self,
+        view: ModelView,
+        texts: list[str],
+        new_conversation: bool = False,
+        rows: list[int] | None = None,
+    ) -> ModelView:
+        """The view of one more user turn for the samples ``rows`` (see
+        :meth:`_follow_up`), to be answered."""
         rows = list(range(len(view.samples))) if rows is None else list(rows)
         samples = []
         for row, text in zip(rows, texts, strict=True):
@@ -658,10 +726,7 @@ class GroundingMLLM(BaseModel):
             answered = [*sample.conversation[:-1], {"role": "assistant", "text": view.texts[row]}]
             samples.append(sample.clone())
             samples[-1].conversation = ask if new_conversation else answered + ask
-        new_view = self.model_view(view.images[rows], samples, train=False)
-        allowed = None if allowed_tokens is None else self._answer_ids(allowed_tokens)
-        self._generate(new_view, allowed)
-        return new_view
+        return self.model_view(view.images[rows], samples, train=False)
 
     def _answer_ids(self, tokens: list[str]) -> torch.Tensor:
         """The ids an answer made of ``tokens`` may use: the tokens, the pieces

@@ -55,11 +55,14 @@ def grpo_objective(
     kl = kl_to_reference(logp, ref_logp)
     per_token = -surrogate + kl_coef * kl
     lengths = mask.sum(dim=1).clamp(min=1)
-    loss = ((per_token * mask).sum(dim=1) / lengths).mean()
+    chosen = mask.bool()
+    # where, not a product: a position outside the answers may hold -inf
+    # (a token a constrained pass could not choose), and inf * 0 is nan
+    loss = (torch.where(chosen, per_token, 0).sum(dim=1) / lengths).mean()
     tokens = mask.sum().clamp(min=1)
     clipped = ((ratio < 1 - clip) | (ratio > 1 + clip)).to(logp.dtype)
     return {
         "loss": loss,
-        "kl": ((kl * mask).sum() / tokens).detach(),
+        "kl": (torch.where(chosen, kl, 0).sum() / tokens).detach(),
         "clipped": ((clipped * mask).sum() / tokens).detach(),
     }

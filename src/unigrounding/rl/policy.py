@@ -23,7 +23,6 @@ from pathlib import Path
 import torch
 from mmengine.model import BaseModel
 
-from ..models.generation import answer_mask
 from ..models.preprocessor import GroundingDataPreprocessor
 from ..registry import MODELS, REWARDS
 from .grpo import group_advantages, grpo_objective
@@ -43,6 +42,10 @@ class GRPOPolicy(BaseModel):
             grid-stage rollout without the offset pass).
         num_samples: answers sampled per question (the group, ``G``).
         temperature, top_p: the rollout's sampling.
+        follow_up: sample the codec's follow-up pass after a greedy first
+            answer instead of the first answer
+            (:meth:`~unigrounding.models.mllm.GroundingMLLM.sample`): GETok's
+            offset stage, which refines a fixed grid proposal.
         clip: the ratio's clip range ``epsilon``.
         kl_coef: weight of the KL to the reference policy (``beta``).
         seed: the rollouts' sampling seed; rollout ``k`` samples with seed
@@ -62,6 +65,7 @@ class GRPOPolicy(BaseModel):
         num_samples: int = 8,
         temperature: float = 1.0,
         top_p: float = 1.0,
+        follow_up: bool = False,
         clip: float = 0.2,
         kl_coef: float = 0.01,
         seed: int = 0,
@@ -93,6 +97,7 @@ class GRPOPolicy(BaseModel):
             self.weights.append(float(spec.pop("weight", 1.0)))
             self.rewards.append(REWARDS.build(spec))
         self.num_samples, self.temperature, self.top_p = num_samples, temperature, top_p
+        self.follow_up = follow_up
         self.clip, self.kl_coef, self.seed = clip, kl_coef, seed
         self.register_buffer("rollouts", torch.zeros((), dtype=torch.long))
 
@@ -111,20 +116,21 @@ class GRPOPolicy(BaseModel):
         with optim_wrapper.optim_context(self):
             with torch.random.fork_rng(devices=[inputs.device] if inputs.is_cuda else []):
                 torch.manual_seed(self.seed * 1_000_003 + int(self.rollouts))
-                answered, ids = self.policy.sample(
-                    inputs, samples, self.num_samples, self.temperature, self.top_p
+                rollout = self.policy.sample(
+                    inputs, samples, self.num_samples, self.temperature, self.top_p, self.follow_up
                 )
             self.rollouts += 1
+            answered, ids, mask = rollout.samples, rollout.answer_ids, rollout.mask
             scores = torch.tensor(
                 [[reward(s) for reward in self.rewards] for s in answered], device=inputs.device
             )
             total = scores @ torch.tensor(self.weights, device=inputs.device)
             advantages = group_advantages(total, self.num_samples)
             images = inputs.repeat_interleave(self.num_samples, 0)
-            logp = self.policy.answer_logprobs(images, answered, ids, self.temperature)
+            scored = (images, answered, ids, self.temperature, rollout.allowed)
+            logp = self.policy.answer_logprobs(*scored)
             with torch.no_grad():
-                ref_logp = self.reference.answer_logprobs(images, answered, ids, self.temperature)
-            mask = answer_mask(ids, self.policy.chat.stop_ids)
+                ref_logp = self.reference.answer_logprobs(*scored)
             out = grpo_objective(
                 logp, logp.detach(), ref_logp, advantages, mask, self.clip, self.kl_coef
             )

@@ -10,20 +10,26 @@ from __future__ import annotations
 
 from ..evaluation.grounding import rec_iou
 from ..registry import REWARDS
-from ..structures import GroundingDataSample
+from ..structures import GroundingDataSample, RefTargets
+
+
+def box_iou(refs: RefTargets, sample: GroundingDataSample) -> float:
+    """The IoU of the first box of ``refs`` with the sample's target box, as
+    RECMetric scores it (0 without a box)."""
+    gt, sample_id = sample.gt_refs, sample.metainfo.get("sample_id")
+    iou = rec_iou({"boxes": refs.boxes}, {"boxes": gt.boxes}, sample_id)
+    return 0.0 if iou is None else iou
 
 
 @REWARDS.register_module()
 class BoxIoUReward:
     """REC accuracy made smooth: the IoU of the first predicted box with the
-    target box, as RECMetric scores it (0 without a box)."""
+    target box (:func:`box_iou`)."""
 
     name = "iou"
 
     def __call__(self, sample: GroundingDataSample) -> float:
-        pred, gt = sample.pred_refs, sample.gt_refs
-        iou = rec_iou({"boxes": pred.boxes}, {"boxes": gt.boxes}, sample.metainfo.get("sample_id"))
-        return 0.0 if iou is None else iou
+        return box_iou(sample.pred_refs, sample)
 
 
 @REWARDS.register_module()
@@ -38,3 +44,27 @@ class AnswerFormatReward:
         refs = sample.pred_refs
         broken = refs.metainfo.get("parse_failures", 0) + refs.metainfo.get("parse_repairs", 0)
         return float(len(refs) > 0 and broken == 0)
+
+
+@REWARDS.register_module()
+class BoxRefinementReward:
+    """A follow-up pass scored by what it adds: the IoU of the refined first
+    box with the target minus that of the first answer decoded alone
+    (negative when the pass hurt). GETok-R1's box refinement reward for its
+    offset stage (Appendix C.3 names it without a formula; the gain form
+    scores the offsets alone, whatever proposal they were given). Reads the
+    first answer from ``metainfo["first_pass_refs"]``, which a
+    :class:`~.policy.GRPOPolicy` with ``follow_up=True`` records. Within a
+    group the proposal is shared, so the advantages equal those of
+    :class:`BoxIoUReward`; the gain is what the curves show."""
+
+    name = "box_gain"
+
+    def __call__(self, sample: GroundingDataSample) -> float:
+        if "first_pass_refs" not in sample.metainfo:
+            raise KeyError(
+                f"sample {sample.metainfo.get('sample_id')}: BoxRefinementReward scores a "
+                "refinement and needs the proposal (a GRPOPolicy with follow_up=True)"
+            )
+        proposal = sample.metainfo["first_pass_refs"]
+        return box_iou(sample.pred_refs, sample) - box_iou(proposal, sample)

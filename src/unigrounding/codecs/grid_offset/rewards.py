@@ -1,4 +1,6 @@
-"""GETok's rewards (paper Appendix C.3) as pure functions, for a later RL stage.
+"""GETok's rewards (paper Appendix C.3) as pure functions. The offset stage's
+box refinement reward is :class:`unigrounding.rl.rewards.BoxRefinementReward`
+(any codec's follow-up pass can be scored so).
 
 All geometry is in pixels of one image: points ``(x, y)`` (a point lies in a
 mask when the pixel ``(floor(y), floor(x))`` is set), boxes ``xyxy``, masks
@@ -179,11 +181,6 @@ def refinement_reward(
         else:
             scores.append(0.0)
     return float(np.mean(scores))
-
-
-def box_iou_gain(before: np.ndarray, after: np.ndarray, gt: np.ndarray) -> float:
-    """IoU of the refined box minus that of the proposal (negative if refinement hurt)."""
-    return box_iou(after, gt) - box_iou(before, gt)
 
 
 def mask_iou_gain(before: np.ndarray, after: np.ndarray, gt: np.ndarray) -> float:
