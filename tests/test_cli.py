@@ -379,13 +379,21 @@ def test_ablate_rejects_unknown_backbone(small_preset, tmp_path):
 
 
 def test_ablate_rl_adds_grpo_rows_after_the_fine_tuning(small_preset, tmp_path):
-    """``--rl``: text_coords' GRPO stage and grid_offset's two (grid, then
-    offsets) run from each codec's fine-tuned export, each an extra row (and
-    grid_offset's grid-only variant of it); other codecs are unchanged."""
+    """``--rl``: text_coords' GRPO stage and grid_offset's offset stage run
+    from each codec's fine-tuned export, each an extra row (and grid_offset's
+    grid-only variant of it); other codecs are unchanged. A chain of stages
+    runs in order, each from the last one's export."""
+    import shutil
+
     from unigrounding.engine.export import exported_config
 
+    # grid_offset in the paper's order: the grid stage, then the offset stage
+    configs = shutil.copytree(Path(ablate.__file__).parents[1] / "configs", tmp_path / "configs")
+    with open(configs / "ablate" / "grid_offset.py", "a") as f:
+        f.write("\nablate_rl = ['grid_offset/grpo_grid_shapesref.py', *ablate_rl]\n")
     out = tmp_path / "ab"
-    main(["ablate", "--codecs", "text_coords,grid_offset,trp", "--rl", "--out", str(out)])
+    codecs = "text_coords,grid_offset,trp"
+    main(["ablate", "--codecs", codecs, "--rl", "--out", str(out), "--config-dir", str(configs)])
     report = json.loads((out / "report.json").read_text())
     rows = report["codecs"]
     assert {"text_coords (GRPO)", "grid_offset (GRPO)", "grid_offset (GRPO, grid only)"} <= set(
@@ -397,9 +405,13 @@ def test_ablate_rl_adds_grpo_rows_after_the_fine_tuning(small_preset, tmp_path):
         assert rows[name]["rec_acc@0.5"] is not None
     work = out / "work"
     assert not (work / "text_coords" / "rl_1").exists()
-    # the grid stage rolled out grid-only; the offset stage refines (its export's codec)
+    # the grid stage rolled out grid-only; the offset stage, from its export, refines
     assert exported_config(work / "grid_offset" / "rl_0" / "export")["codec"]["refine"] is False
     assert exported_config(work / "grid_offset" / "rl_1" / "export")["codec"]["refine"] is True
+    (dumped,) = (work / "grid_offset" / "rl_1").glob("*/vis_data/config.py")
+    assert Config.fromfile(str(dumped)).model.policy == str(
+        work / "grid_offset" / "rl_0" / "export"
+    )
     sft, rl = (
         load_file(str(work / "text_coords" / d / "export" / "llm" / "model.safetensors"))
         for d in (".", "rl_0")

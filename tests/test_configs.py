@@ -30,7 +30,8 @@ def test_config_builds_its_model(path, tmp_path):
         if cfg.model.type == "GRPOPolicy":  # an RL stage starts from its codec's SFT export
             from unigrounding.engine.export import export_model
 
-            sft = Config.fromfile(str(path.parent / "rec_shapesref.py"))
+            task = "res" if "res" in path.stem.split("_") else "rec"
+            sft = Config.fromfile(str(path.parent / f"{task}_shapesref.py"))
             export = export_model(MODELS.build(sft.model), sft, tmp_path / "sft")
             cfg.model.policy = str(export)
         model = MODELS.build(cfg.model)

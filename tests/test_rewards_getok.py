@@ -74,3 +74,42 @@ def test_mask_iou_gain_reward():
     full, half = square_mask(0, 10), square_mask(0, 10)
     half[5:] = False
     assert R.mask_iou_gain(full, half, half) == pytest.approx(0.5)
+
+
+def decoded_sample(gt_mask: np.ndarray, gt_box, pred_box, pred_points=None, pred_mask=None):
+    """A decoded RES sample as an RL reward sees it (original-image pixels)."""
+    from unigrounding.structures import GroundingDataSample, RefTargets
+
+    sample = GroundingDataSample(metainfo={"sample_id": "s7"})
+    sample.gt_refs = RefTargets.build([gt_box], units=["mask"], masks=gt_mask[None])
+    points = None if pred_points is None else [pred_points]
+    masks = None if pred_mask is None else pred_mask[None]
+    sample.pred_refs = RefTargets.build([pred_box], units=["mask"], points=points, masks=masks)
+    return sample
+
+
+def test_semantic_points_reward_reads_a_decoded_answer_as_eq12():
+    mask, box = square_mask(0, 20), [0, 0, 20, 20]
+    pts = np.array([[5, 5], [8, 5], [5, 9]])
+    sample = decoded_sample(mask, box, box, pred_points=pts)
+    # the same answer as test_keypoint_quality_eq10_and_reward_eq12's matched instance
+    spread = (10 / 3) / (0.3 * 11.283791670955125)
+    f = (1 - np.exp(-1)) * (0.6 * 1.0 + 0.4 * spread) - 0.02 * 3
+    assert R.SemanticPointsReward()(sample) == pytest.approx(f)
+    # a box answer has no points: quality 0
+    assert R.SemanticPointsReward()(decoded_sample(mask, box, box)) == 0.0
+
+
+def test_mask_iou_reward():
+    from unigrounding.rl.rewards import MaskIoUReward
+
+    full, half = square_mask(0, 10), square_mask(0, 10)
+    half[5:] = False
+    assert MaskIoUReward()(decoded_sample(full, [0, 0, 10, 10], [0, 0, 10, 5], pred_mask=half)) == (
+        pytest.approx(0.5)
+    )
+    assert MaskIoUReward()(decoded_sample(full, [0, 0, 10, 10], [0, 0, 10, 5])) == 0.0  # no mask
+    rec = decoded_sample(full, [0, 0, 10, 10], [0, 0, 10, 5])
+    del rec.gt_refs.masks
+    with pytest.raises(KeyError, match="sample s7: MaskIoUReward needs target masks"):
+        MaskIoUReward()(rec)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..evaluation.grounding import rec_iou
 from ..registry import REWARDS
-from ..structures import GroundingDataSample, RefTargets
+from ..structures import GroundingDataSample, RefTargets, mask_iou
 
 
 def box_iou(refs: RefTargets, sample: GroundingDataSample) -> float:
@@ -30,6 +30,27 @@ class BoxIoUReward:
 
     def __call__(self, sample: GroundingDataSample) -> float:
         return box_iou(sample.pred_refs, sample)
+
+
+@REWARDS.register_module()
+class MaskIoUReward:
+    """RES made smooth: the IoU of the first predicted mask with the target's
+    first mask (0 without a predicted mask or with an empty union): the mask
+    reward of GETok-R1's grid stage, which names it without a formula."""
+
+    name = "mask_iou"
+
+    def __call__(self, sample: GroundingDataSample) -> float:
+        pred, gt = sample.pred_refs, sample.gt_refs
+        if "masks" not in gt or not len(gt):
+            raise KeyError(
+                f"sample {sample.metainfo.get('sample_id')}: MaskIoUReward needs target "
+                "masks (a RES dataset)"
+            )
+        if "masks" not in pred or not len(pred):
+            return 0.0
+        inter, union = mask_iou(pred.masks[0].numpy(), gt.masks[0].numpy())
+        return inter / union if union else 0.0
 
 
 @REWARDS.register_module()

@@ -14,6 +14,7 @@ from .offsets import (
     sample_refinement,
 )
 from .points import segment_critical_cells
+from .rewards import SemanticPointsReward
 
 __all__ = [
     "DELETE",
@@ -25,6 +26,7 @@ __all__ = [
     "GridOffsetProcessor",
     "GridOffsetRefineDataset",
     "RefineExample",
+    "SemanticPointsReward",
     "box_corner_refinement",
     "offset_pools",
     "offset_token",

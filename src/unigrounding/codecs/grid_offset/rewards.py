@@ -1,6 +1,8 @@
-"""GETok's rewards (paper Appendix C.3) as pure functions. The offset stage's
-box refinement reward is :class:`unigrounding.rl.rewards.BoxRefinementReward`
-(any codec's follow-up pass can be scored so).
+"""GETok's rewards (paper Appendix C.3) as pure functions, and the grid
+stage's semantic-critical points reward as an RL reward
+(:class:`SemanticPointsReward`). The offset stage's box refinement reward is
+:class:`unigrounding.rl.rewards.BoxRefinementReward` (any codec's follow-up
+pass can be scored so).
 
 All geometry is in pixels of one image: points ``(x, y)`` (a point lies in a
 mask when the pixel ``(floor(y), floor(x))`` is set), boxes ``xyxy``, masks
@@ -17,7 +19,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ...structures import mask_iou, paired_box_iou, points_in_mask
+from ...registry import REWARDS
+from ...structures import GroundingDataSample, mask_iou, paired_box_iou, points_in_mask
 from .offsets import one_step_hit
 
 TAU_L1 = 18.0
@@ -186,3 +189,28 @@ def refinement_reward(
 def mask_iou_gain(before: np.ndarray, after: np.ndarray, gt: np.ndarray) -> float:
     """IoU of the mask decoded from refined points minus that from the proposal."""
     return _mask_iou(after, gt) - _mask_iou(before, gt)
+
+
+@REWARDS.register_module()
+class SemanticPointsReward:
+    """Eq. (12) on a decoded answer, for the grid stage of a RES RL run: each
+    predicted instance is its points (none for a box answer) and box, matched
+    to the target instances by eq. (9), in original-image pixels."""
+
+    name = "points"
+
+    def __call__(self, sample: GroundingDataSample) -> float:
+        pred, gt = sample.pred_refs, sample.gt_refs
+        if "masks" not in gt:
+            raise KeyError(
+                f"sample {sample.metainfo.get('sample_id')}: SemanticPointsReward needs "
+                "target masks (a RES dataset)"
+            )
+        points = pred.points if "points" in pred else [np.zeros((0, 2))] * len(pred)
+        preds = [
+            PredictedInstance(points=np.asarray(p), box=b.numpy())
+            for p, b in zip(points, pred.boxes, strict=True)
+        ]
+        return semantic_points_reward(
+            preds, list(gt.masks.numpy()), list(gt.boxes.numpy().astype(np.float64))
+        )
