@@ -23,14 +23,19 @@ def run_codec(cfg: Config, work: Path) -> dict[str, dict]:
     start = work / "export"
     for k, stage in enumerate(rl_stages):
         stage = Config(stage)
-        stage.model.policy, stage.work_dir = str(start), str(work / f"rl_{k}")
+        stage.model.policy, stage.work_dir = str(start), str(rl_stage_dir(work, k))
         if k < len(rl_stages) - 1:
             _train(stage)
         else:
             final = trained_rows(stage, lambda runner: runner.model.policy)
             rows.update({f"GRPO, {v}" if v else "GRPO": row for v, row in final.items()})
-        start = work / f"rl_{k}" / "export"
+        start = rl_stage_dir(work, k) / "export"
     return rows
+
+
+def rl_stage_dir(work: Path, k: int) -> Path:
+    """The work dir of a codec job's RL stage ``k``, inside the job's."""
+    return work / f"rl_{k}"
 
 
 def _train(cfg: Config):

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from mmengine.config import Config
 
-from .codec_job import run_codec
+from .codec_job import rl_stage_dir, run_codec
 from .configs import estimated_cost
 from .live import LiveView
 from .scheduling import dispatch_order
@@ -101,7 +101,17 @@ def run_codecs(
     if seconds[pretrain] == 0:
         log(f"[ablate] reusing cached stage {PRETRAIN_STAGE}: {pretrained}")
     labels = {job: job if isinstance(job, str) else "stages " + ", ".join(job) for job in seconds}
-    progress = {job: [work / folder(job) / "progress.json"] for job in configs}
+    # a codec job's fine-tuning, then its RL stages (run_codec's rl_<k> dirs)
+    progress = {
+        job: [
+            work / folder(job) / "progress.json",
+            *(
+                rl_stage_dir(work / folder(job), k) / "progress.json"
+                for k in range(len(cfg.get("ablate_rl_stages", [])))
+            ),
+        ]
+        for job, cfg in configs.items()
+    }
     for chain in [pretrain, *pending_chains]:
         init = None if chain == pretrain else pretrained
         progress[chain] = [d / "progress.json" for d in chain_work_dirs(chain, *stage_args, init)]
