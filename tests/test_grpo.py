@@ -165,6 +165,14 @@ def test_grpo_resumes_exactly(tiny_export, shapes_root, tmp_path):
     cfg.custom_hooks = [*cfg.custom_hooks, dict(type="InterruptAfter", n=2)]
     with pytest.raises(Interrupted):
         train(cfg)
+    # the checkpoint holds the policy; the reference is rebuilt from the export
+    saved = torch.load(
+        (interrupted / "last_checkpoint").read_text().strip(),
+        map_location="cpu",
+        weights_only=True,
+    )["state_dict"]
+    assert any(k.startswith("policy.") for k in saved)
+    assert not any(k.startswith("reference.") for k in saved)
     train(grpo_cfg(tiny_export, shapes_root, interrupted, 4), resume=True)
     a, b = (
         {

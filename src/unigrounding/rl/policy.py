@@ -91,6 +91,10 @@ class GRPOPolicy(BaseModel):
                 f"is of kind {self.policy.codec.kind!r}, not 'vocab'"
             )
         self.reference = copy.deepcopy(self.policy).requires_grad_(False).eval()
+        # the reference is the export, rebuilt from it on every start: a
+        # checkpoint holds the policy only (half the size at any scale)
+        self.register_state_dict_post_hook(_without_reference)
+        self.register_load_state_dict_post_hook(_reference_not_missing)
         self.rewards, self.weights = [], []
         for spec in rewards:
             spec = dict(spec)
@@ -144,3 +148,13 @@ class GRPOPolicy(BaseModel):
 
     def forward(self, inputs: torch.Tensor, data_samples: list, mode: str = "tensor"):
         return self.policy(inputs, data_samples, mode)
+
+
+def _without_reference(module, state_dict, prefix, local_metadata) -> None:
+    for key in [k for k in state_dict if k.startswith(f"{prefix}reference.")]:
+        del state_dict[key]
+
+
+def _reference_not_missing(module, incompatible_keys) -> None:
+    missing = incompatible_keys.missing_keys
+    missing[:] = [k for k in missing if not k.startswith("reference.")]
