@@ -613,49 +613,59 @@ class GroundingMLLM(BaseModel):
         for no follow-up has no sampled tokens."""
         if temperature <= 0:
             raise ValueError(f"sampling needs a temperature > 0, got {temperature}")
-        stops = self.chat.stop_ids
         samples = [s.clone() for s in data_samples for _ in range(num_samples)]
         with self._autocast():
             view = self.model_view(inputs.repeat_interleave(num_samples, 0), samples, False)
-            if not follow_up:
-                ids = self._generate(view, temperature=temperature, top_p=top_p)
-                return Rollout(self._decode_answers(view), ids, answer_mask(ids, stops))
-            first = self.model_view(inputs, [s.clone() for s in data_samples], False)
-            self._generate(first)
-            view.texts = [t for t in first.texts for _ in range(num_samples)]
-            view.generated_ids = first.generated_ids.repeat_interleave(num_samples, 0)
-            alone = self.codec.decode(view)  # view.generate unset: no follow-up
-            sampled = {}
+            if follow_up:
+                return self._sample_follow_up(inputs, data_samples, view, temperature, top_p)
+            ids = self._generate(view, temperature=temperature, top_p=top_p)
+            return Rollout(self._decode_answers(view), ids, answer_mask(ids, self.chat.stop_ids))
 
-            def sampled_follow_up(texts, new_conversation=False, rows=None, allowed_tokens=None):
-                if sampled:
-                    raise RuntimeError("a follow_up rollout samples one follow-up pass")
-                asked = self._follow_up_view(view, texts, new_conversation, rows)
-                allowed = None if allowed_tokens is None else self._answer_ids(allowed_tokens)
-                sampled.update(
-                    view=asked,
-                    rows=list(range(len(samples))) if rows is None else list(rows),
-                    ids=self._generate(asked, allowed, temperature, top_p),
-                    allowed=allowed,
-                )
-                return asked
+    def _sample_follow_up(
+        self,
+        inputs: torch.Tensor,
+        data_samples: list[GroundingDataSample],
+        view: ModelView,
+        temperature: float,
+        top_p: float,
+    ) -> Rollout:
+        """:meth:`sample` with ``follow_up``; ``view`` holds the copies."""
+        copies = len(view.samples) // len(data_samples)
+        first = self.model_view(inputs, [s.clone() for s in data_samples], False)
+        self._generate(first)
+        view.texts = [t for t in first.texts for _ in range(copies)]
+        view.generated_ids = first.generated_ids.repeat_interleave(copies, 0)
+        alone = self.codec.decode(view)  # view.generate unset: no follow-up
+        sampled = {}
 
-            decoded = self._decode_answers(view, sampled_follow_up)
+        def sampled_follow_up(texts, new_conversation=False, rows=None, allowed_tokens=None):
+            if sampled:
+                raise RuntimeError("a follow_up rollout samples one follow-up pass")
+            asked = self._follow_up_view(view, texts, new_conversation, rows)
+            allowed = None if allowed_tokens is None else self._answer_ids(allowed_tokens)
+            sampled.update(
+                view=asked,
+                rows=list(range(len(view.samples))) if rows is None else list(rows),
+                ids=self._generate(asked, allowed, temperature, top_p),
+                allowed=allowed,
+            )
+            return asked
+
+        decoded = self._decode_answers(view, sampled_follow_up)
         for sample, refs in zip(decoded, alone, strict=True):
             sample.set_metainfo(
                 {"first_pass_refs": refs.fit_to_image(*sample.metainfo["ori_shape"])}
             )
+        eos = self.tokenizer.eos_token_id
         if not sampled:  # no question asked for a follow-up
-            ids = torch.full((len(decoded), 1), self.tokenizer.eos_token_id, device=self.device)
+            ids = torch.full((len(decoded), 1), eos, device=self.device)
             return Rollout(decoded, ids, torch.zeros_like(ids, dtype=torch.bool))
-        asked, rows = sampled["view"], sampled["rows"]
-        ids = torch.full(
-            (len(decoded), sampled["ids"].shape[1]), self.tokenizer.eos_token_id, device=self.device
-        )
+        rows = sampled["rows"]
+        ids = torch.full((len(decoded), sampled["ids"].shape[1]), eos, device=self.device)
         ids[rows] = sampled["ids"]
         mask = torch.zeros_like(ids, dtype=torch.bool)
-        mask[rows] = answer_mask(sampled["ids"], stops)
-        for row, asked_sample in zip(rows, asked.samples, strict=True):
+        mask[rows] = answer_mask(sampled["ids"], self.chat.stop_ids)
+        for row, asked_sample in zip(rows, sampled["view"].samples, strict=True):
             decoded[row].conversation = asked_sample.conversation
         return Rollout(decoded, ids, mask, sampled["allowed"])
 
