@@ -641,12 +641,13 @@ class GroundingMLLM(BaseModel):
         def sampled_follow_up(texts, new_conversation=False, rows=None, allowed_tokens=None):
             if sampled:
                 raise RuntimeError("a follow_up rollout samples one follow-up pass")
-            asked = self._follow_up_view(view, texts, new_conversation, rows)
-            allowed = None if allowed_tokens is None else self._answer_ids(allowed_tokens)
+            asked, ids, allowed = self._answer_follow_up(
+                view, texts, new_conversation, rows, allowed_tokens, temperature, top_p
+            )
             sampled.update(
                 view=asked,
                 rows=list(range(len(view.samples))) if rows is None else list(rows),
-                ids=self._generate(asked, allowed, temperature, top_p),
+                ids=ids,
                 allowed=allowed,
             )
             return asked
@@ -714,20 +715,21 @@ class GroundingMLLM(BaseModel):
         the model's answer, or alone in a new conversation; ``allowed_tokens``
         restricts the answer to those tokens (as the chat template writes
         them, see :meth:`_answer_ids`)."""
-        new_view = self._follow_up_view(view, texts, new_conversation, rows)
-        allowed = None if allowed_tokens is None else self._answer_ids(allowed_tokens)
-        self._generate(new_view, allowed)
-        return new_view
+        return self._answer_follow_up(view, texts, new_conversation, rows, allowed_tokens)[0]
 
-    def _follow_up_view(
+    def _answer_follow_up(
         self,
         view: ModelView,
         texts: list[str],
         new_conversation: bool = False,
         rows: list[int] | None = None,
-    ) -> ModelView:
-        """The view of one more user turn for the samples ``rows`` (see
-        :meth:`_follow_up`), to be answered."""
+        allowed_tokens: list[str] | None = None,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+    ) -> tuple[ModelView, torch.Tensor, torch.Tensor | None]:
+        """:meth:`_follow_up` answered greedily or sampled (``temperature`` >
+        0): the answers' view, their ids as generated and the allowed ids
+        (``None`` unconstrained)."""
         rows = list(range(len(view.samples))) if rows is None else list(rows)
         samples = []
         for row, text in zip(rows, texts, strict=True):
@@ -736,7 +738,10 @@ class GroundingMLLM(BaseModel):
             answered = [*sample.conversation[:-1], {"role": "assistant", "text": view.texts[row]}]
             samples.append(sample.clone())
             samples[-1].conversation = ask if new_conversation else answered + ask
-        return self.model_view(view.images[rows], samples, train=False)
+        new_view = self.model_view(view.images[rows], samples, train=False)
+        allowed = None if allowed_tokens is None else self._answer_ids(allowed_tokens)
+        ids = self._generate(new_view, allowed, temperature, top_p)
+        return new_view, ids, allowed
 
     def _answer_ids(self, tokens: list[str]) -> torch.Tensor:
         """The ids an answer made of ``tokens`` may use: the tokens, the pieces

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..evaluation.grounding import rec_iou
 from ..registry import REWARDS
-from ..structures import GroundingDataSample, RefTargets, mask_iou
+from ..structures import GroundingDataSample, RefTargets, mask_iou_ratio
 
 
 def box_iou(refs: RefTargets, sample: GroundingDataSample) -> float:
@@ -49,8 +49,7 @@ class MaskIoUReward:
             )
         if "masks" not in pred or not len(pred):
             return 0.0
-        inter, union = mask_iou(pred.masks[0].numpy(), gt.masks[0].numpy())
-        return inter / union if union else 0.0
+        return mask_iou_ratio(pred.masks[0].numpy(), gt.masks[0].numpy())
 
 
 @REWARDS.register_module()

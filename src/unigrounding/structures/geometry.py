@@ -147,6 +147,12 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
     return int(np.logical_and(a, b).sum()), int(np.logical_or(a, b).sum())
 
 
+def mask_iou_ratio(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean masks (:func:`mask_iou`'s counts), 0 for an empty union."""
+    inter, union = mask_iou(a, b)
+    return inter / union if union else 0.0
+
+
 # User-facing prompt geometry (``ug.Box(...)`` etc.), all in original-image pixels.
 
 

@@ -251,7 +251,7 @@ def _answering(model, text: str, hidden: float):
     last-layer states of ``hidden`` (seeded random for 0) and seeded random
     logits: what a latent codec decodes from."""
 
-    def generate(view, allowed=None) -> None:
+    def generate(view, allowed=None, temperature=0.0, top_p=1.0) -> torch.Tensor:
         rows = len(view.samples)
         ids = model.tokenizer(text, add_special_tokens=False).input_ids[: model.max_new_tokens - 1]
         ids = torch.tensor([[*ids, model.tokenizer.eos_token_id]] * rows)
@@ -265,6 +265,7 @@ def _answering(model, text: str, hidden: float):
             rows, ids.shape[1], len(model.tokenizer), generator=random
         )
         view.texts = [model.tokenizer.decode(ids[0, :-1])] * rows
+        return ids
 
     return generate
 

@@ -20,7 +20,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ...registry import REWARDS
-from ...structures import GroundingDataSample, mask_iou, paired_box_iou, points_in_mask
+from ...structures import GroundingDataSample, mask_iou_ratio, paired_box_iou, points_in_mask
 from .offsets import one_step_hit
 
 TAU_L1 = 18.0
@@ -56,11 +56,6 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two xyxy boxes."""
     pair = torch.as_tensor(np.stack([a, b]), dtype=torch.float64)
     return float(paired_box_iou(pair[:1], pair[1:])[0])
-
-
-def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    inter, union = mask_iou(a, b)
-    return inter / union if union else 0.0
 
 
 def l1_box_score(pred: np.ndarray, gt: np.ndarray, tau_l1: float = TAU_L1) -> float:
@@ -188,7 +183,7 @@ def refinement_reward(
 
 def mask_iou_gain(before: np.ndarray, after: np.ndarray, gt: np.ndarray) -> float:
     """IoU of the mask decoded from refined points minus that from the proposal."""
-    return _mask_iou(after, gt) - _mask_iou(before, gt)
+    return mask_iou_ratio(after, gt) - mask_iou_ratio(before, gt)
 
 
 @REWARDS.register_module()
