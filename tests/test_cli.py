@@ -51,7 +51,7 @@ def small_preset(monkeypatch, tmp_path):
         "quick",
         {
             "pretrain_iters": 2,
-            "finetune_iters": 2,
+            "finetune_samples": 64,
             "stage_iters": 2,
             "rl_iters": 2,
             "n_train": 30,
@@ -259,6 +259,36 @@ def test_ablate_chains_stages_and_trains_design_variants(small_preset, tmp_path)
         "`token_collective` metrics: collective/precision"
         in (tmp_path / "tc" / "report.md").read_text()
     )
+
+
+def test_every_codec_fine_tunes_on_the_presets_conversations(small_preset, tmp_path):
+    """The fine-tuning budget is a number of training conversations: every
+    codec, whatever its batch, sees the same number, and a variant that
+    changes the batch trains the iterations that make it up."""
+    import shutil
+
+    from unigrounding.ablate.configs import finetune_iters
+    from unigrounding.codecs.catalog import registered_codecs
+
+    full = ablate.PRESETS["full"]
+    for name in registered_codecs():
+        cfg = codec_config(ablate.config_dir(), name)
+        conversations = finetune_iters(cfg, full) * cfg.train_dataloader.batch_size
+        assert conversations == full["finetune_samples"], name
+    configs = shutil.copytree(Path(ablate.__file__).parents[1] / "configs", tmp_path / "configs")
+    with open(configs / "ablate" / "text_coords.py", "a") as f:
+        f.write("\nablate_variants = {'batch 16': {'train_dataloader.batch_size': 16}}\n")
+    report = ablate.run_ablation(
+        tmp_path / "ab",
+        codecs=["text_coords"],
+        jobs=1,
+        variants=True,
+        config_dir_path=configs,
+        log=lambda *_: None,
+    )
+    rows = report["codecs"]
+    assert rows["text_coords"]["train_iters"] == 64 // 32
+    assert rows["text_coords [batch 16]"]["train_iters"] == 64 // 16
 
 
 def test_stage_chains_that_begin_another_run_inside_it():

@@ -91,6 +91,12 @@ def apply_preset(cfg: Config, settings: dict, data_root: Path, iters: int) -> No
     cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="ProgressHook")]
 
 
+def finetune_iters(cfg: Config, settings: dict) -> int:
+    """The preset's fine-tuning budget (``finetune_samples`` conversations) in
+    iterations at the config's training batch."""
+    return max(1, settings["finetune_samples"] // cfg.train_dataloader.batch_size)
+
+
 def estimated_cost(cfg: Config, cost: float | None = None) -> float:
     """A training job's estimated length: one iteration's cost next to one of
     text_coords (``cost``, else the config's ``ablate_cost``) times its

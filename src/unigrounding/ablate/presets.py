@@ -6,13 +6,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: Data size and iteration budget per preset; ``ablate --seeds`` adds ``seed``.
-#: Optional: ``stage_iters`` / ``rl_iters`` replace the iterations of the
-#: codecs' own stages / RL stages (default: their configs').
+#: Data size and budget per preset; ``ablate --seeds`` adds ``seed``. The
+#: fine-tuning budget is in training conversations (``finetune_samples``), the
+#: same for every codec: a codec trains ``finetune_samples // batch_size``
+#: iterations at its config's batch (quick: 625 at 32). Optional:
+#: ``stage_iters`` / ``rl_iters`` replace the iterations of the codecs' own
+#: stages / RL stages (default: their configs').
 PRESETS = {
     "quick": {
         "pretrain_iters": 1200,
-        "finetune_iters": 625,
+        "finetune_samples": 20000,
         "n_train": 3000,
         # 1000 of the ~1020 expressions of 300 val images: a one-seed interval
         # of about +-0.03 Acc@0.5 (docs/measurements.md)
@@ -21,7 +24,7 @@ PRESETS = {
     },
     "full": {
         "pretrain_iters": 2000,
-        "finetune_iters": 4000,
+        "finetune_samples": 128000,
         "n_train": 10000,
         "n_val": 500,
         "eval_samples": 1000,

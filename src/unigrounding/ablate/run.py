@@ -12,7 +12,14 @@ from pathlib import Path
 from ..codecs.catalog import registered_codecs
 from .backbones import TINY, backbone_folder, describe_backbone
 from .baseline import center_box_baseline
-from .configs import TASKS, apply_preset, apply_task, codec_config, rl_stage_configs
+from .configs import (
+    TASKS,
+    apply_preset,
+    apply_task,
+    codec_config,
+    finetune_iters,
+    rl_stage_configs,
+)
 from .lanes import default_jobs, folder, run_codecs
 from .presets import PRESETS, config_dir, shapesref_root
 from .report import manifest, write_report
@@ -153,22 +160,28 @@ def _run_seed(
     jobs = default_jobs() if jobs is None else max(1, jobs)
     configs = {}
     for name in names:
-        cfg = codec_config(cdir, name)
-        stages = cfg.get("ablate_stages", [])
-        apply_preset(cfg, settings, data_root, settings["finetune_iters"])
-        apply_task(cfg, task)
-        cfg.ablate_stages = stages
-        configs[name] = cfg
-        rl_stages = rl_stage_configs(cfg, cdir, settings, data_root) if rl else []
-        cfg.pop("ablate_rl", None)
-        for variant, overrides in (cfg.pop("ablate_variants", {}) if variants else {}).items():
-            configs[f"{name} [{variant}]"] = copy.deepcopy(cfg)
-            configs[f"{name} [{variant}]"].merge_from_dict(overrides)
+        base = codec_config(cdir, name)
+        stages = base.get("ablate_stages", [])
+        rl_stages = rl_stage_configs(base, cdir, settings, data_root) if rl else []
+        base.pop("ablate_rl", None)
+        rows = {name: {}}
+        for variant, overrides in base.pop("ablate_variants", {}).items():
+            if variants:
+                rows[f"{name} [{variant}]"] = overrides
+        # a variant is merged before the preset, so one that changes the batch
+        # still trains on the preset's number of conversations
+        for row, overrides in rows.items():
+            cfg = copy.deepcopy(base)
+            cfg.merge_from_dict(overrides)
+            apply_preset(cfg, settings, data_root, finetune_iters(cfg, settings))
+            apply_task(cfg, task)
+            cfg.ablate_stages = stages
+            configs[row] = cfg
         if rl_stages:
-            cfg.ablate_rl_stages = rl_stages
+            configs[name].ablate_rl_stages = rl_stages
     log(
-        f"[ablate] fine-tuning {', '.join(names)} ({settings['finetune_iters']} iters each, "
-        f"{jobs} at a time)"
+        f"[ablate] fine-tuning {', '.join(names)} ({settings['finetune_samples']} training "
+        f"conversations each, {jobs} at a time)"
     )
     pretrained, rows_by_codec, report["stages"] = run_codecs(
         configs, out / "work", jobs, log, (cdir, settings, data_root), live, verbose

@@ -3,6 +3,10 @@
 # evaluation variants). RES (`--task res`) refines mask points instead of box
 # corners.
 _base_ = ["../grid_offset/rec_shapesref.py"]
+# gradient clipping at 5, not the quick schedule's 1: over training seeds 0-2
+# the grid-only REC Acc@0.5 spread fell from 0.077 to 0.039 (with the offset
+# pass it stayed at 0.035; docs/measurements.md, session 21)
+optim_wrapper = dict(clip_grad=dict(max_norm=5.0))
 ablate_task_overrides = {"res": {"train_dataloader.dataset.datasets.1.box_fraction": 0.0}}
 ablate_cost = 1.0  # one iteration next to text_coords' (docs/tiny_preset.md)
 # `ablate --rl`: GETok-R1's offset stage after the fine-tuning, extra rows

@@ -8,9 +8,10 @@ test_cfg = dict(type="TestLoop")
 # on one CPU thread (docs/tiny_preset.md)
 optim_wrapper = dict(
     optimizer=dict(type="AdamW", lr=lr, weight_decay=0.01, betas=(0.9, 0.98), fused=True),
-    # 1: clipping at 5 (for every stage, or for the decoder and proposal
-    # codecs only) steadied those but unsteadied trp and text_coords and
-    # lowered most means (docs/measurements.md, session 16)
+    # 1: clipping at 5 for every stage steadied the decoder and proposal
+    # codecs but unsteadied trp and text_coords and lowered most means
+    # (docs/measurements.md, session 16); the ablation's gnd_query and
+    # grid_offset configs clip at 5 in fine-tuning only (session 21)
     clip_grad=dict(max_norm=1.0),
 )
 param_scheduler = [
