@@ -164,10 +164,9 @@ def _run_seed(
         stages = base.get("ablate_stages", [])
         rl_stages = rl_stage_configs(base, cdir, settings, data_root) if rl else []
         base.pop("ablate_rl", None)
-        rows = {name: {}}
-        for variant, overrides in base.pop("ablate_variants", {}).items():
-            if variants:
-                rows[f"{name} [{variant}]"] = overrides
+        trained = base.pop("ablate_variants", {}) if variants else {}
+        base.pop("ablate_variants", None)
+        rows = {name: {}, **{f"{name} [{v}]": o for v, o in trained.items()}}
         # a variant is merged before the preset, so one that changes the batch
         # still trains on the preset's number of conversations
         for row, overrides in rows.items():

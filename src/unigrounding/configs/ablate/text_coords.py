@@ -1,4 +1,4 @@
-# text_coords in the ablation: its ShapesRef config as it is.
+# text_coords in the ablation: its ShapesRef config at a lower peak lr.
 _base_ = ["../text_coords/rec_shapesref.py"]
 # peak lr 1e-3, not the quick schedule's 2e-3: over training seeds 0-2 its REC
 # Acc@0.5 spread fell from 0.060 to 0.029 at a 0.015 lower mean
