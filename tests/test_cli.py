@@ -205,6 +205,25 @@ def test_reseeded_pretraining_is_cached_per_seed(small_preset):
     assert stage(proposer, seed=3)[1] != stage(proposer, seed=4)[1]
 
 
+def test_a_stages_cache_ignores_the_codecs_budget():
+    """Changing the codecs' fine-tuning or RL budget or their evaluation set
+    reuses the cached stages; changing what trains a stage does not."""
+    from unigrounding.ablate.presets import config_dir
+    from unigrounding.ablate.stages import PRETRAIN_STAGE, stage_config
+
+    cdir, root = config_dir(), Path("unused")
+    base = dict(ablate.PRESETS["quick"])
+
+    def work(stage, **changed):
+        return stage_config(cdir, stage, {**base, **changed}, root, None)[1]
+
+    for stage in (PRETRAIN_STAGE, "region_proxy/proposer_shapesref.py"):
+        same = {work(stage), work(stage, finetune_samples=64, rl_iters=3, eval_samples=10)}
+        assert len(same) == 1
+        assert work(stage, pretrain_iters=7, stage_iters=7) not in same
+        assert work(stage, n_train=100) not in same
+
+
 def test_ablate_runs_a_codecs_own_stage_in_the_pool_and_reports_it(small_preset, tmp_path):
     """region_proxy's proposer stage runs beside another codec (two lanes),
     its recall lands in the report, and the codec starts from its export."""
@@ -494,6 +513,78 @@ def test_a_pipe_closed_early_ends_quietly():
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait() == 0 and "Error" not in err, err[-2000:]
+
+
+#: ``unigrounding ablate`` on two codecs with a fine-tuning budget that keeps
+#: its workers training for hours
+LONG_ABLATION = """
+import sys
+import unigrounding.ablate as ablate
+from unigrounding.cli.main import main
+ablate.PRESETS["quick"] = dict(
+    pretrain_iters=2, finetune_samples=10**7, n_train=30, n_val=10, eval_samples=8
+)
+main(["ablate", "--codecs", "text_coords,trp", "--jobs", "2", "--out", sys.argv[1]])
+"""
+
+
+def _spawned_workers(parent: int) -> list[int]:
+    """The multiprocessing workers ``parent`` has spawned (from /proc)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue  # the process has just ended
+        if ppid == parent and b"spawn_main" in cmdline:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_terminated_ablation_stops_its_workers(tmp_path):
+    """``kill`` (SIGTERM) on ``unigrounding ablate`` ends its fine-tuning
+    workers too, instead of leaving them training without a parent."""
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    env = {**os.environ, "UNIGROUNDING_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LONG_ABLATION, str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    training = [out / "work" / codec / "progress.json" for codec in ("text_coords", "trp")]
+    deadline = time.monotonic() + 300
+    while not all(p.exists() for p in training):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "the workers did not start training"
+        time.sleep(0.5)
+    workers = _spawned_workers(proc.pid)
+    try:
+        assert len(workers) == 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 30
+        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_running(pid) for pid in workers)
+    finally:  # a failure here must not leave training processes behind
+        for pid in [proc.pid, *workers]:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_version(capsys):

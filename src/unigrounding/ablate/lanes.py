@@ -12,8 +12,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -63,6 +64,20 @@ def worker(threads: int, console: str | None, job: Callable, *args):
     import unigrounding  # noqa: F401  (registration)
 
     return job(*args)
+
+
+@contextmanager
+def workers_stopped_on_exit() -> Iterator[None]:
+    """An ablation that stops early (a failed job, Ctrl-C, ``SIGTERM`` turned
+    into ``SystemExit`` by the CLI) terminates its running workers: the pool
+    alone would wait for each to finish its training, or (the parent killed)
+    leave them training with nobody to collect their results."""
+    try:
+        yield
+    except BaseException:
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise
 
 
 def codec_from_file(cfg_path: str, work: str) -> dict[str, dict]:
@@ -128,7 +143,11 @@ def run_codecs(
     )
     # spawn: a forked child would inherit torch's thread pools and any open state
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context) as pool, view:
+    with (
+        ProcessPoolExecutor(jobs, mp_context=context) as pool,
+        view,
+        workers_stopped_on_exit(),
+    ):
         while order or running:
             ready = [j for j in order if j not in after or after[j] in done]
             for job in ready[: jobs - len(running)]:

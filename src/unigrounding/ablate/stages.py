@@ -23,6 +23,10 @@ from .configs import apply_preset, estimated_cost, leaf_datasets
 from .presets import cache_dir
 
 PRETRAIN_STAGE = "pretrain/shapesref_cells.py"
+#: Preset keys no stage reads (the codecs' fine-tuning and RL budget, how many
+#: expressions they are scored on): left out of a stage's cache key, so
+#: changing them reuses the cached stages
+CODEC_ONLY_SETTINGS = ("finetune_samples", "rl_iters", "eval_samples")
 #: ``configs/ablate/stage_costs.py``: one iteration's cost per stage config
 STAGE_COSTS = "ablate/stage_costs.py"
 
@@ -83,7 +87,7 @@ def stage_config(
             ds.max_samples = None
     if init is not None:
         cfg.model.init_checkpoint = str(init)
-    trained_by = {k: v for k, v in settings.items() if k != "eval_samples"}
+    trained_by = {k: v for k, v in settings.items() if k not in CODEC_ONLY_SETTINGS}
     key = _digest(cfg.pretty_text + json.dumps(trained_by, sort_keys=True) + source_digest())
     return cfg, cache_dir() / f"{Path(stage).stem}-{key}"
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -158,6 +159,9 @@ def _print_json(result: dict, out: str | None) -> None:
 def _cmd_ablate(args: argparse.Namespace) -> None:
     from ..ablate import run_ablation
 
+    # SIGTERM (``kill``, a job scheduler) as an exception, so the ablation
+    # stops its workers instead of leaving them training
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
     codecs = args.codecs.split(",") if args.codecs else None
     run_ablation(
         args.out,
