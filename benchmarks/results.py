@@ -31,12 +31,15 @@ README_COLUMNS = [
 
 def provenance(report: dict, source: str) -> str:
     run = report.get("manifest", {})
+    # the kernels decide float rounding, so they belong next to the figures
+    kernels = f", {run['cpu_capability']} kernels" if run.get("cpu_capability") else ""
     return (
         f"From `{source}`: `unigrounding ablate`, preset `{report['preset']}`, task "
         f"{report.get('task', 'rec').upper()}, settings `{json.dumps(report['settings'])}`; "
         f"{report['seconds'] / 60:.1f} min on {run.get('cpu', 'an unrecorded host')} "
-        f"({run.get('cpu_count', '?')} CPUs), unigrounding {run.get('unigrounding', '?')}, "
-        f"torch {run.get('torch', '?')}."
+        f"({run.get('cpu_count', '?')} CPUs{kernels}), unigrounding "
+        f"{run.get('unigrounding', '?')}, torch {run.get('torch', '?')}, transformers "
+        f"{run.get('transformers', '?')}."
     )
 
 

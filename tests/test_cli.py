@@ -159,6 +159,7 @@ def test_ablate_seeds_retrain_everything_per_seed_and_report_intervals(small_pre
     report = json.loads((tmp_path / "s" / "report.json").read_text())
     assert report["seeds"] == [3, 4] and len(set(report["pretrained"])) == 1
     assert "seed" not in report["settings"] and report["manifest"]["seeds"] == [3, 4]
+    assert report["manifest"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert all(Path(p).exists() for p in report["manifest"]["configs"]["text_coords"])
     row = report["codecs"]["text_coords"]
     assert len(row["per_seed"]["rec_acc@0.5"]) == 2 and "rec_acc@0.5" in row["spread"]

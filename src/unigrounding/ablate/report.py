@@ -152,11 +152,14 @@ def markdown(report: dict) -> str:
 
 def manifest() -> dict:
     """Where and with what a report was made: the library's source digest and
-    versions, the host's CPU and thread counts."""
+    versions, the host's CPU, the CPU kernels torch runs (``cpu_capability``:
+    AVX2 and AVX-512 kernels round differently, so the same run gives other
+    figures on another host) and thread counts."""
     import os
     import platform
 
     import mmengine
+    import timm
     import torch
     import transformers
 
@@ -174,9 +177,11 @@ def manifest() -> dict:
         "source_digest": source_digest(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
+        "timm": timm.__version__,
         "mmengine": mmengine.__version__,
         "python": platform.python_version(),
         "cpu": cpu,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
